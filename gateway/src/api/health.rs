@@ -1,0 +1,48 @@
+//! Liveness, readiness and the Prometheus endpoint (no authentication: keep them on the pod
+//! network; the deploy manifests restrict who reaches them).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::app::App;
+
+/// The process is up and serving HTTP.
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database answers and start-up work is done; 503 otherwise.
+pub async fn ready(State(app): State<App>) -> impl IntoResponse {
+    let database = match tokio::time::timeout(Duration::from_secs(2), app.db.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
+    };
+    let started = *app.ready.borrow();
+    let status = if database.is_ok() && started {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
+        "database": database.err().unwrap_or_else(|| "ok".to_owned()),
+        "started": started,
+    });
+    (status, Json(body))
+}
+
+pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+}

@@ -1,0 +1,46 @@
+//! The state every request handler and background task shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::crypto::SecretKey;
+use crate::storage::Db;
+use crate::telemetry::Metrics;
+
+/// Cheap to clone: everything lives behind one `Arc`.
+#[derive(Debug, Clone)]
+pub struct App(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub db: Db,
+    pub secret_key: SecretKey,
+    pub auth: Authenticator,
+    pub metrics: Arc<Metrics>,
+    /// True once start-up work that readiness waits for is done (e.g. the first lease list).
+    pub ready: watch::Sender<bool>,
+    /// Cancelled when the gateway stops; background work watches it.
+    pub shutdown: CancellationToken,
+    /// Background tasks, awaited on shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl App {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

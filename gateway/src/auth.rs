@@ -1,0 +1,255 @@
+//! Who is calling, and what they may do.
+//!
+//! Callers present `Authorization: Bearer <token>`. A token has a role (`admin` may do
+//! everything; `user` only what its grants allow) and per-cluster grants (`read`: GET/HEAD,
+//! watches and logs; `write`: everything, upgrades included). Tokens are looked up by hash; a
+//! short-lived cache keeps the database off the proxy's hot path.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::crypto::{generate_token, token_hash};
+use crate::storage::{self, Db};
+
+/// Id of the token that `--admin-token` (or the first start) provides.
+pub const BOOTSTRAP_TOKEN_ID: &str = "bootstrap-admin";
+
+/// How long a validated token is trusted before it is looked up again. A token deleted on
+/// another replica stops working here within this time; on this replica, at once.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// A token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything: tokens, clusters, plugins, jobs, and write access to every cluster.
+    Admin,
+    /// Only what the token's grants allow.
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Self::Admin),
+            "user" => Ok(Self::User),
+            other => Err(format!("unknown role `{other}` (expected admin or user)")),
+        }
+    }
+}
+
+/// Access to one cluster (or `*`). `Write` includes `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A grant of access to a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// A cluster id, or `*` for every cluster.
+    pub cluster: String,
+    pub access: Access,
+    /// Send `Impersonate-User`/`Impersonate-Group` for the token's user so that the cluster's
+    /// own RBAC decides.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impersonate: bool,
+}
+
+/// A stored API token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub grants: Vec<Grant>,
+    /// The Kubernetes user impersonated by grants with `impersonate` (default: the name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impersonate_user: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub impersonate_groups: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds; `None` never expires.
+    pub expires_at: Option<i64>,
+}
+
+impl Token {
+    fn expired_at(&self, now_millis: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_millis)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token: Arc<Token>,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.token.role == Role::Admin
+    }
+
+    /// The strongest grant that covers `cluster_id`, if any.
+    pub fn grant_for(&self, cluster_id: &str) -> Option<Grant> {
+        if self.is_admin() {
+            return Some(Grant {
+                cluster: cluster_id.to_owned(),
+                access: Access::Write,
+                impersonate: false,
+            });
+        }
+        self.token
+            .grants
+            .iter()
+            .filter(|g| g.cluster == "*" || g.cluster == cluster_id)
+            .max_by_key(|g| (g.access, g.cluster != "*"))
+            .cloned()
+    }
+}
+
+/// Why a request is not authenticated (always a 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("missing `Authorization: Bearer <token>` header")]
+    Missing,
+    /// Not a bearer token, or a token this gateway does not know.
+    #[error("invalid token")]
+    Invalid,
+    /// A known token past its expiry.
+    #[error("token expired")]
+    Expired,
+    /// The token store could not be read.
+    #[error("token store unavailable")]
+    Unavailable,
+}
+
+/// Checks bearer tokens against the database, with a short positive cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    db: Db,
+    cache: Mutex<HashMap<String, (Arc<Token>, Instant)>>,
+}
+
+impl Authenticator {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Authenticates the value of an `Authorization` header.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Invalid)?;
+        let hash = token_hash(token);
+        let now = Instant::now();
+        let cached = self
+            .cache
+            .lock()
+            .expect("token cache lock")
+            .get(&hash)
+            .filter(|(_, at)| now.duration_since(*at) < CACHE_TTL)
+            .map(|(t, _)| t.clone());
+        let token = match cached {
+            Some(token) => token,
+            None => {
+                let token = self
+                    .db
+                    .token_by_hash(&hash)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "token lookup failed");
+                        AuthError::Unavailable
+                    })?
+                    .map(Arc::new)
+                    .ok_or(AuthError::Invalid)?;
+                let mut cache = self.cache.lock().expect("token cache lock");
+                if cache.len() >= CACHE_MAX_ENTRIES {
+                    cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
+                    if cache.len() >= CACHE_MAX_ENTRIES {
+                        cache.clear();
+                    }
+                }
+                cache.insert(hash, (token.clone(), now));
+                token
+            }
+        };
+        if token.expired_at(storage::now_millis()) {
+            return Err(AuthError::Expired);
+        }
+        Ok(Principal { token })
+    }
+
+    /// Drops a token from the cache (after it was deleted here).
+    pub fn forget(&self, token_id: &str) {
+        self.cache
+            .lock()
+            .expect("token cache lock")
+            .retain(|_, (t, _)| t.id != token_id);
+    }
+}
+
+/// Makes sure an admin token exists. With `given`, the bootstrap admin token's hash becomes
+/// that token's. Without it, a first start generates a token and returns it so the caller can
+/// print it once; later starts return `None`. Replicas racing on a shared database generate at
+/// most one.
+pub async fn bootstrap_admin(db: &Db, given: Option<&str>) -> storage::Result<Option<String>> {
+    let record = |now| Token {
+        id: BOOTSTRAP_TOKEN_ID.to_owned(),
+        name: "admin".to_owned(),
+        role: Role::Admin,
+        grants: Vec::new(),
+        impersonate_user: None,
+        impersonate_groups: Vec::new(),
+        created_at: now,
+        expires_at: None,
+    };
+    let now = storage::now_millis();
+    match given {
+        Some(token) => {
+            db.upsert_token_hash(&record(now), &token_hash(token))
+                .await?;
+            Ok(None)
+        }
+        None => {
+            let token = generate_token();
+            let inserted = db
+                .insert_token_if_absent(&record(now), &token_hash(&token))
+                .await?;
+            Ok(inserted.then_some(token))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

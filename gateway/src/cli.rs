@@ -1,0 +1,204 @@
+//! Command line: `portico serve` and friends.
+//!
+//! Every flag of `serve` also reads an environment variable. The environment is an injectable
+//! source ([`Cli::parse_with_env`]): `main` passes the process environment, tests pass a map, so a
+//! test never depends on (or mutates) the variables of the process that runs it.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+/// Portico: a WebAssembly-extensible gateway in front of many Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(Box<ServeArgs>),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Flags of `portico serve`. Values are validated into a [`crate::config::Config`].
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for the API, the proxy, health and metrics.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:3618")]
+    pub listen: String,
+
+    /// `sqlite://PATH` (embedded, created if missing) or `postgres://…` (shared by replicas).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/portico.db"
+    )]
+    pub database_url: String,
+
+    /// Admin token to accept. Without it, a first start generates one and prints it once.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// 32-byte key (base64 or 64 hex digits) that encrypts cluster credentials at rest.
+    /// Standalone: generated into the data folder when missing. Required with PostgreSQL.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Use the pod's service account to reach the cluster Portico runs in.
+    #[arg(long, env = "IN_CLUSTER", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub in_cluster: bool,
+
+    /// A registered cluster that holds the coordination leases.
+    #[arg(long, env = "HOST_CLUSTER_ID")]
+    pub host_cluster_id: Option<String>,
+
+    /// A kubeconfig file for the cluster that holds the coordination leases.
+    #[arg(long, env = "HOST_KUBECONFIG")]
+    pub host_kubeconfig: Option<PathBuf>,
+
+    /// Namespace of the leases (default: the service account's namespace, else `default`).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Lifetime of cluster and instance leases.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 60)]
+    pub lease_duration_seconds: u64,
+
+    /// How often a holder renews its leases; 0 or not below the duration means duration/3.
+    #[arg(long, env = "LEASE_RENEW_INTERVAL_SECONDS", default_value_t = 20)]
+    pub lease_renew_interval_seconds: u64,
+
+    /// Leader lease lifetime.
+    #[arg(long, env = "LEADER_LEASE_DURATION_SECONDS", default_value_t = 60)]
+    pub leader_lease_duration_seconds: u64,
+
+    /// The leader steps down when it could not renew for this long.
+    #[arg(long, env = "LEADER_RENEW_DEADLINE_SECONDS", default_value_t = 50)]
+    pub leader_renew_deadline_seconds: u64,
+
+    /// Interval between leader acquire/renew attempts.
+    #[arg(long, env = "LEADER_RETRY_PERIOD_SECONDS", default_value_t = 10)]
+    pub leader_retry_period_seconds: u64,
+
+    /// Full re-list of cluster leases, on top of the watch.
+    #[arg(long, env = "RESYNC_PERIOD_SECONDS", default_value_t = 30)]
+    pub resync_period_seconds: u64,
+
+    /// Connect every cluster whose desired state is `connected` at start-up.
+    #[arg(long, env = "CONNECT_CLUSTER", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub connect_cluster: bool,
+
+    /// Prefix of lease names and the `app` label.
+    #[arg(long, env = "PRODUCT_NAME", default_value = "portico")]
+    pub product_name: String,
+
+    /// This replica's identity in leases (default: `<hostname>-<6 random [a-z0-9]>`).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Address other replicas and `GET /api/v1/instances` show (default: `$POD_IP:<port>`).
+    #[arg(long, env = "ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+
+    /// Folder of plugin components and manifests loaded at start.
+    #[arg(long, env = "PLUGIN_DIR", default_value = "./plugins")]
+    pub plugin_dir: PathBuf,
+
+    /// Log filter, e.g. `info` or `portico=debug,info`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests (watches included) may take to finish.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub shutdown_timeout_seconds: u64,
+
+    /// `POD_IP`, read for the default advertised address (Downward API).
+    #[arg(long, env = "POD_IP", hide = true)]
+    pub pod_ip: Option<String>,
+}
+
+impl Cli {
+    /// Parses `args` (program name first), reading environment variables from `env` instead
+    /// of the process environment.
+    pub fn parse_with_env<I, T>(args: I, env: &HashMap<String, String>) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let command = with_env_source(Self::command(), env);
+        let matches = command.try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
+    /// Parses the process's arguments and environment; exits with clap's message on error.
+    /// (clap reads the process environment itself here, so `--help` shows each variable.)
+    pub fn parse_process() -> Self {
+        Self::parse()
+    }
+}
+
+impl ServeArgs {
+    /// `serve` flags from a list of arguments (without program or subcommand name) and an
+    /// environment map: the entry point tests use.
+    pub fn from_args_and_env<T: AsRef<str>>(
+        args: &[T],
+        env: &HashMap<String, String>,
+    ) -> Result<Self, clap::Error> {
+        let argv = ["portico", "serve"]
+            .into_iter()
+            .map(String::from)
+            .chain(args.iter().map(|a| a.as_ref().to_owned()));
+        match Cli::parse_with_env(argv, env)?.command {
+            Command::Serve(args) => Ok(*args),
+        }
+    }
+}
+
+/// Rebinds every argument's environment variable to `env`: clap itself would read the process
+/// environment, so the variable is dropped and its value (if any) becomes the argument's default,
+/// which keeps command-line flags first, then the environment, then built-in defaults.
+fn with_env_source(command: clap::Command, env: &HashMap<String, String>) -> clap::Command {
+    let command = command.mut_args(|arg| {
+        let value = arg
+            .get_env()
+            .and_then(|name| name.to_str())
+            .and_then(|name| env.get(name))
+            .cloned();
+        let arg = arg.env(None::<&str>);
+        match value {
+            Some(value) => arg.default_value(value),
+            None => arg,
+        }
+    });
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    names.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| with_env_source(sub, env))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_match_the_documented_table() {
+    let args = ServeArgs::from_args_and_env::<&str>(&[], &env(&[])).unwrap();
+    assert_eq!(args.listen, "0.0.0.0:3618");
+    assert_eq!(args.database_url, "sqlite://./data/portico.db");
+    assert_eq!(args.lease_duration_seconds, 60);
+    assert_eq!(args.lease_renew_interval_seconds, 20);
+    assert_eq!(args.leader_lease_duration_seconds, 60);
+    assert_eq!(args.leader_renew_deadline_seconds, 50);
+    assert_eq!(args.leader_retry_period_seconds, 10);
+    assert_eq!(args.resync_period_seconds, 30);
+    assert_eq!(args.product_name, "portico");
+    assert_eq!(args.log, "info");
+    assert_eq!(args.log_format, LogFormat::Text);
+    assert!(!args.in_cluster && !args.connect_cluster);
+    assert!(args.admin_token.is_none() && args.secret_key.is_none());
+}
+
+#[test]
+fn environment_variables_are_read_and_flags_win() {
+    let vars = env(&[
+        ("LISTEN", "127.0.0.1:9000"),
+        ("LEASE_DURATION_SECONDS", "15"),
+        ("IN_CLUSTER", "1"),
+        ("CONNECT_CLUSTER", "true"),
+        ("PRODUCT_NAME", "acme"),
+        ("RUST_LOG", "debug"),
+        ("LOG_FORMAT", "json"),
+    ]);
+    let args = ServeArgs::from_args_and_env(&["--listen", "127.0.0.1:9001"], &vars).unwrap();
+    assert_eq!(args.listen, "127.0.0.1:9001", "a flag beats its variable");
+    assert_eq!(args.lease_duration_seconds, 15);
+    assert!(args.in_cluster);
+    assert!(args.connect_cluster);
+    assert_eq!(args.product_name, "acme");
+    assert_eq!(args.log, "debug");
+    assert_eq!(args.log_format, LogFormat::Json);
+}
+
+#[test]
+fn boolean_flags_accept_bare_and_explicit_forms() {
+    let args = ServeArgs::from_args_and_env(&["--in-cluster"], &env(&[])).unwrap();
+    assert!(args.in_cluster);
+    let args =
+        ServeArgs::from_args_and_env(&["--in-cluster=false"], &env(&[("IN_CLUSTER", "yes")]))
+            .unwrap();
+    assert!(!args.in_cluster);
+}
+
+#[test]
+fn a_renew_interval_that_is_not_a_number_is_a_clear_error() {
+    let err = ServeArgs::from_args_and_env::<&str>(
+        &[],
+        &env(&[("LEASE_RENEW_INTERVAL_SECONDS", "soon")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("soon"), "{err}");
+    assert!(err.contains("--lease-renew-interval-seconds"), "{err}");
+    assert!(err.contains("invalid digit"), "{err}");
+
+    let err = ServeArgs::from_args_and_env(&["--lease-duration-seconds=-5"], &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--lease-duration-seconds"), "{err}");
+}
+
+#[test]
+fn unknown_log_format_is_rejected() {
+    let err = ServeArgs::from_args_and_env::<&str>(&[], &env(&[("LOG_FORMAT", "xml")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("xml") && err.contains("json"), "{err}");
+}

@@ -1,0 +1,168 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn config(args: &[&str], vars: &[(&str, &str)]) -> Result<Config> {
+    let env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_args(ServeArgs::from_args_and_env(args, &env).expect("arguments parse"))
+}
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[test]
+fn defaults_are_standalone_sqlite() {
+    let c = config(&[], &[]).unwrap();
+    assert_eq!(c.database, DatabaseUrl::Sqlite("./data/portico.db".into()));
+    assert_eq!(c.host, HostCluster::Standalone);
+    assert_eq!(c.lease.duration, Duration::from_secs(60));
+    assert_eq!(c.lease.renew_interval, Duration::from_secs(20));
+    assert_eq!(c.leader.renew_deadline, Duration::from_secs(50));
+    assert!(c.instance_id.len() > 7, "{}", c.instance_id);
+    let suffix = c.instance_id.rsplit('-').next().unwrap();
+    assert_eq!(suffix.len(), 6);
+    assert!(
+        suffix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn renew_interval_not_below_duration_falls_back_to_a_third() {
+    let c = config(
+        &[],
+        &[
+            ("LEASE_DURATION_SECONDS", "15"),
+            ("LEASE_RENEW_INTERVAL_SECONDS", "15"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.lease.renew_interval, Duration::from_secs(5));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+
+    let c = config(
+        &[
+            "--lease-duration-seconds",
+            "2",
+            "--lease-renew-interval-seconds",
+            "0",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.lease.renew_interval,
+        Duration::from_secs(1),
+        "never below 1 s"
+    );
+}
+
+#[test]
+fn postgres_requires_a_secret_key_and_warns_standalone() {
+    let err = config(&["--database-url", "postgres://u:p@localhost/db"], &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::SecretKeyRequired), "{err}");
+    assert!(err.to_string().contains("SECRET_KEY"));
+
+    let c = config(
+        &["--database-url", "postgres://u:p@localhost/db"],
+        &[("SECRET_KEY", KEY)],
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].contains("standalone"), "{:?}", c.warnings);
+    assert_eq!(c.database.redacted(), "postgres://***@localhost/db");
+}
+
+#[test]
+fn bad_values_name_their_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--listen", "nowhere"], "--listen"),
+        (&["--database-url", "mysql://x"], "--database-url"),
+        (&["--secret-key", "too-short"], "--secret-key"),
+        (
+            &["--lease-duration-seconds", "0"],
+            "--lease-duration-seconds",
+        ),
+        (&["--resync-period-seconds", "0"], "--resync-period-seconds"),
+        (&["--product-name", "Bad_Name"], "--product-name"),
+        (&["--admin-token", "short"], "--admin-token"),
+        (&["--instance-id", "has space"], "--instance-id"),
+    ];
+    for (args, flag) in cases {
+        let err = config(args, &[]).unwrap_err().to_string();
+        assert!(err.contains(flag), "{args:?}: `{err}` should name {flag}");
+    }
+}
+
+#[test]
+fn leader_timings_follow_client_go_rules() {
+    let err = config(
+        &[
+            "--leader-lease-duration-seconds",
+            "10",
+            "--leader-renew-deadline-seconds",
+            "10",
+        ],
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("greater than the renew deadline"), "{err}");
+    let err = config(
+        &[
+            "--leader-renew-deadline-seconds",
+            "12",
+            "--leader-retry-period-seconds",
+            "10",
+        ],
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("1.2"), "{err}");
+    let c = config(
+        &[
+            "--leader-lease-duration-seconds",
+            "15",
+            "--leader-renew-deadline-seconds",
+            "10",
+            "--leader-retry-period-seconds",
+            "2",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.leader.retry_period, Duration::from_secs(2));
+}
+
+#[test]
+fn host_cluster_choice_follows_precedence() {
+    let c = config(&["--host-cluster-id", "hub", "--in-cluster"], &[]).unwrap();
+    assert_eq!(c.host, HostCluster::ClusterId("hub".into()));
+    let c = config(&["--in-cluster", "--host-kubeconfig", "/k"], &[]).unwrap();
+    assert_eq!(c.host, HostCluster::InCluster);
+    let c = config(&["--host-kubeconfig", "/k"], &[]).unwrap();
+    assert_eq!(c.host, HostCluster::Kubeconfig("/k".into()));
+}
+
+#[test]
+fn advertise_address_defaults_to_pod_ip_then_listen() {
+    let c = config(&["--listen", "0.0.0.0:4000"], &[("POD_IP", "10.1.2.3")]).unwrap();
+    assert_eq!(c.advertise_address, "10.1.2.3:4000");
+    let c = config(&["--listen", "127.0.0.1:4000"], &[]).unwrap();
+    assert_eq!(c.advertise_address, "127.0.0.1:4000");
+    let c = config(
+        &[],
+        &[
+            ("ADVERTISE_ADDRESS", "portico-0:3618"),
+            ("POD_IP", "10.1.2.3"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.advertise_address, "portico-0:3618");
+}

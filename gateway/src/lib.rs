@@ -1,0 +1,14 @@
+//! Portico: a WebAssembly-extensible HTTP gateway in front of many Kubernetes clusters.
+//!
+//! The binary (`portico serve`) is a thin shell around [`server::Gateway`]; tests start the
+//! same gateway in-process. See `ARCHITECTURE` in the README for how the modules fit together.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

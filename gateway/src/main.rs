@@ -1,0 +1,53 @@
+//! The `portico` command.
+
+use std::process::ExitCode;
+
+use portico::cli::{Cli, Command};
+use portico::config::Config;
+use portico::server::{self, Gateway};
+use portico::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_process();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match Config::from_args(*args) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = telemetry::init_tracing(&config.log, config.log_format) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let gateway = match Gateway::start(config).await {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(token) = gateway.generated_admin_token() {
+        // Printed once, on stdout, and never logged: store it now.
+        println!("Admin token (shown only on this first start; store it now):\n\n    {token}\n");
+    }
+    server::shutdown_signal().await;
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,151 @@
+//! Persistent state through sqlx: embedded SQLite by default, PostgreSQL when replicas share it.
+//!
+//! Both back ends run the same queries through sqlx's `Any` driver (`$N` placeholders work on
+//! both) against the same schema; each has its own migration folder because column types differ
+//! (`BLOB`/`BYTEA`, `INTEGER`/`BIGINT`). Timestamps are unix milliseconds in `BIGINT` columns,
+//! flags are text, so the `Any` driver's small type set covers every column.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+
+use crate::config::DatabaseUrl;
+
+pub mod clusters;
+pub mod settings;
+pub mod tokens;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The SQLite folder could not be created.
+    #[error("cannot create the database folder `{path}`: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The database could not be reached.
+    #[error("cannot open the database {url}: {source}")]
+    Connect {
+        /// The URL without credentials.
+        url: String,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row with the same unique key exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored value is not what this version of Portico writes.
+    #[error("corrupt stored value in {0}")]
+    Corrupt(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database: a connection pool plus the engine it talks to.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens (for SQLite: creates, with its folder) the database and applies migrations.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
+        install_default_drivers();
+        let (backend, conn_url, max_connections) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                (Backend::Sqlite, url, 4)
+            }
+            DatabaseUrl::Postgres(url) => (Backend::Postgres, url.clone(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&conn_url)
+            .await
+            .map_err(|source| StorageError::Connect {
+                url: url.redacted(),
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers proceed while a writer commits; it persists in the file.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let db = Self { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The engine behind this database.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A trivial round trip, for readiness.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Maps a unique-key violation to [`StorageError::Conflict`] naming `what`.
+fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what()),
+        _ => StorageError::Query(e),
+    }
+}
+
+/// Milliseconds since the unix epoch, the timestamp form of every table.
+pub fn now_millis() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,160 @@
+//! A Portico gateway started in-process on an ephemeral port.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use portico::cli::ServeArgs;
+use portico::config::Config;
+use portico::server::{Gateway, StartError};
+use tempfile::TempDir;
+
+/// Builds a [`TestGateway`]: SQLite in a temporary folder unless a database URL is given.
+#[derive(Debug, Default)]
+pub struct TestGatewayBuilder {
+    args: Vec<String>,
+    env: HashMap<String, String>,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl TestGatewayBuilder {
+    /// Adds `serve` arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable as the gateway's configuration source would see it.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Keeps SQLite state in `dir` (to restart a gateway on the same data).
+    pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The validated configuration this builder produces.
+    pub fn config(&self, data: &std::path::Path) -> Result<Config> {
+        let mut args = vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--shutdown-timeout-seconds".to_owned(),
+            "5".to_owned(),
+        ];
+        if !self.env.contains_key("DATABASE_URL")
+            && !self.args.iter().any(|a| a.starts_with("--database-url"))
+        {
+            args.push("--database-url".to_owned());
+            args.push(format!("sqlite://{}/portico.db", data.display()));
+        }
+        args.extend(self.args.iter().cloned());
+        Ok(Config::from_args(ServeArgs::from_args_and_env(
+            &args, &self.env,
+        )?)?)
+    }
+
+    /// Starts the gateway; errors are returned, not panicked, so tests can check them.
+    pub async fn try_start(self) -> Result<TestGateway, StartFailure> {
+        let (dir, data) = match &self.data_dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| StartFailure::Other(e.into()))?;
+                let data = dir.path().to_owned();
+                (Some(dir), data)
+            }
+        };
+        let config = self.config(&data).map_err(StartFailure::Other)?;
+        let gateway = Gateway::start(config).await.map_err(StartFailure::Start)?;
+        let url = format!("http://{}", gateway.local_addr());
+        let admin_token = self
+            .env
+            .get("ADMIN_TOKEN")
+            .cloned()
+            .or_else(|| {
+                let pos = self.args.iter().position(|a| a == "--admin-token")?;
+                self.args.get(pos + 1).cloned()
+            })
+            .or_else(|| gateway.generated_admin_token().map(str::to_owned));
+        Ok(TestGateway {
+            gateway: Some(gateway),
+            _dir: dir,
+            data_dir: data,
+            url,
+            admin_token,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    /// Starts the gateway, panicking on failure.
+    pub async fn start(self) -> TestGateway {
+        self.try_start().await.expect("start the gateway")
+    }
+}
+
+/// Why a test gateway did not start.
+#[derive(Debug)]
+pub enum StartFailure {
+    /// The gateway refused to start.
+    Start(StartError),
+    /// Configuration or harness failure.
+    Other(anyhow::Error),
+}
+
+/// A running gateway plus an HTTP client.
+#[derive(Debug)]
+pub struct TestGateway {
+    gateway: Option<Gateway>,
+    _dir: Option<TempDir>,
+    /// The SQLite data folder (also the secret key's folder).
+    pub data_dir: std::path::PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The admin token given or generated at start (`None` on a restart without one).
+    pub admin_token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl TestGateway {
+    pub fn builder() -> TestGatewayBuilder {
+        TestGatewayBuilder::default()
+    }
+
+    /// The gateway itself.
+    pub fn gateway(&self) -> &Gateway {
+        self.gateway.as_ref().expect("gateway running")
+    }
+
+    /// A request to `path` without credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    /// A request to `path` with `token`.
+    pub fn as_token(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.request(method, path).bearer_auth(token)
+    }
+
+    /// A request to `path` with the admin token.
+    pub fn as_admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let token = self.admin_token.as_deref().expect("an admin token");
+        self.as_token(token, method, path)
+    }
+
+    /// Gracefully stops the gateway.
+    pub async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown().await;
+        }
+    }
+}
