@@ -619,14 +619,14 @@ fn patch_object(
             Err(e) => return Err(e),
         }
     }
-    let patch_doc: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let kind = match ct {
         "application/json-patch+json" => 0,
         "application/merge-patch+json" => 1,
         "application/strategic-merge-patch+json" => 2,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
+    let patch_doc: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let obj = store.modify(res, ns, name, part, q.dry_run(), |old| {
         let mut new = old.clone();
         match kind {
