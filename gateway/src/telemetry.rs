@@ -18,7 +18,12 @@ use crate::cli::LogFormat;
 /// Installs the global tracing subscriber. Fails on a filter that does not parse.
 pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("--log / RUST_LOG: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    // Logs go to stderr: stdout carries what the user must see once (the admin token).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
