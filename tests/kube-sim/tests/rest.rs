@@ -29,7 +29,11 @@ async fn unauthenticated_requests_get_a_401_status() {
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     // Health needs no credentials.
-    let health = anon.get(format!("{}/readyz", sim.url())).send().await.unwrap();
+    let health = anon
+        .get(format!("{}/readyz", sim.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     // The request log saw all of it, with headers.
     let log = sim.requests();
@@ -50,7 +54,13 @@ async fn not_found_and_conflict_bodies_match_the_apiserver() {
                "details": {"name": "nope", "kind": "pods"}, "code": 404})
     );
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-    let (code, _) = post(&c, &sim, "/api/v1/namespaces/default/configmaps", cm.clone()).await;
+    let (code, _) = post(
+        &c,
+        &sim,
+        "/api/v1/namespaces/default/configmaps",
+        cm.clone(),
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED);
     let (code, body) = post(&c, &sim, "/api/v1/namespaces/default/configmaps", cm).await;
     assert_eq!(code, StatusCode::CONFLICT);
@@ -59,7 +69,10 @@ async fn not_found_and_conflict_bodies_match_the_apiserver() {
     // Unknown resource paths.
     let (code, body) = get(&c, &sim, "/apis/apps/v1/namespaces/default/gizmos").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    assert_eq!(body["message"], "the server could not find the requested resource");
+    assert_eq!(
+        body["message"],
+        "the server could not find the requested resource"
+    );
     let (code, _) = get(&c, &sim, "/nothing-here").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
@@ -103,7 +116,10 @@ async fn discovery_documents() {
     let (code, doc) = get(&c, &sim, &url).await;
     assert_eq!(code, StatusCode::OK);
     let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +130,10 @@ async fn lists_use_selectors_paging_and_bare_items() {
     assert_eq!(list["kind"], "PodList");
     assert_eq!(list["items"].as_array().unwrap().len(), 12);
     assert_eq!(list["metadata"]["remainingItemCount"], 18);
-    assert!(list["items"][0].get("kind").is_none(), "items carry no kind");
+    assert!(
+        list["items"][0].get("kind").is_none(),
+        "items carry no kind"
+    );
     let token = list["metadata"]["continue"].as_str().unwrap().to_string();
     let (_, page2) = get(
         &c,
@@ -123,7 +142,10 @@ async fn lists_use_selectors_paging_and_bare_items() {
     )
     .await;
     assert_eq!(page2["items"][0]["metadata"]["name"], "pod-00012");
-    assert_eq!(page2["metadata"]["resourceVersion"], list["metadata"]["resourceVersion"]);
+    assert_eq!(
+        page2["metadata"]["resourceVersion"],
+        list["metadata"]["resourceVersion"]
+    );
 
     let count = |v: &Value| v["items"].as_array().unwrap().len();
     for (sel, want) in [
@@ -186,39 +208,106 @@ async fn updates_patches_status_and_generation() {
     assert_eq!(created["metadata"]["generation"], 1);
     let item = format!("{path}/web");
     // A label change does not bump the generation; a spec change does.
-    let (_, labelled) = call(&c, &sim, Method::PATCH, &item,
-        Some(("application/merge-patch+json", json!({"metadata": {"labels": {"b": "2"}}}).to_string()))).await;
+    let (_, labelled) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        &item,
+        Some((
+            "application/merge-patch+json",
+            json!({"metadata": {"labels": {"b": "2"}}}).to_string(),
+        )),
+    )
+    .await;
     assert_eq!(labelled["metadata"]["generation"], 1);
     assert_eq!(labelled["metadata"]["labels"], json!({"a": "1", "b": "2"}));
-    let (code, scaled) = call(&c, &sim, Method::PATCH, &item,
-        Some(("application/json-patch+json", json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]).to_string()))).await;
+    let (code, scaled) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        &item,
+        Some((
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]).to_string(),
+        )),
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{scaled}");
     assert_eq!(scaled["spec"]["replicas"], 3);
     assert_eq!(scaled["metadata"]["generation"], 2);
     // The main resource ignores status; the status subresource only takes status.
     let mut with_status = scaled.clone();
     with_status["status"] = json!({"readyReplicas": 3});
-    let (_, put) = call(&c, &sim, Method::PUT, &item, Some(("application/json", with_status.to_string()))).await;
+    let (_, put) = call(
+        &c,
+        &sim,
+        Method::PUT,
+        &item,
+        Some(("application/json", with_status.to_string())),
+    )
+    .await;
     assert!(put["status"].get("readyReplicas").is_none(), "{put}");
-    let (code, st) = call(&c, &sim, Method::PATCH, &format!("{item}/status"),
-        Some(("application/merge-patch+json", json!({"status": {"readyReplicas": 3}, "spec": {"replicas": 9}}).to_string()))).await;
+    let (code, st) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        &format!("{item}/status"),
+        Some((
+            "application/merge-patch+json",
+            json!({"status": {"readyReplicas": 3}, "spec": {"replicas": 9}}).to_string(),
+        )),
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{st}");
     assert_eq!(st["status"]["readyReplicas"], 3);
     assert_eq!(st["spec"]["replicas"], 3);
     // A no-op update keeps the resourceVersion.
-    let (_, again) = call(&c, &sim, Method::PUT, &item, Some(("application/json", st.to_string()))).await;
-    assert_eq!(again["metadata"]["resourceVersion"], st["metadata"]["resourceVersion"]);
+    let (_, again) = call(
+        &c,
+        &sim,
+        Method::PUT,
+        &item,
+        Some(("application/json", st.to_string())),
+    )
+    .await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        st["metadata"]["resourceVersion"]
+    );
     // A PUT naming another object is a 400.
     let mut renamed = st.clone();
     renamed["metadata"]["name"] = "other".into();
-    let (code, _) = call(&c, &sim, Method::PUT, &item, Some(("application/json", renamed.to_string()))).await;
+    let (code, _) = call(
+        &c,
+        &sim,
+        Method::PUT,
+        &item,
+        Some(("application/json", renamed.to_string())),
+    )
+    .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     // An unsupported patch type is a 415.
-    let (code, _) = call(&c, &sim, Method::PATCH, &item, Some(("text/plain", "x".into()))).await;
+    let (code, _) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        &item,
+        Some(("text/plain", "x".into())),
+    )
+    .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Server-side apply from YAML.
-    let (code, applied) = call(&c, &sim, Method::PATCH, "/api/v1/namespaces/default/configmaps/ssa?fieldManager=t",
-        Some(("application/apply-patch+yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: v\n".into()))).await;
+    let (code, applied) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        "/api/v1/namespaces/default/configmaps/ssa?fieldManager=t",
+        Some((
+            "application/apply-patch+yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: v\n".into(),
+        )),
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED, "{applied}");
     assert_eq!(applied["data"]["k"], "v");
 }
@@ -228,7 +317,14 @@ async fn deletes_finalizers_and_namespaces() {
     let (sim, c) = support::start().await;
     // Pods answer a delete with the object, configmaps with a success Status.
     sim.seed_pods("default", 1, 1);
-    let (code, pod) = call(&c, &sim, Method::DELETE, "/api/v1/namespaces/default/pods/pod-00000", None).await;
+    let (code, pod) = call(
+        &c,
+        &sim,
+        Method::DELETE,
+        "/api/v1/namespaces/default/pods/pod-00000",
+        None,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(pod["kind"], "Pod");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "f", "finalizers": ["x/y"]}});
@@ -236,17 +332,42 @@ async fn deletes_finalizers_and_namespaces() {
     let item = "/api/v1/namespaces/default/configmaps/f";
     let (code, pending) = call(&c, &sim, Method::DELETE, item, None).await;
     assert_eq!(code, StatusCode::OK);
-    assert!(pending["metadata"]["deletionTimestamp"].is_string(), "{pending}");
+    assert!(
+        pending["metadata"]["deletionTimestamp"].is_string(),
+        "{pending}"
+    );
     let (code, _) = get(&c, &sim, item).await;
     assert_eq!(code, StatusCode::OK, "still there while finalizers remain");
-    let (_, done) = call(&c, &sim, Method::PATCH, item,
-        Some(("application/merge-patch+json", json!({"metadata": {"finalizers": null}}).to_string()))).await;
+    let (_, done) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        item,
+        Some((
+            "application/merge-patch+json",
+            json!({"metadata": {"finalizers": null}}).to_string(),
+        )),
+    )
+    .await;
     assert_eq!(done["metadata"]["name"], "f");
     let (code, _) = get(&c, &sim, item).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, status) = {
-        post(&c, &sim, "/api/v1/namespaces/default/configmaps", json!({"metadata": {"name": "g"}})).await;
-        call(&c, &sim, Method::DELETE, "/api/v1/namespaces/default/configmaps/g", None).await
+        post(
+            &c,
+            &sim,
+            "/api/v1/namespaces/default/configmaps",
+            json!({"metadata": {"name": "g"}}),
+        )
+        .await;
+        call(
+            &c,
+            &sim,
+            Method::DELETE,
+            "/api/v1/namespaces/default/configmaps/g",
+            None,
+        )
+        .await
     };
     assert_eq!(code, StatusCode::OK);
     assert_eq!(status["kind"], "Status");
@@ -254,7 +375,13 @@ async fn deletes_finalizers_and_namespaces() {
     assert_eq!(status["details"]["name"], "g");
 
     // Deleting a namespace removes its contents.
-    post(&c, &sim, "/api/v1/namespaces", json!({"metadata": {"name": "team"}})).await;
+    post(
+        &c,
+        &sim,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "team"}}),
+    )
+    .await;
     sim.seed_pods("team", 3, 1);
     let (code, _) = call(&c, &sim, Method::DELETE, "/api/v1/namespaces/team", None).await;
     assert_eq!(code, StatusCode::OK);
@@ -265,7 +392,14 @@ async fn deletes_finalizers_and_namespaces() {
 
     // deletecollection with a selector.
     sim.seed_pods("default", 10, 1);
-    let (code, gone) = call(&c, &sim, Method::DELETE, "/api/v1/namespaces/default/pods?labelSelector=app%3Dapp-3", None).await;
+    let (code, gone) = call(
+        &c,
+        &sim,
+        Method::DELETE,
+        "/api/v1/namespaces/default/pods?labelSelector=app%3Dapp-3",
+        None,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(gone["items"].as_array().unwrap().len(), 1);
     let (_, left) = get(&c, &sim, "/api/v1/namespaces/default/pods").await;
@@ -295,7 +429,15 @@ async fn seeding_is_fast_and_yaml_loads() {
         )
         .unwrap();
     assert_eq!(n, 3);
-    let (_, lease) = get(&c, &sim, "/apis/coordination.k8s.io/v1/namespaces/ops/leases/l").await;
+    let (_, lease) = get(
+        &c,
+        &sim,
+        "/apis/coordination.k8s.io/v1/namespaces/ops/leases/l",
+    )
+    .await;
     assert_eq!(lease["spec"]["holderIdentity"], "me");
-    assert!(sim.load_yaml("apiVersion: v9\nkind: Gizmo\nmetadata: {name: x}\n").is_err());
+    assert!(
+        sim.load_yaml("apiVersion: v9\nkind: Gizmo\nmetadata: {name: x}\n")
+            .is_err()
+    );
 }
