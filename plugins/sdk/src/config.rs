@@ -1,0 +1,19 @@
+//! The plugin's configuration (capability `config`): the installation's JSON, else the
+//! manifest's default.
+
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::bindings::portico::plugin::config as host;
+
+/// Decodes the configuration into `T`; a mismatch is an [`crate::ErrorKind::Invalid`] error
+/// naming the field.
+pub fn get<T: DeserializeOwned>() -> Result<T, Error> {
+    let text = host::get()?;
+    serde_json::from_str(&text).map_err(|e| Error::invalid(format!("plugin configuration: {e}")))
+}
+
+/// The configuration as a JSON value.
+pub fn json() -> Result<serde_json::Value, Error> {
+    get()
+}
