@@ -38,7 +38,7 @@ impl Inspector for Misbehave {
                 }
             }
             "panic" => panic!("misbehave: deliberate panic"),
-            "big-output" => Ok((0..100_000)
+            "big-output" => Ok((0..10_000)
                 .map(|i| Finding::fail("big", Severity::Info, format!("{i:0>1000}")))
                 .collect()),
             "log-flood" => {

@@ -1,0 +1,40 @@
+//! Host bindings generated from `wit/`. The three worlds share one set of import interfaces,
+//! generated with the `inspector` world and reused by the others.
+
+#![allow(missing_docs, missing_debug_implementations)]
+
+pub mod inspector {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "inspector",
+    });
+}
+
+pub mod repo_sync {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "repo-sync",
+        with: {
+            "portico:plugin/types": super::inspector::portico::plugin::types,
+            "portico:plugin/log": super::inspector::portico::plugin::log,
+            "portico:plugin/config": super::inspector::portico::plugin::config,
+            "portico:plugin/http": super::inspector::portico::plugin::http,
+        },
+    });
+}
+
+pub mod lifecycle_hook {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "lifecycle-hook",
+        with: {
+            "portico:plugin/types": super::inspector::portico::plugin::types,
+            "portico:plugin/kube": super::inspector::portico::plugin::kube,
+            "portico:plugin/log": super::inspector::portico::plugin::log,
+            "portico:plugin/config": super::inspector::portico::plugin::config,
+            "portico:plugin/http": super::inspector::portico::plugin::http,
+        },
+    });
+}
+
+pub use inspector::portico::plugin::{config, http, kube, log, types};

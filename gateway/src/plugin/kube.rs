@@ -1,0 +1,331 @@
+//! The `kube` capability: read-only access to a cluster through [`KubeApi`].
+//!
+//! The host maps an apiVersion and kind to a REST path: core `v1` lives under `/api/v1`, every
+//! other group under `/apis/{group}/{version}`. Kinds are pluralised from a table of the
+//! built-in kinds (which also knows which are cluster-scoped); any other kind falls back to the
+//! lower-case kind plus `s` (`es` after s/x/ch/sh, `ies` after a consonant + y), which is what
+//! most custom resources use. Discovery is not consulted: it would cost a round trip per call.
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+/// What [`KubeApi::get`] returns: the HTTP status and body, or a transport error.
+pub type KubeFuture = BoxFuture<'static, Result<(u16, Bytes), String>>;
+
+/// Read access to one cluster. The cluster pool implements it; tests implement it over plain
+/// HTTP(S) ([`RestKubeApi`]).
+pub trait KubeApi: Send + Sync + 'static {
+    /// GET `path_and_query` (e.g. `/api/v1/namespaces/default/pods?labelSelector=a%3Db`) on
+    /// the cluster; returns status and body.
+    fn get(&self, path_and_query: String) -> KubeFuture;
+}
+
+/// A guest-visible failure: the WIT `error-kind` and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum KubeError {
+    Invalid(String),
+    NotFound(String),
+    Denied(String),
+    Unavailable(String),
+    TooLarge(String),
+}
+
+/// `(kind, plural, namespaced)` of the kinds Portico knows.
+const KINDS: &[(&str, &str, bool)] = &[
+    ("Pod", "pods", true),
+    ("Service", "services", true),
+    ("Endpoints", "endpoints", true),
+    ("ConfigMap", "configmaps", true),
+    ("Secret", "secrets", true),
+    ("ServiceAccount", "serviceaccounts", true),
+    ("PersistentVolumeClaim", "persistentvolumeclaims", true),
+    ("PersistentVolume", "persistentvolumes", false),
+    ("Node", "nodes", false),
+    ("Namespace", "namespaces", false),
+    ("Event", "events", true),
+    ("ReplicationController", "replicationcontrollers", true),
+    ("ResourceQuota", "resourcequotas", true),
+    ("LimitRange", "limitranges", true),
+    ("Deployment", "deployments", true),
+    ("ReplicaSet", "replicasets", true),
+    ("StatefulSet", "statefulsets", true),
+    ("DaemonSet", "daemonsets", true),
+    ("ControllerRevision", "controllerrevisions", true),
+    ("Job", "jobs", true),
+    ("CronJob", "cronjobs", true),
+    ("Ingress", "ingresses", true),
+    ("IngressClass", "ingressclasses", false),
+    ("NetworkPolicy", "networkpolicies", true),
+    ("EndpointSlice", "endpointslices", true),
+    ("Lease", "leases", true),
+    ("StorageClass", "storageclasses", false),
+    ("VolumeAttachment", "volumeattachments", false),
+    ("CSIDriver", "csidrivers", false),
+    ("Role", "roles", true),
+    ("RoleBinding", "rolebindings", true),
+    ("ClusterRole", "clusterroles", false),
+    ("ClusterRoleBinding", "clusterrolebindings", false),
+    ("HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
+    ("PodDisruptionBudget", "poddisruptionbudgets", true),
+    ("PriorityClass", "priorityclasses", false),
+    (
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    ),
+    (
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+    ),
+];
+
+/// The REST path of a collection (`name` absent) or of one object.
+pub fn resource_path(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<String, String> {
+    let prefix = match api_version.split_once('/') {
+        None if api_version == "v1" => "/api/v1".to_owned(),
+        Some((group, version)) if segment_ok(group) && segment_ok(version) => {
+            format!("/apis/{group}/{version}")
+        }
+        _ => {
+            return Err(format!(
+                "apiVersion `{api_version}` is not `v1` or `group/version`"
+            ));
+        }
+    };
+    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!("kind `{kind}` is not a Kubernetes kind"));
+    }
+    let (plural, namespaced) = match KINDS.iter().find(|(k, _, _)| *k == kind) {
+        Some((_, plural, namespaced)) => ((*plural).to_owned(), Some(*namespaced)),
+        None => (pluralise(kind), None),
+    };
+    let namespace = namespace.filter(|ns| !ns.is_empty());
+    let mut path = prefix;
+    match (namespace, namespaced) {
+        (Some(_), Some(false)) => {
+            return Err(format!("{kind} is cluster-scoped: give no namespace"));
+        }
+        (Some(ns), _) => {
+            if !segment_ok(ns) {
+                return Err(format!("namespace `{ns}` is not a valid name"));
+            }
+            path.push_str("/namespaces/");
+            path.push_str(ns);
+        }
+        (None, Some(true)) if name.is_some() => {
+            return Err(format!("{kind} is namespaced: give its namespace"));
+        }
+        (None, _) => {}
+    }
+    path.push('/');
+    path.push_str(&plural);
+    if let Some(name) = name {
+        if !name_ok(name) {
+            return Err(format!("name `{name}` is not a valid object name"));
+        }
+        path.push('/');
+        path.push_str(name);
+    }
+    Ok(path)
+}
+
+fn pluralise(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
+        format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// A DNS label or subdomain (group, version, namespace).
+fn segment_ok(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+/// Object names: path-safe characters only (RBAC names may contain ':').
+fn name_ok(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '@'))
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+pub(super) fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The path and query of a list.
+pub(super) fn list_request(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+) -> Result<String, KubeError> {
+    let mut path = resource_path(api_version, kind, namespace, None).map_err(KubeError::Invalid)?;
+    let mut query = Vec::new();
+    if let Some(sel) = label_selector.filter(|s| !s.is_empty()) {
+        query.push(format!("labelSelector={}", encode_query(sel)));
+    }
+    if let Some(sel) = field_selector.filter(|s| !s.is_empty()) {
+        query.push(format!("fieldSelector={}", encode_query(sel)));
+    }
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    Ok(path)
+}
+
+/// The path and query of a pod's log.
+pub(super) fn logs_request(
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    tail_lines: Option<u32>,
+    limit_bytes: usize,
+) -> Result<String, KubeError> {
+    let mut path =
+        resource_path("v1", "Pod", Some(namespace), Some(pod)).map_err(KubeError::Invalid)?;
+    path.push_str("/log?");
+    let mut query = vec![format!("limitBytes={limit_bytes}")];
+    if let Some(container) = container.filter(|c| !c.is_empty()) {
+        query.push(format!("container={}", encode_query(container)));
+    }
+    if let Some(tail) = tail_lines {
+        query.push(format!("tailLines={tail}"));
+    }
+    path.push_str(&query.join("&"));
+    Ok(path)
+}
+
+/// Maps a non-2xx status to a guest error, with the `Status` message when there is one.
+pub(super) fn status_error(status: u16, body: &[u8], what: &str) -> KubeError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    let text = format!("{what}: HTTP {status}: {message}");
+    match status {
+        401 | 403 => KubeError::Denied(text),
+        404 => KubeError::NotFound(text),
+        400 | 422 => KubeError::Invalid(text),
+        _ => KubeError::Unavailable(text),
+    }
+}
+
+/// One object's JSON with `apiVersion` and `kind` set.
+pub(super) fn object_json(api_version: &str, kind: &str, body: &[u8]) -> Result<String, KubeError> {
+    let mut object: Value = serde_json::from_slice(body)
+        .map_err(|e| KubeError::Unavailable(format!("the cluster sent invalid JSON: {e}")))?;
+    stamp(&mut object, api_version, kind);
+    Ok(object.to_string())
+}
+
+/// The items of a list as JSON documents, each with `apiVersion` and `kind` (the apiserver
+/// leaves them out of list items).
+pub(super) fn list_items(
+    api_version: &str,
+    kind: &str,
+    body: &[u8],
+) -> Result<Vec<String>, KubeError> {
+    let list: Value = serde_json::from_slice(body)
+        .map_err(|e| KubeError::Unavailable(format!("the cluster sent invalid JSON: {e}")))?;
+    let Some(Value::Array(items)) = list.get("items").cloned() else {
+        return Err(KubeError::Unavailable(
+            "the cluster's answer to a list has no `items`".to_owned(),
+        ));
+    };
+    Ok(items
+        .into_iter()
+        .map(|mut item| {
+            stamp(&mut item, api_version, kind);
+            item.to_string()
+        })
+        .collect())
+}
+
+fn stamp(object: &mut Value, api_version: &str, kind: &str) {
+    if let Value::Object(map) = object {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::from(api_version));
+        map.entry("kind").or_insert_with(|| Value::from(kind));
+    }
+}
+
+/// A [`KubeApi`] over plain HTTP(S): a base URL, an optional CA and bearer token. For tests,
+/// and for reading a cluster without the pool.
+#[derive(Debug, Clone)]
+pub struct RestKubeApi {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl RestKubeApi {
+    /// A client for the apiserver at `base_url`, trusting `ca_pem` when given.
+    pub fn new(base_url: &str, ca_pem: Option<&str>, token: Option<&str>) -> super::Result<Self> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| super::Error::Host(format!("cluster CA: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| super::Error::Host(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
+        })
+    }
+}
+
+impl KubeApi for RestKubeApi {
+    fn get(&self, path_and_query: String) -> KubeFuture {
+        let mut request = self.client.get(format!("{}{path_and_query}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        Box::pin(async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            Ok((status, body))
+        })
+    }
+}

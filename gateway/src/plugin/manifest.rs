@@ -1,0 +1,297 @@
+//! The plugin manifest: a TOML file beside each component (`foo.toml` + `foo.wasm`), or the
+//! `manifest` part of an upload. See `docs/plugins.md` for the format.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result};
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// `inspect(cluster) -> result<list<finding>, error>`.
+    Inspector,
+    /// `sync(repository) -> result<sync-outcome, error>`.
+    RepoSync,
+    /// `on-connect(cluster)`, `on-disconnect(cluster)`.
+    LifecycleHook,
+}
+
+impl World {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inspector => "inspector",
+            Self::RepoSync => "repo-sync",
+            Self::LifecycleHook => "lifecycle-hook",
+        }
+    }
+
+    /// The functions a component of this world must export.
+    pub fn exports(self) -> &'static [&'static str] {
+        match self {
+            Self::Inspector => &["inspect"],
+            Self::RepoSync => &["sync"],
+            Self::LifecycleHook => &["on-connect", "on-disconnect"],
+        }
+    }
+
+    fn imports_kube(self) -> bool {
+        !matches!(self, Self::RepoSync)
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for World {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "inspector" => Ok(Self::Inspector),
+            "repo-sync" => Ok(Self::RepoSync),
+            "lifecycle-hook" => Ok(Self::LifecycleHook),
+            other => Err(Error::Manifest(format!(
+                "unknown world `{other}` (inspector, repo-sync or lifecycle-hook)"
+            ))),
+        }
+    }
+}
+
+/// What the plugin may call. An undeclared capability is refused with an `error` of kind
+/// `denied`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capabilities {
+    /// Read-only access to the target cluster.
+    pub kube: bool,
+    /// Lines in the gateway's log.
+    pub log: bool,
+    /// The plugin's configuration.
+    pub config: bool,
+    /// Hosts the plugin may reach over HTTP(S): `host`, `host:port`, `*.domain`, or `*` for
+    /// any. A host without a port matches every port. Absent: no HTTP.
+    pub http: Option<Vec<String>>,
+}
+
+/// Hard limits of one call. Every field has a default; the host caps some of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all(deserialize = "kebab-case", serialize = "camelCase")
+)]
+pub struct Limits {
+    /// Wall-clock time of one call, host calls included (epoch deadline).
+    pub timeout_ms: u64,
+    /// All linear memories of the instance together.
+    pub memory_mib: u64,
+    /// One host call (a Kubernetes read, an HTTP request).
+    pub host_call_timeout_ms: u64,
+    /// The export's return value, in bytes of strings and lists.
+    pub max_output_bytes: usize,
+    /// Log lines (and captured stdout/stderr) per call; more is dropped.
+    pub max_log_bytes: usize,
+    /// One HTTP response body.
+    pub max_http_response_bytes: usize,
+    /// One Kubernetes response body.
+    pub max_kube_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            memory_mib: 64,
+            host_call_timeout_ms: 10_000,
+            max_output_bytes: 4 << 20,
+            max_log_bytes: 64 << 10,
+            max_http_response_bytes: 8 << 20,
+            max_kube_response_bytes: 32 << 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn host_call_timeout(&self) -> Duration {
+        Duration::from_millis(self.host_call_timeout_ms)
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib << 20
+    }
+}
+
+/// Where a lifecycle hook runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookScope {
+    /// Once per change, on the replica that changed the cluster's lease (standalone: always).
+    #[default]
+    Cluster,
+    /// On every replica's own connect and disconnect.
+    Replica,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct HookSection {
+    scope: HookScope,
+}
+
+/// The manifest as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    name: String,
+    version: String,
+    world: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    capabilities: Capabilities,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    hook: Option<HookSection>,
+    #[serde(default)]
+    config: Option<toml::Table>,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub world: World,
+    pub description: Option<String>,
+    /// The component's file name beside the manifest (plugin directory only).
+    #[serde(skip)]
+    pub component: Option<String>,
+    pub capabilities: Capabilities,
+    pub limits: Limits,
+    /// Lifecycle hooks only.
+    pub hook_scope: Option<HookScope>,
+    /// The default configuration, as JSON.
+    pub config: serde_json::Value,
+}
+
+/// Bounds the host puts on what a manifest may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitCeilings {
+    pub max_memory_mib: u64,
+    pub max_timeout: Duration,
+}
+
+impl Manifest {
+    /// Parses and validates manifest text.
+    pub fn parse(text: &str, ceilings: LimitCeilings) -> Result<Self> {
+        let file: ManifestFile =
+            toml::from_str(text).map_err(|e| Error::Manifest(e.message().to_owned()))?;
+        if !valid_name(&file.name) {
+            return Err(Error::Manifest(format!(
+                "name `{}` must be 1-63 lower-case letters, digits or '-', starting with a letter",
+                file.name
+            )));
+        }
+        if file.version.is_empty() || file.version.len() > 64 {
+            return Err(Error::Manifest(
+                "version must be 1-64 characters".to_owned(),
+            ));
+        }
+        let world: World = file.world.parse()?;
+        if file.capabilities.kube && !world.imports_kube() {
+            return Err(Error::Manifest(format!(
+                "capability `kube` is not part of world `{world}`"
+            )));
+        }
+        if let Some(hosts) = &file.capabilities.http {
+            for host in hosts {
+                super::http::validate_pattern(host).map_err(Error::Manifest)?;
+            }
+        }
+        if file.hook.is_some() && world != World::LifecycleHook {
+            return Err(Error::Manifest(
+                "[hook] is only for world `lifecycle-hook`".to_owned(),
+            ));
+        }
+        if let Some(component) = &file.component
+            && (component.contains('/')
+                || component.contains('\\')
+                || !component.ends_with(".wasm"))
+        {
+            return Err(Error::Manifest(format!(
+                "component `{component}` must be a `.wasm` file name beside the manifest"
+            )));
+        }
+        let limits = file.limits;
+        let check = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Manifest(format!("limits: {what}")))
+            }
+        };
+        check(
+            (1..=ceilings.max_memory_mib).contains(&limits.memory_mib),
+            &format!("memory-mib must be 1-{}", ceilings.max_memory_mib),
+        )?;
+        check(
+            limits.timeout_ms >= 1 && limits.timeout() <= ceilings.max_timeout,
+            &format!("timeout-ms must be 1-{}", ceilings.max_timeout.as_millis()),
+        )?;
+        check(
+            limits.host_call_timeout_ms >= 1,
+            "host-call-timeout-ms must be at least 1",
+        )?;
+        check(
+            limits.max_output_bytes >= 1,
+            "max-output-bytes must be at least 1",
+        )?;
+        check(
+            limits.max_http_response_bytes >= 1 && limits.max_kube_response_bytes >= 1,
+            "response caps must be at least 1",
+        )?;
+        let config = match file.config {
+            Some(table) => {
+                serde_json::to_value(table).map_err(|e| Error::Manifest(format!("config: {e}")))?
+            }
+            None => serde_json::Value::Object(Default::default()),
+        };
+        Ok(Self {
+            name: file.name,
+            version: file.version,
+            world,
+            description: file.description,
+            component: file.component,
+            capabilities: file.capabilities,
+            limits,
+            hook_scope: match world {
+                World::LifecycleHook => Some(file.hook.unwrap_or_default().scope),
+                _ => None,
+            },
+            config,
+        })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
