@@ -53,6 +53,75 @@ async fn get_prints_tables_json_and_errors() -> anyhow::Result<()> {
         "{}",
         out.stdout
     );
+
+    // kubectl asked for aggregated discovery first and used the legacy documents it got.
+    let discovery = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path_only() == "/api")
+        .expect("kubectl read /api");
+    let accept = discovery.header("accept").unwrap_or_default().to_string();
+    assert!(accept.contains("as=APIGroupDiscoveryList"), "{accept}");
+    assert!(sim.requests().iter().any(|r| r.path_only() == "/api/v1"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_subcommands_send_protobuf() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    kubectl
+        .run(&["create", "namespace", "team"])
+        .await?
+        .success()?;
+    kubectl
+        .run(&[
+            "create",
+            "configmap",
+            "conf",
+            "-n",
+            "team",
+            "--from-literal=k=v",
+        ])
+        .await?
+        .success()?;
+    kubectl
+        .run(&[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "-n",
+            "team",
+            "--from-literal=p=s3cret",
+        ])
+        .await?
+        .success()?;
+    let cm = sim.get("v1", "ConfigMap", Some("team"), "conf")?;
+    assert_eq!(cm["data"]["k"], "v");
+    let secret = sim.get("v1", "Secret", Some("team"), "pw")?;
+    assert_eq!(secret["data"]["p"], "czNjcmV0");
+    assert_eq!(secret["type"], "Opaque");
+    let posts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.header("content-type") == Some("application/vnd.kubernetes.protobuf")),
+        "{posts:?}"
+    );
+    let out = kubectl
+        .run(&["delete", "namespace", "team"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout.contains("namespace \"team\" deleted"),
+        "{}",
+        out.stdout
+    );
+    assert!(sim.get("v1", "ConfigMap", Some("team"), "conf").is_err());
     Ok(())
 }
 

@@ -350,6 +350,7 @@ fn decode_object(ct: Option<&str>, bytes: &[u8]) -> Result<Value> {
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             serde_yaml::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("yaml: {e}")))
         }
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(bytes),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -596,13 +597,13 @@ fn patch_object(
         if !applied.is_object() {
             return Err(ApiError::bad_request("apply patch must be an object"));
         }
-        if let Some(kind) = applied.get("kind").and_then(Value::as_str) {
-            if kind != res.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({kind}) does not match the expected kind ({})",
-                    res.kind
-                )));
-            }
+        if let Some(kind) = applied.get("kind").and_then(Value::as_str)
+            && kind != res.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                res.kind
+            )));
         }
         match store.modify(res, ns, name, part, q.dry_run(), |old| {
             let mut new = old.clone();

@@ -157,10 +157,10 @@ async fn session<S>(
             match msg {
                 Ok(Message::Binary(data)) if !data.is_empty() => match data[0] {
                     STDIN => {
-                        if let Some(tx) = &stdin_tx {
-                            if tx.send(data.slice(1..)).await.is_err() {
-                                stdin_tx = None;
-                            }
+                        if let Some(tx) = &stdin_tx
+                            && tx.send(data.slice(1..)).await.is_err()
+                        {
+                            stdin_tx = None;
                         }
                     }
                     CLOSE if v5 && data.get(1) == Some(&STDIN) => stdin_tx = None,

@@ -83,7 +83,8 @@
 //!   removed, and conflicts never reported.
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
 //!   list's `resourceVersion` is that of the first page.
-//! - JSON only on the wire besides YAML (no protobuf, no CBOR); no aggregated discovery; no
+//! - Responses are JSON (or YAML); protobuf request bodies are decoded only for namespaces,
+//!   configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR; no aggregated discovery; no
 //!   OpenAPI schemas and no field validation (unknown fields are kept, not rejected); exec has no SPDY, `attach` and `port-forward` are not served.
 
 pub mod api;
@@ -94,6 +95,7 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod requestlog;
 pub mod resources;
 pub mod seed;

@@ -329,5 +329,5 @@ pub fn text_response(code: u16, text: &str) -> Response<Body> {
 
 /// A `Status` error response.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    json_response(err.code, &err.to_status())
+    bytes_response(err.code, "application/json", err.to_json_bytes())
 }

@@ -58,8 +58,8 @@ pub struct ApiError {
     pub reason: String,
     /// `message`.
     pub message: String,
-    /// `details`, left out of the body when empty.
-    pub details: StatusDetails,
+    /// `details`, left out of the body when empty (boxed: errors stay small).
+    pub details: Box<StatusDetails>,
 }
 
 #[derive(Serialize)]
@@ -96,13 +96,17 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
-            details: StatusDetails::default(),
+            details: Box::default(),
         }
     }
 
-    /// The `Status` object as JSON.
-    pub fn to_status(&self) -> Value {
-        let body = StatusBody {
+    /// The `Status` object serialised with the apiserver's field order.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).expect("status serialises")
+    }
+
+    fn body(&self) -> StatusBody<'_> {
+        StatusBody {
             kind: "Status",
             api_version: "v1",
             metadata: serde_json::Map::new(),
@@ -111,8 +115,12 @@ impl ApiError {
             reason: &self.reason,
             details: &self.details,
             code: self.code,
-        };
-        serde_json::to_value(body).expect("status serialises")
+        }
+    }
+
+    /// The `Status` object as JSON.
+    pub fn to_status(&self) -> Value {
+        serde_json::to_value(self.body()).expect("status serialises")
     }
 
     /// 404 `NotFound` for a named object: `pods "x" not found`.
@@ -121,7 +129,7 @@ impl ApiError {
             code: 404,
             reason: "NotFound".into(),
             message: format!("{} \"{name}\" not found", res.qualified()),
-            details: details_for(res, name),
+            details: Box::new(details_for(res, name)),
         }
     }
 
@@ -140,7 +148,7 @@ impl ApiError {
             code: 409,
             reason: "AlreadyExists".into(),
             message: format!("{} \"{name}\" already exists", res.qualified()),
-            details: details_for(res, name),
+            details: Box::new(details_for(res, name)),
         }
     }
 
@@ -153,7 +161,7 @@ impl ApiError {
                 "Operation cannot be fulfilled on {} \"{name}\": {why}",
                 res.qualified()
             ),
-            details: details_for(res, name),
+            details: Box::new(details_for(res, name)),
         }
     }
 
@@ -187,10 +195,10 @@ impl ApiError {
             code: 422,
             reason: "Invalid".into(),
             message: format!("{qualified} \"{name}\" is invalid: {joined}"),
-            details: StatusDetails {
+            details: Box::new(StatusDetails {
                 causes,
                 ..details_for(res, name)
-            },
+            }),
         }
     }
 
@@ -236,14 +244,14 @@ impl ApiError {
             code: 500,
             reason: "InternalError".into(),
             message: format!("Internal error occurred: {message}"),
-            details: StatusDetails {
+            details: Box::new(StatusDetails {
                 causes: vec![StatusCause {
                     reason: String::new(),
                     message,
                     field: String::new(),
                 }],
                 ..StatusDetails::default()
-            },
+            }),
         }
     }
 
@@ -257,10 +265,10 @@ impl ApiError {
             409 => Self::new(409, "Conflict", "injected fault"),
             410 => Self::expired("injected fault"),
             429 => Self {
-                details: StatusDetails {
+                details: Box::new(StatusDetails {
                     retry_after_seconds: Some(1),
                     ..StatusDetails::default()
-                },
+                }),
                 ..Self::new(
                     429,
                     "TooManyRequests",

@@ -327,13 +327,13 @@ impl Store {
                 "the body of the request must be an object",
             ));
         }
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
-            if kind != res.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({kind}) does not match the expected kind ({})",
-                    res.kind
-                )));
-            }
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+            && kind != res.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                res.kind
+            )));
         }
         let body_ns = meta(&obj, "namespace");
         let ns = if res.namespaced {
@@ -390,12 +390,12 @@ impl Store {
                             "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                             res.qualified()
                         ),
-                        details: crate::status::StatusDetails {
+                        details: Box::new(crate::status::StatusDetails {
                             name: name.clone(),
                             group: res.group.into(),
                             kind: res.plural.into(),
                             ..Default::default()
-                        },
+                        }),
                     });
                 }
                 Some(_) => {}
@@ -482,12 +482,12 @@ impl Store {
             None => (None, None),
         };
         let inner = self.lock();
-        if let Some(rv) = token_rv {
-            if rv < inner.compacted {
-                return Err(ApiError::expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                ));
-            }
+        if let Some(rv) = token_rv
+            && rv < inner.compacted
+        {
+            return Err(ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+            ));
         }
         let map = &inner.objects[resources::index_of(res)];
         let ns = if res.namespaced { ns } else { None };
@@ -757,11 +757,11 @@ impl Store {
                 message: format!(
                     "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
                 ),
-                details: crate::status::StatusDetails {
+                details: Box::new(crate::status::StatusDetails {
                     name: name.into(),
                     kind: "namespaces".into(),
                     ..Default::default()
-                },
+                }),
             });
         }
         let has_finalizers = old
@@ -972,6 +972,30 @@ fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
             }
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "secrets") => {
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                obj["type"] = "Opaque".into();
+            }
+        }
+        ("", "services") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("type").or_insert_with(|| "ClusterIP".into());
+                spec.entry("sessionAffinity")
+                    .or_insert_with(|| "None".into());
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.entry("protocol").or_insert_with(|| "TCP".into());
+                    }
+                }
+            }
+            if obj.get("status").is_none() {
+                obj["status"] = json!({"loadBalancer": {}});
+            }
         }
         ("", "pods") => {
             if obj.get("status").is_none_or(|s| s.get("phase").is_none()) {

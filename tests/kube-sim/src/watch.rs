@@ -200,10 +200,10 @@ pub fn serve(
                 Ok(events) => {
                     for ev in &events {
                         last = ev.rv;
-                        if let Some((kind, obj)) = translate(ev, res_idx, ns.as_deref(), &sel) {
-                            if !send(enc.line(kind, &obj)).await {
-                                return;
-                            }
+                        if let Some((kind, obj)) = translate(ev, res_idx, ns.as_deref(), &sel)
+                            && !send(enc.line(kind, &obj)).await
+                        {
+                            return;
                         }
                     }
                 }
