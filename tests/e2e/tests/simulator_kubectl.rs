@@ -218,6 +218,18 @@ async fn apply_updates_and_delete() -> anyhow::Result<()> {
     let cm = sim.get("v1", "ConfigMap", Some("default"), "settings")?;
     assert_eq!(cm["data"]["mode"], "two");
 
+    let out = kubectl
+        .run(&["scale", "deployment", "web", "--replicas=3"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout.contains("deployment.apps/web scaled"),
+        "{}",
+        out.stdout
+    );
+    let dep = sim.get("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(dep["spec"]["replicas"], 3);
+
     let out = kubectl.run(&["apply", "-f", path]).await?.success()?;
     assert!(
         out.stdout.contains("configmap/settings unchanged"),

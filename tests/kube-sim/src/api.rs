@@ -559,6 +559,68 @@ async fn resource(
             let meta = serde_json::json!({"resourceVersion": store.resource_version().to_string()});
             Ok(render_list(res, Format::Json, &gone, meta))
         }
+        (&Method::GET, Some(name), Some("scale")) if res.scale => {
+            let obj = store.get(res, ns, name)?;
+            Ok(json_response(200, &scale_of(&obj)))
+        }
+        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) if res.scale => {
+            let (ct, body) = read_body(req).await?;
+            let ct = ct.unwrap_or_default();
+            let doc: Value = if ct == "application/yaml" {
+                serde_yaml::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("yaml: {e}")))?
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?
+            };
+            let is_put = method == Method::PUT;
+            let updated = store.modify(res, ns, name, Part::Main, q.dry_run(), |old| {
+                let mut scale = scale_of(old);
+                match (is_put, ct.as_str()) {
+                    (true, _) => scale = doc.clone(),
+                    (false, "application/json-patch+json") => {
+                        patch::json_patch(&mut scale, &doc)
+                            .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?
+                    }
+                    (false, "application/merge-patch+json") => patch::merge_patch(&mut scale, &doc),
+                    (false, "application/strategic-merge-patch+json") => {
+                        patch::strategic_merge(&mut scale, &doc)
+                    }
+                    (false, other) => return Err(ApiError::unsupported_media_type(other)),
+                }
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        res,
+                        "Scale",
+                        name,
+                        vec![status::StatusCause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!(
+                                "Invalid value: {replicas}: must be greater than or equal to 0"
+                            ),
+                            field: "spec.replicas".into(),
+                        }],
+                    ));
+                }
+                let mut new = old.clone();
+                new["spec"]["replicas"] = replicas.into();
+                // The Scale's resourceVersion, when given, is a precondition on the object.
+                match scale.pointer("/metadata/resourceVersion") {
+                    Some(rv) => new["metadata"]["resourceVersion"] = rv.clone(),
+                    None => {
+                        if let Some(m) = new["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                }
+                Ok(new)
+            })?;
+            Ok(json_response(200, &scale_of(&updated)))
+        }
         (_, Some(name), Some("log")) if res.plural == "pods" && method == Method::GET => {
             crate::logs::serve(shared.clone(), ns.unwrap_or_default(), name, &q)
         }
@@ -575,6 +637,34 @@ async fn resource(
         (_, Some(_), Some(_)) => Err(ApiError::no_such_resource()),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// The `autoscaling/v1` `Scale` view of an object with `spec.replicas`.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    serde_json::json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -122,6 +122,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut list = Vec::new();
     for r in &served {
         list.push(resource_entry(r));
+        if r.scale {
+            let mut e = sub_entry(r, "scale", "Scale", &["get", "patch", "update"]);
+            e["group"] = "autoscaling".into();
+            e["version"] = "v1".into();
+            list.push(e);
+        }
         if r.status_subresource {
             list.push(sub_entry(r, "status", r.kind, &["get", "patch", "update"]));
         }

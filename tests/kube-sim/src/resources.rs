@@ -27,6 +27,8 @@ pub struct ResourceInfo {
     pub requires_resource_version: bool,
     /// A delete answers with the deleted object rather than a success `Status`.
     pub returns_deleted_object: bool,
+    /// Has a `scale` subresource (`autoscaling/v1` `Scale` over `spec.replicas`).
+    pub scale: bool,
     /// Field-selector fields beyond `metadata.name` / `metadata.namespace`, with the JSON path
     /// (dot separated) each one reads.
     pub fields: &'static [(&'static str, &'static str)],
@@ -76,6 +78,7 @@ macro_rules! res {
             generation: $gen,
             requires_resource_version: $rv,
             returns_deleted_object: $ret,
+            scale: matches!($plural, "deployments" | "replicasets" | "statefulsets"),
             fields: $fields,
         }
     };

@@ -100,7 +100,7 @@ fn columns_and_cells(res: &ResourceInfo, obj: &Value) -> (Vec<Value>, Vec<Value>
             vec![name, json!(s(obj, "/status/phase")), age_cell],
         ),
         ("", "nodes") => {
-            let ready = obj
+            let mut ready = obj
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
@@ -111,7 +111,11 @@ fn columns_and_cells(res: &ResourceInfo, obj: &Value) -> (Vec<Value>, Vec<Value>
                         "NotReady"
                     }
                 })
-                .unwrap_or("Unknown");
+                .unwrap_or("Unknown")
+                .to_string();
+            if obj.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+                ready.push_str(",SchedulingDisabled");
+            }
             let roles: Vec<String> = obj
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)

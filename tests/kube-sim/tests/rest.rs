@@ -286,6 +286,27 @@ async fn updates_patches_status_and_generation() {
     )
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
+    // The scale subresource reads and writes spec.replicas.
+    let (code, scale) = get(&c, &sim, &format!("{item}/scale")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    let (code, scaled) = call(
+        &c,
+        &sim,
+        Method::PATCH,
+        &format!("{item}/scale"),
+        Some((
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": 5}}).to_string(),
+        )),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{scaled}");
+    assert_eq!(scaled["spec"]["replicas"], 5);
+    let (_, dep) = get(&c, &sim, &item).await;
+    assert_eq!(dep["spec"]["replicas"], 5);
+    assert_eq!(dep["metadata"]["generation"], 3);
     // An unsupported patch type is a 415.
     let (code, _) = call(
         &c,
