@@ -54,7 +54,7 @@ async fn get_prints_tables_json_and_errors() -> anyhow::Result<()> {
         out.stdout
     );
 
-    // kubectl asked for aggregated discovery first and used the legacy documents it got.
+    // kubectl used aggregated discovery: no per-group-version documents were fetched.
     let discovery = sim
         .requests()
         .into_iter()
@@ -62,7 +62,36 @@ async fn get_prints_tables_json_and_errors() -> anyhow::Result<()> {
         .expect("kubectl read /api");
     let accept = discovery.header("accept").unwrap_or_default().to_string();
     assert!(accept.contains("as=APIGroupDiscoveryList"), "{accept}");
-    assert!(sim.requests().iter().any(|r| r.path_only() == "/api/v1"));
+    assert!(!sim.requests().iter().any(|r| r.path_only() == "/api/v1"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_falls_back_to_legacy_documents() -> anyhow::Result<()> {
+    let sim = KubeSim::builder()
+        .aggregated_discovery(false)
+        .start()
+        .await?;
+    let kubectl = Kubectl::for_sim(&sim)?;
+    sim.seed_pods("default", 1, 1);
+    let out = kubectl
+        .run(&["get", "pods", "-o", "name"])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout, "pod/pod-00000\n");
+    let out = kubectl.run(&["get", "leases", "-A"]).await?.success()?;
+    assert!(out.stderr.contains("No resources found"), "{}", out.stderr);
+    let paths: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .map(|r| r.path_only().to_string())
+        .collect();
+    for doc in ["/api", "/apis", "/api/v1", "/apis/coordination.k8s.io/v1"] {
+        assert!(
+            paths.iter().any(|p| p == doc),
+            "{doc} not fetched: {paths:?}"
+        );
+    }
     Ok(())
 }
 

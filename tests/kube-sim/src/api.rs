@@ -381,6 +381,20 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _user: User) ->
     if path.starts_with("/openapi/") {
         return bytes_response(404, "text/plain; charset=utf-8", "404 page not found\n");
     }
+    if shared.aggregated_discovery
+        && (path == "/api" || path == "/apis")
+        && discovery::wants_aggregated(accept.as_deref())
+    {
+        let body = discovery::aggregated(path == "/api");
+        let mut resp = bytes_response(
+            200,
+            discovery::AGGREGATED_V2,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        );
+        resp.headers_mut()
+            .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+        return resp;
+    }
     match route(&path, &shared.addr.to_string()) {
         Route::NotFound if path.starts_with("/api/") || path.starts_with("/apis/") => {
             error_response(&ApiError::no_such_resource())

@@ -167,3 +167,112 @@ pub fn root_paths() -> Value {
     );
     json!({ "paths": paths })
 }
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery v2 before any plain type.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return false;
+    };
+    for part in accept.split(',') {
+        let mut params = part.split(';').map(str::trim);
+        let mime = params.next().unwrap_or_default();
+        if mime != "application/json" && mime != "*/*" {
+            continue;
+        }
+        let params: Vec<String> = params.map(|p| p.replace(' ', "")).collect();
+        if params.is_empty() {
+            return false;
+        }
+        let has = |p: &str| params.iter().any(|x| x == p);
+        if has("g=apidiscovery.k8s.io") && has("v=v2") && has("as=APIGroupDiscoveryList") {
+            return true;
+        }
+    }
+    false
+}
+
+fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let legacy = resource_entry(r);
+    let mut subresources = Vec::new();
+    if r.scale {
+        subresources.push(json!({
+            "subresource": "scale",
+            "responseKind": gvk("autoscaling", "v1", "Scale"),
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if r.status_subresource {
+        subresources.push(json!({
+            "subresource": "status",
+            "responseKind": gvk(r.group, r.version, r.kind),
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if r.plural == "pods" {
+        subresources.push(json!({
+            "subresource": "exec",
+            "responseKind": gvk("", "v1", "PodExecOptions"),
+            "verbs": ["create", "get"],
+        }));
+        subresources.push(json!({
+            "subresource": "log",
+            "responseKind": gvk("", "v1", "Pod"),
+            "verbs": ["get"],
+        }));
+    }
+    let mut e = json!({
+        "resource": r.plural,
+        "responseKind": gvk(r.group, r.version, r.kind),
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": legacy["verbs"],
+    });
+    if !r.short_names.is_empty() {
+        e["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        e["categories"] = json!(r.categories);
+    }
+    if !subresources.is_empty() {
+        e["subresources"] = json!(subresources);
+    }
+    e
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`): the core group for
+/// `/api`, the named groups for `/apis`.
+pub fn aggregated(core: bool) -> Value {
+    let groups: Vec<&str> = if core { vec![""] } else { resources::groups() };
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|g| {
+            let resources: Vec<Value> = resources::all()
+                .iter()
+                .filter(|r| r.group == g)
+                .map(aggregated_resource)
+                .collect();
+            let mut meta = json!({"creationTimestamp": null});
+            if !g.is_empty() {
+                meta["name"] = g.into();
+            }
+            json!({
+                "metadata": meta,
+                "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}

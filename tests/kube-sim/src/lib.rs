@@ -39,15 +39,18 @@
 //!   ALPN (`h2`, `http/1.1`) and HTTP/1.1; bearer tokens, and optionally client certificates
 //!   signed by its CA. Missing or wrong credentials → 401 `Status`. `/healthz`, `/livez`,
 //!   `/readyz` need none.
-//! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}` in the
-//!   legacy form (kubectl falls back to it from aggregated discovery). OpenAPI v3 documents
-//!   list paths, operations and parameters but no schemas (see [`openapi`]); `/openapi/v2`
-//!   answers 404. kubectl then leaves validation to the server and computes strategic merge
-//!   patches from its compiled-in types.
+//! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`;
+//!   aggregated discovery (`apidiscovery.k8s.io/v2`) for clients that ask for it, which can be
+//!   switched off ([`KubeSimBuilder::aggregated_discovery`]) to exercise the legacy fallback.
+//!   OpenAPI v3 documents list paths, operations and parameters but no schemas (see
+//!   [`openapi`]); `/openapi/v2` answers 404. kubectl then leaves validation to the server and
+//!   computes strategic merge patches from its compiled-in types.
 //! - Kinds: namespaces, pods (+`status`, `log`, `exec`), services, endpoints, configmaps,
 //!   secrets, nodes, events, serviceaccounts, persistentvolumeclaims, persistentvolumes
 //!   (core/v1); deployments, replicasets, statefulsets, daemonsets (apps/v1); jobs, cronjobs
-//!   (batch/v1); ingresses (networking.k8s.io/v1); leases (coordination.k8s.io/v1).
+//!   (batch/v1); ingresses (networking.k8s.io/v1); leases (coordination.k8s.io/v1). `status`
+//!   subresources where the apiserver has them; `scale` (`autoscaling/v1` `Scale`) for
+//!   deployments, replicasets and statefulsets.
 //!   Namespaced and cluster paths, lists across namespaces, the legacy `/watch/` prefix.
 //! - Semantics: one global `resourceVersion`; `uid`, `creationTimestamp`, `generation`
 //!   (bumped on spec changes, for kinds that track it); 409 `AlreadyExists`; 404 `NotFound`;
@@ -84,7 +87,7 @@
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
 //!   list's `resourceVersion` is that of the first page.
 //! - Responses are JSON (or YAML); protobuf request bodies are decoded only for namespaces,
-//!   configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR; no aggregated discovery; no
+//!   configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR; no
 //!   OpenAPI schemas and no field validation (unknown fields are kept, not rejected); exec has no SPDY, `attach` and `port-forward` are not served.
 
 pub mod api;

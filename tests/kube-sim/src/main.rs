@@ -57,6 +57,9 @@ struct Args {
     /// HTTP code of injected failures.
     #[arg(long, default_value_t = 500)]
     failure_code: u16,
+    /// Serve only legacy discovery documents (no apidiscovery.k8s.io/v2).
+    #[arg(long)]
+    no_aggregated_discovery: bool,
     /// Log filter (tracing syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -73,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
         .tls(!args.plain_http)
         .client_cert_auth(args.client_cert_auth)
         .bookmark_interval(Duration::from_millis(args.bookmark_interval_ms))
-        .watch_history(args.watch_history);
+        .watch_history(args.watch_history)
+        .aggregated_discovery(!args.no_aggregated_discovery);
     if let Some(t) = &args.token {
         builder = builder.token(t.clone());
     }

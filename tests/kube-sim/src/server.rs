@@ -75,6 +75,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Watch length when the client sets no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// Serve aggregated discovery (`apidiscovery.k8s.io/v2`) to clients that ask for it.
+    pub aggregated_discovery: bool,
     /// The bound address (the port is kept when the listener is re-bound).
     pub addr: SocketAddr,
 }

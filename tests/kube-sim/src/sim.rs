@@ -33,6 +33,7 @@ pub struct KubeSimBuilder {
     watch_history: usize,
     watch_timeout: Duration,
     request_log_limit: usize,
+    aggregated_discovery: bool,
 }
 
 impl Default for KubeSimBuilder {
@@ -47,6 +48,7 @@ impl Default for KubeSimBuilder {
             watch_history: 10_000,
             watch_timeout: Duration::from_secs(1800),
             request_log_limit: 100_000,
+            aggregated_discovery: true,
         }
     }
 }
@@ -102,6 +104,13 @@ impl KubeSimBuilder {
         self
     }
 
+    /// Serve aggregated discovery (`apidiscovery.k8s.io/v2`) when asked (default on). Off, only
+    /// the legacy documents are served and clients fall back to them.
+    pub fn aggregated_discovery(mut self, on: bool) -> Self {
+        self.aggregated_discovery = on;
+        self
+    }
+
     /// Starts the server on the current tokio runtime.
     pub async fn start(self) -> Result<KubeSim, Error> {
         let listener = server::bind(self.listen).map_err(|source| Error::Bind {
@@ -143,6 +152,7 @@ impl KubeSimBuilder {
             open_watches: AtomicUsize::new(0),
             bookmark_interval: self.bookmark_interval,
             default_watch_timeout: self.watch_timeout,
+            aggregated_discovery: self.aggregated_discovery,
             addr,
         });
         let task = tokio::spawn(server::serve(shared.clone(), listener, acceptor));

@@ -108,6 +108,32 @@ async fn discovery_documents() {
     let (code, leases) = get(&c, &sim, "/apis/coordination.k8s.io/v1").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(leases["groupVersion"], "coordination.k8s.io/v1");
+    // Aggregated discovery for clients that ask for it.
+    let resp = c
+        .get(format!("{}/apis", sim.url()))
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let agg: Value = resp.json().await.unwrap();
+    assert_eq!(agg["kind"], "APIGroupDiscoveryList");
+    let apps = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let deploy = &apps["versions"][0]["resources"][0];
+    assert_eq!(deploy["resource"], "deployments");
+    assert_eq!(deploy["scope"], "Namespaced");
+    assert_eq!(deploy["subresources"][0]["subresource"], "scale");
     let (_, openapi) = get(&c, &sim, "/openapi/v3").await;
     let url = openapi["paths"]["apis/apps/v1"]["serverRelativeURL"]
         .as_str()
