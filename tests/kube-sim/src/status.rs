@@ -42,12 +42,6 @@ pub struct StatusDetails {
     pub retry_after_seconds: Option<u32>,
 }
 
-impl StatusDetails {
-    fn is_empty(&self) -> bool {
-        self == &StatusDetails::default()
-    }
-}
-
 /// An error as the apiserver reports it: an HTTP code and a `Status` body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
@@ -58,8 +52,8 @@ pub struct ApiError {
     pub reason: String,
     /// `message`.
     pub message: String,
-    /// `details`, left out of the body when empty (boxed: errors stay small).
-    pub details: Box<StatusDetails>,
+    /// `details`: left out when `None`, `{}` when empty (boxed: errors stay small).
+    pub details: Option<Box<StatusDetails>>,
 }
 
 #[derive(Serialize)]
@@ -72,8 +66,8 @@ struct StatusBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     reason: &'a str,
-    #[serde(skip_serializing_if = "StatusDetails::is_empty")]
-    details: &'a StatusDetails,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a StatusDetails>,
     code: u16,
 }
 
@@ -96,7 +90,7 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
-            details: Box::default(),
+            details: None,
         }
     }
 
@@ -113,7 +107,7 @@ impl ApiError {
             status: "Failure",
             message: &self.message,
             reason: &self.reason,
-            details: &self.details,
+            details: self.details.as_deref(),
             code: self.code,
         }
     }
@@ -129,17 +123,20 @@ impl ApiError {
             code: 404,
             reason: "NotFound".into(),
             message: format!("{} \"{name}\" not found", res.qualified()),
-            details: Box::new(details_for(res, name)),
+            details: Some(Box::new(details_for(res, name))),
         }
     }
 
     /// 404 for a path the server does not serve.
     pub fn no_such_resource() -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
+        Self {
+            details: Some(Box::default()),
+            ..Self::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
     }
 
     /// 409 `AlreadyExists`.
@@ -148,7 +145,7 @@ impl ApiError {
             code: 409,
             reason: "AlreadyExists".into(),
             message: format!("{} \"{name}\" already exists", res.qualified()),
-            details: Box::new(details_for(res, name)),
+            details: Some(Box::new(details_for(res, name))),
         }
     }
 
@@ -161,7 +158,7 @@ impl ApiError {
                 "Operation cannot be fulfilled on {} \"{name}\": {why}",
                 res.qualified()
             ),
-            details: Box::new(details_for(res, name)),
+            details: Some(Box::new(details_for(res, name))),
         }
     }
 
@@ -195,10 +192,10 @@ impl ApiError {
             code: 422,
             reason: "Invalid".into(),
             message: format!("{qualified} \"{name}\" is invalid: {joined}"),
-            details: Box::new(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 causes,
                 ..details_for(res, name)
-            }),
+            })),
         }
     }
 
@@ -244,14 +241,14 @@ impl ApiError {
             code: 500,
             reason: "InternalError".into(),
             message: format!("Internal error occurred: {message}"),
-            details: Box::new(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 causes: vec![StatusCause {
                     reason: String::new(),
                     message,
                     field: String::new(),
                 }],
                 ..StatusDetails::default()
-            }),
+            })),
         }
     }
 
@@ -265,10 +262,10 @@ impl ApiError {
             409 => Self::new(409, "Conflict", "injected fault"),
             410 => Self::expired("injected fault"),
             429 => Self {
-                details: Box::new(StatusDetails {
+                details: Some(Box::new(StatusDetails {
                     retry_after_seconds: Some(1),
                     ..StatusDetails::default()
-                }),
+                })),
                 ..Self::new(
                     429,
                     "TooManyRequests",

@@ -390,12 +390,12 @@ impl Store {
                             "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                             res.qualified()
                         ),
-                        details: Box::new(crate::status::StatusDetails {
+                        details: Some(Box::new(crate::status::StatusDetails {
                             name: name.clone(),
                             group: res.group.into(),
                             kind: res.plural.into(),
                             ..Default::default()
-                        }),
+                        })),
                     });
                 }
                 Some(_) => {}
@@ -757,11 +757,11 @@ impl Store {
                 message: format!(
                     "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
                 ),
-                details: Box::new(crate::status::StatusDetails {
+                details: Some(Box::new(crate::status::StatusDetails {
                     name: name.into(),
                     kind: "namespaces".into(),
                     ..Default::default()
-                }),
+                })),
             });
         }
         let has_finalizers = old

@@ -73,6 +73,7 @@ async fn not_found_and_conflict_bodies_match_the_apiserver() {
         body["message"],
         "the server could not find the requested resource"
     );
+    assert_eq!(body["details"], json!({}));
     let (code, _) = get(&c, &sim, "/nothing-here").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
