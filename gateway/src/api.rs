@@ -17,6 +17,7 @@ use crate::storage::StorageError;
 use crate::telemetry;
 
 mod health;
+mod plugins;
 mod tokens;
 
 /// An error answered to an API caller.
@@ -138,7 +139,9 @@ impl FromRequestParts<App> for Admin {
 
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
-    let api = Router::new().merge(tokens::routes());
+    let api = Router::new()
+        .merge(tokens::routes())
+        .merge(plugins::routes());
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

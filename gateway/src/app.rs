@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::crypto::SecretKey;
+use crate::plugin::Plugins;
 use crate::storage::Db;
 use crate::telemetry::Metrics;
 
@@ -23,6 +24,8 @@ pub struct Shared {
     pub secret_key: SecretKey,
     pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
+    /// Installed wasm plugins and the host that runs them.
+    pub plugins: Plugins,
     /// True once start-up work that readiness waits for is done (e.g. the first lease list).
     pub ready: watch::Sender<bool>,
     /// Cancelled when the gateway stops; background work watches it.

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod plugin;
 pub mod server;
 pub mod storage;
 pub mod telemetry;

@@ -41,6 +41,9 @@ pub enum StartError {
          start with the original --secret-key / SECRET_KEY{0}"
     )]
     WrongKey(String),
+    /// The plugin host could not start.
+    #[error(transparent)]
+    Plugins(#[from] crate::plugin::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -86,14 +89,23 @@ impl Gateway {
         })?;
 
         let (ready, _) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let plugins = crate::plugin::Plugins::start(
+            crate::plugin::HostSettings::for_config(&config),
+            db.clone(),
+            &config.plugin_dir,
+            shutdown.clone(),
+        )
+        .await?;
         let app = App::new(Shared {
             auth: Authenticator::new(db.clone()),
             config,
             db,
             secret_key,
             metrics: Arc::new(Metrics::new()),
+            plugins,
             ready,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks: TaskTracker::new(),
         });
 

@@ -15,6 +15,7 @@ use sqlx::migrate::Migrator;
 use crate::config::DatabaseUrl;
 
 pub mod clusters;
+pub mod plugins;
 pub mod settings;
 pub mod tokens;
 

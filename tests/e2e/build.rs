@@ -36,9 +36,20 @@ const CLEARED: &[&str] = &[
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.join("../..").canonicalize().expect("repository root");
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("repository root");
     let plugins = root.join("plugins");
-    for path in ["Cargo.toml", "Cargo.lock", ".cargo", "sdk", "builtin", "examples", "testdata"] {
+    for path in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "sdk",
+        "builtin",
+        "examples",
+        "testdata",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(path).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
@@ -48,7 +59,14 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&plugins)
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for var in CLEARED {
         command.env_remove(var);
@@ -63,7 +81,10 @@ fn main() {
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2/release");
-    println!("cargo:rustc-env=PORTICO_PLUGIN_WASM_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=PORTICO_PLUGIN_WASM_DIR={}",
+        wasm_dir.display()
+    );
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("plugin-dir");
     let _ = fs::remove_dir_all(&out);
@@ -82,12 +103,25 @@ fn main() {
         .unwrap_or_else(|e| panic!("copy {crate_name}.wasm: {e}"));
     }
     println!("cargo:rustc-env=PORTICO_PLUGIN_DIR={}", out.display());
+
+    // Test gateways' databases; wasmtime's compile cache beside them is shared.
+    let data = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("gateways");
+    println!(
+        "cargo:rustc-env=PORTICO_PLUGIN_TEST_DATA={}",
+        data.display()
+    );
 }
 
 /// The first `name = "…"` of a TOML file (a plugin manifest's, or a crate's `[package]`).
 fn manifest_name(text: &str) -> Option<String> {
     text.lines()
-        .find_map(|l| l.trim().strip_prefix("name")?.trim().strip_prefix('=').map(str::trim))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("name")?
+                .trim()
+                .strip_prefix('=')
+                .map(str::trim)
+        })
         .map(|v| v.trim_matches('"').to_owned())
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{
@@ -92,7 +92,7 @@ struct Inner {
     settings: HostSettings,
     cache: Option<Cache>,
     /// Pre-instantiated components by `digest:world`.
-    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<Prepared>>>>>,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
     _ticker: EpochTicker,
@@ -208,21 +208,26 @@ impl PluginHost {
         wasm: impl Future<Output = Result<Vec<u8>>>,
     ) -> Result<Arc<Prepared>> {
         let key = format!("{digest}:{world}");
-        if let Some(prepared) = self.inner.prepared.lock().expect("lock").get(&key) {
-            return Ok(prepared.clone());
-        }
-        let wasm = wasm.await?;
-        let host = self.clone();
-        let prepared = tokio::task::spawn_blocking(move || host.compile(&wasm, world))
-            .await
-            .map_err(|e| Error::Host(format!("compile task: {e}")))??;
-        let prepared = Arc::new(prepared);
-        self.inner
+        // One cell per component and world: concurrent first calls compile once.
+        let cell = self
+            .inner
             .prepared
             .lock()
             .expect("lock")
-            .insert(key, prepared.clone());
-        Ok(prepared)
+            .entry(key)
+            .or_default()
+            .clone();
+        let prepared = cell
+            .get_or_try_init(|| async {
+                let wasm = wasm.await?;
+                let host = self.clone();
+                let prepared = tokio::task::spawn_blocking(move || host.compile(&wasm, world))
+                    .await
+                    .map_err(|e| Error::Host(format!("compile task: {e}")))??;
+                Ok::<_, Error>(Arc::new(prepared))
+            })
+            .await?;
+        Ok(prepared.clone())
     }
 
     /// Drops pre-instantiated components no longer wanted (their digests are not in `keep`).

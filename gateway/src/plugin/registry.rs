@@ -108,8 +108,9 @@ impl Plugins {
     }
 
     /// Loads every `NAME.toml` manifest of `dir` with its component (`NAME.wasm` unless the
-    /// manifest names one), compiles and checks it, and records it in the database. A plugin
-    /// that fails is logged and skipped; returns the names loaded.
+    /// manifest names one) and records it in the database. A plugin that fails is logged and
+    /// skipped; returns the names loaded. Components are compiled and checked against their
+    /// world on first use.
     pub async fn load_directory(&self, dir: &Path) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -159,11 +160,16 @@ impl Plugins {
         let wasm_path = manifest_path.with_file_name(file);
         let wasm = std::fs::read(&wasm_path)
             .map_err(|e| Error::Host(format!("{}: {e}", wasm_path.display())))?;
+        if !wasm.starts_with(b"\0asm") {
+            return Err(Error::NotAComponent(format!(
+                "{} has no WebAssembly header",
+                wasm_path.display()
+            )));
+        }
+        // Compiled on first use (from the disk cache after a restart), not here: starting
+        // stays fast however many plugins the directory holds.
         let digest = digest(&wasm);
         let size = wasm.len() as i64;
-        self.host
-            .prepare(&digest, manifest.world, async move { Ok(wasm) })
-            .await?;
         let now = now_millis();
         let row = PluginRow {
             name: manifest.name.clone(),

@@ -7,5 +7,6 @@
 
 pub mod gateway;
 pub mod kubectl;
+pub mod plugins;
 pub mod postgres;
 pub mod python;

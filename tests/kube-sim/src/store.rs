@@ -928,6 +928,7 @@ impl Store {
             if res.generation {
                 m.entry("generation").or_insert(1.into());
             }
+            prepare_for_create(res, &mut obj);
             let obj = Arc::new(obj);
             let key = (ns.clone(), name);
             let prev = inner.objects[idx].insert(key, obj.clone());

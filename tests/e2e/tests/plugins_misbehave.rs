@@ -1,0 +1,317 @@
+//! Misbehaving plugins fail only their own call, with a clear error, while the gateway keeps
+//! serving: a file that is not a component, the wrong world, an infinite loop, a memory bomb,
+//! a panic, oversized output, an undeclared capability, an HTTP call to a host not allowed.
+
+use std::sync::Arc;
+
+use kube_sim::KubeSim;
+use portico::plugin::{Error, KubeApi, TrapReason};
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::plugins::{cluster, gateway_builder, kube_api, upload, wasm};
+use reqwest::Method;
+use serde_json::Value;
+
+/// A manifest for the `misbehave` test plugin in `mode`, with short limits.
+fn manifest(name: &str, mode: &str, capabilities: &str, extra_config: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+version = "1.0.0"
+world = "inspector"
+
+[capabilities]
+{capabilities}
+
+[limits]
+timeout-ms = 200
+memory-mib = 32
+max-output-bytes = 1048576
+max-log-bytes = 4096
+
+[config]
+mode = "{mode}"
+{extra_config}
+"#
+    )
+}
+
+const ALL: &str = "kube = true\nlog = true\nconfig = true";
+
+struct Fixture {
+    gw: TestGateway,
+    kube: Arc<dyn KubeApi>,
+    _sim: KubeSim,
+}
+
+impl Fixture {
+    async fn new(test: &str) -> Self {
+        let gw = gateway_builder(&format!("misbehave-{test}")).start().await;
+        let sim = KubeSim::start().await.expect("start the simulator");
+        let kube = kube_api(&sim);
+        let fixture = Self {
+            gw,
+            kube,
+            _sim: sim,
+        };
+        fixture.install("well-behaved", "ok", ALL, "").await;
+        fixture
+    }
+
+    async fn install(&self, name: &str, mode: &str, capabilities: &str, extra: &str) {
+        let response = upload(
+            &self.gw,
+            &manifest(name, mode, capabilities, extra),
+            wasm("misbehave"),
+        )
+        .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+
+    async fn run(&self, name: &str) -> Result<Vec<portico::plugin::Finding>, Error> {
+        self.gw
+            .gateway()
+            .app()
+            .plugins
+            .inspect(name, &cluster("c1"), self.kube.clone())
+            .await
+            .map(|report| report.value)
+    }
+
+    /// The gateway still answers, and a well-behaved plugin still runs.
+    async fn still_serving(&self) {
+        let live = self
+            .gw
+            .request(Method::GET, "/health/live")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), 200);
+        let list = self
+            .gw
+            .as_admin(Method::GET, "/api/v1/plugins")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), 200);
+        let findings = self
+            .run("well-behaved")
+            .await
+            .expect("a good plugin still runs");
+        assert_eq!(findings[0].message, "hello c1");
+    }
+}
+
+async fn error_body(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_components_are_refused() {
+    let f = Fixture::new("uploads_that_are_not_components_are_refused").await;
+    let text = manifest("junk", "ok", ALL, "");
+
+    let (status, code, message) =
+        error_body(upload(&f.gw, &text, b"hello world".to_vec()).await).await;
+    assert_eq!((status, code.as_str()), (400, "not_a_component"));
+    assert!(message.contains("no WebAssembly header"), "{message}");
+
+    // A core module (the 8-byte empty module) is wasm but not a component.
+    let core = b"\0asm\x01\0\0\0".to_vec();
+    let (status, code, message) = error_body(upload(&f.gw, &text, core).await).await;
+    assert_eq!((status, code.as_str()), (400, "not_a_component"));
+    assert!(message.contains("core WebAssembly module"), "{message}");
+
+    // A truncated component.
+    let mut broken = wasm("misbehave");
+    broken.truncate(broken.len() / 2);
+    let (status, code, _) = error_body(upload(&f.gw, &text, broken).await).await;
+    assert_eq!((status, code.as_str()), (400, "not_a_component"));
+
+    let missing =
+        f.gw.as_admin(Method::GET, "/api/v1/plugins/junk")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(missing.status(), 404);
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_component_of_another_world_is_refused() {
+    let f = Fixture::new("a_component_of_another_world_is_refused").await;
+    // helm-index implements repo-sync; declared as an inspector it lacks `inspect`.
+    let text = manifest("wrong", "ok", ALL, "");
+    let (status, code, message) = error_body(upload(&f.gw, &text, wasm("helm-index")).await).await;
+    assert_eq!((status, code.as_str()), (400, "wrong_world"));
+    assert!(message.contains("world `inspector`"), "{message}");
+    assert!(message.contains("lacks `inspect`"), "{message}");
+    assert!(message.contains("it exports: sync"), "{message}");
+
+    // An invalid manifest is refused with its reason.
+    let bad = "name = \"Bad Name\"\nversion = \"1\"\nworld = \"inspector\"\n";
+    let (status, code, message) = error_body(upload(&f.gw, bad, wasm("misbehave")).await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_manifest"));
+    assert!(message.contains("lower-case"), "{message}");
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_times_out() {
+    let f = Fixture::new("an_infinite_loop_times_out").await;
+    f.install("looper", "loop", ALL, "").await;
+    match f.run("looper").await {
+        Err(Error::Trap {
+            plugin,
+            reason: TrapReason::Timeout(limit),
+        }) => {
+            assert_eq!(plugin, "looper");
+            assert_eq!(limit.as_millis(), 200);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let message = f.run("looper").await.unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "plugin `looper` was stopped: timed out after 200 ms"
+    );
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_cap() {
+    let f = Fixture::new("a_memory_bomb_hits_the_memory_cap").await;
+    f.install("bomb", "memory-bomb", ALL, "").await;
+    let error = f.run("bomb").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Trap { reason: TrapReason::Memory(limit), .. } if *limit == 32 << 20),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "plugin `bomb` was stopped: memory limit of 32 MiB exceeded"
+    );
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_panic_fails_the_call_with_its_message() {
+    let f = Fixture::new("a_panic_fails_the_call_with_its_message").await;
+    f.install("panicky", "panic", ALL, "").await;
+    let error = f.run("panicky").await.unwrap_err();
+    match &error {
+        Error::Trap {
+            reason: TrapReason::Panic(message),
+            ..
+        } => {
+            assert!(
+                message.starts_with("misbehave: deliberate panic (at "),
+                "{message}"
+            );
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn oversized_output_is_refused() {
+    let f = Fixture::new("oversized_output_is_refused").await;
+    f.install("chatty", "big-output", ALL, "").await;
+    match f.run("chatty").await {
+        Err(Error::OutputTooLarge {
+            plugin,
+            size,
+            limit,
+        }) => {
+            assert_eq!(plugin, "chatty");
+            assert_eq!(limit, 1 << 20);
+            assert!(size > limit);
+        }
+        other => panic!("expected output too large, got {other:?}"),
+    }
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn an_undeclared_capability_is_an_error_the_guest_sees() {
+    let f = Fixture::new("an_undeclared_capability_is_an_error_the_guest_sees").await;
+    // `kube` is not declared: the guest's call fails with `denied` and it returns that error.
+    f.install("nosy", "kube", "log = true\nconfig = true", "")
+        .await;
+    match f.run("nosy").await {
+        Err(Error::Guest {
+            plugin,
+            kind,
+            message,
+        }) => {
+            assert_eq!((plugin.as_str(), kind.as_str()), ("nosy", "denied"));
+            assert_eq!(
+                message,
+                "capability `kube` is not declared in plugin `nosy`'s manifest"
+            );
+        }
+        other => panic!("expected a denied error, got {other:?}"),
+    }
+    // Without `config` the plugin cannot even read its mode.
+    f.install("blind", "ok", "kube = true", "").await;
+    let error = f.run("blind").await.unwrap_err().to_string();
+    assert!(error.contains("denied: capability `config`"), "{error}");
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn http_to_a_host_not_allowed_is_denied() {
+    let f = Fixture::new("http_to_a_host_not_allowed_is_denied").await;
+    f.install(
+        "exfiltrate",
+        "http",
+        "config = true\nhttp = [\"charts.example.com\", \"*.example.org\"]",
+        "url = \"http://127.0.0.1:9/steal\"",
+    )
+    .await;
+    match f.run("exfiltrate").await {
+        Err(Error::Guest { kind, message, .. }) => {
+            assert_eq!(kind, "denied");
+            assert_eq!(
+                message,
+                "host `127.0.0.1` is not in the plugin's http allow-list"
+            );
+        }
+        other => panic!("expected a denied error, got {other:?}"),
+    }
+    // No `http` capability at all.
+    f.install("offline", "http", "config = true", "").await;
+    let error = f.run("offline").await.unwrap_err().to_string();
+    assert!(error.contains("denied: capability `http`"), "{error}");
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn log_volume_is_capped() {
+    let f = Fixture::new("log_volume_is_capped").await;
+    f.install("logger", "log-flood", ALL, "").await;
+    let report =
+        f.gw.gateway()
+            .app()
+            .plugins
+            .inspect("logger", &cluster("c1"), f.kube.clone())
+            .await
+            .expect("logging too much does not fail the call");
+    let bytes: usize = report.logs.iter().map(|l| l.message.len()).sum();
+    assert!(bytes <= 4096, "{bytes} bytes of logs kept");
+    assert!(!report.logs.is_empty());
+    assert_eq!(report.logs.len() + report.dropped_log_lines, 10_000);
+    f.still_serving().await;
+}
