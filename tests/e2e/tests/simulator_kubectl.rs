@@ -375,13 +375,20 @@ async fn exec_runs_commands_with_exit_codes() -> anyhow::Result<()> {
         out.stderr
     );
 
-    // kubectl used WebSocket (v5), not SPDY.
+    // kubectl speaks HTTP/2 to the API (ALPN) but upgrades exec over HTTP/1.1 WebSocket (v5),
+    // not SPDY.
+    assert!(sim.requests().iter().any(|r| r.version == "HTTP/2.0"));
     let upgrades: Vec<_> = sim
         .requests()
         .into_iter()
         .filter(|r| r.path_only().ends_with("/exec"))
         .collect();
     assert_eq!(upgrades.len(), 4);
-    assert!(upgrades.iter().all(|r| r.method == "GET"), "{upgrades:?}");
+    assert!(
+        upgrades
+            .iter()
+            .all(|r| r.method == "GET" && r.version == "HTTP/1.1"),
+        "{upgrades:?}"
+    );
     Ok(())
 }
