@@ -126,7 +126,7 @@ fn route(path: &str, server_address: &str) -> Route {
         .trim_end_matches('/')
         .split('/')
         .skip(1)
-        .map(percent_decode)
+        .map(|seg| percent_decode(&seg.replace('+', "%2B")))
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (group, version, rest) = match segs.as_slice() {
@@ -431,6 +431,9 @@ async fn resource(
     let store = &shared.store;
     let method = req.method().clone();
     let is_watch = t.legacy_watch || q.flag("watch");
+    if t.sub.as_deref() == Some("status") && !res.status_subresource {
+        return Err(ApiError::no_such_resource());
+    }
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
         (&Method::GET, None, None) if is_watch => {
             let sel = selectors(res, &q)?;
@@ -527,7 +530,7 @@ async fn resource(
                     .and_then(Value::as_array)
                     .is_some_and(|a| a.iter().any(|v| v == "All"));
             let deleted = store.delete(res, ns, name, &pre, dry_run)?;
-            if deleted.gone {
+            if deleted.gone && !dry_run {
                 shared.logs.pod_deleted(res, ns, name);
             }
             if !deleted.gone || res.returns_deleted_object {
@@ -563,7 +566,9 @@ async fn resource(
                     q.dry_run(),
                 ) {
                     Ok(d) => {
-                        shared.logs.pod_deleted(res, obj_ns.as_deref(), &name);
+                        if d.gone && !q.dry_run() {
+                            shared.logs.pod_deleted(res, obj_ns.as_deref(), &name);
+                        }
                         gone.push(d.object);
                     }
                     Err(e) if e.code == 404 => {}

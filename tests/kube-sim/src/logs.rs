@@ -69,12 +69,16 @@ impl PodLogs {
         });
     }
 
+    /// Forgets the logs of a deleted pod, or of every pod in a deleted namespace.
     pub(crate) fn pod_deleted(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) {
-        if res.plural != "pods" || !res.group.is_empty() {
-            return;
+        match (res.group, res.plural) {
+            ("", "pods") => {
+                let ns = ns.unwrap_or_default();
+                self.with(|m| m.retain(|(n, p, _), _| !(n == ns && p == name)));
+            }
+            ("", "namespaces") => self.with(|m| m.retain(|(n, _, _), _| n != name)),
+            _ => {}
         }
-        let ns = ns.unwrap_or_default();
-        self.with(|m| m.retain(|(n, p, _), _| !(n == ns && p == name)));
     }
 
     fn read(&self, key: &Key, from: usize) -> Vec<(String, String)> {

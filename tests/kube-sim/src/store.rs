@@ -335,6 +335,17 @@ impl Store {
                 res.kind
             )));
         }
+        if meta(&obj, "resourceVersion")
+            .parse::<u64>()
+            .is_ok_and(|rv| rv != 0)
+        {
+            // The storage layer's plain error, surfaced as a bare 500 by the apiserver.
+            return Err(ApiError::new(
+                500,
+                "",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         let body_ns = meta(&obj, "namespace");
         let ns = if res.namespaced {
             let url_ns = ns.unwrap_or_default();

@@ -62,10 +62,26 @@ async fn not_found_and_conflict_bodies_match_the_apiserver() {
     )
     .await;
     assert_eq!(code, StatusCode::CREATED);
-    let (code, body) = post(&c, &sim, "/api/v1/namespaces/default/configmaps", cm).await;
+    let (code, body) = post(
+        &c,
+        &sim,
+        "/api/v1/namespaces/default/configmaps",
+        cm.clone(),
+    )
+    .await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(body["reason"], "AlreadyExists");
     assert_eq!(body["details"], json!({"name": "x", "kind": "configmaps"}));
+    // Creating with a resourceVersion fails in storage: a bare 500.
+    let mut with_rv = cm;
+    with_rv["metadata"] = json!({"name": "y", "resourceVersion": "5"});
+    let (code, body) = post(&c, &sim, "/api/v1/namespaces/default/configmaps", with_rv).await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "resourceVersion should not be set on objects to be created", "code": 500})
+    );
     // Unknown resource paths.
     let (code, body) = get(&c, &sim, "/apis/apps/v1/namespaces/default/gizmos").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
