@@ -7,7 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Router, middleware};
 use serde_json::json;
 
@@ -16,6 +16,8 @@ use crate::auth::{AuthError, Principal};
 use crate::storage::StorageError;
 use crate::telemetry;
 
+mod audit;
+pub mod clusters;
 mod health;
 mod plugins;
 mod tokens;
@@ -141,12 +143,15 @@ impl FromRequestParts<App> for Admin {
 pub fn router(app: App) -> Router {
     let api = Router::new()
         .merge(tokens::routes())
+        .merge(clusters::routes())
+        .merge(audit::routes())
         .merge(plugins::routes());
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api)
+        .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(
             app.metrics.clone(),

@@ -6,12 +6,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::auth::Authenticator;
+use crate::cluster::ClusterManager;
 use crate::config::Config;
 use crate::crypto::SecretKey;
 use crate::plugin::Plugins;
+use crate::proxy::ProxyMetrics;
 use crate::storage::Db;
 use crate::telemetry::Metrics;
+use crate::tls::ServerTls;
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
@@ -26,6 +30,12 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Installed wasm plugins and the host that runs them.
     pub plugins: Plugins,
+    /// The cluster registry and this replica's connections.
+    pub clusters: ClusterManager,
+    pub proxy_metrics: ProxyMetrics,
+    pub audit: AuditLog,
+    /// The listener's TLS (`None`: plain HTTP).
+    pub tls: Option<ServerTls>,
     /// True once start-up work that readiness waits for is done (e.g. the first lease list).
     pub ready: watch::Sender<bool>,
     /// Cancelled when the gateway stops; background work watches it.

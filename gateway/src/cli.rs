@@ -133,6 +133,44 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 
+    /// Interval of the `/version` heartbeat to each connected cluster; 3 failures in a row mark
+    /// the cluster failed and start reconnecting with backoff.
+    #[arg(long, env = "HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30)]
+    pub heartbeat_interval_seconds: u64,
+
+    /// Bound on waiting for a cluster's response head (raised for requests that ask the
+    /// apiserver for a longer `timeout`/`timeoutSeconds`; streaming bodies are not bounded).
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub upstream_timeout_seconds: u64,
+
+    /// The gateway's URL as clients see it, for exported kubeconfigs (default: from the
+    /// request's Host header).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Accept exec credential plugins in kubeconfigs sent to the API (they run programs on the
+    /// gateway host). `portico cluster import` always accepts them.
+    #[arg(long, env = "ALLOW_EXEC_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_exec_credentials: bool,
+
+    /// PEM certificate chain for HTTPS on the listener.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert-file`.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Serve plain HTTP: TLS terminates in front of the gateway (kubectl sends tokens only over
+    /// TLS). Without it and without certificate files, standalone SQLite generates a private CA
+    /// and certificate into the data folder.
+    #[arg(long, env = "PLAIN_HTTP", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub plain_http: bool,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

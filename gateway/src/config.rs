@@ -52,6 +52,18 @@ pub enum ConfigError {
     /// An empty or oversized instance id.
     #[error("--instance-id / INSTANCE_ID: `{0}` must be 1-128 printable characters without spaces")]
     InstanceId(String),
+    /// Certificate files and plain HTTP at once.
+    #[error("--plain-http / PLAIN_HTTP cannot be combined with --tls-cert-file/--tls-key-file")]
+    TlsConflict,
+    /// No way to serve HTTPS with a shared database.
+    #[error(
+        "with PostgreSQL, give --tls-cert-file and --tls-key-file (every replica serves the same \
+         certificate), or --plain-http / PLAIN_HTTP when TLS terminates in front of the gateway"
+    )]
+    TlsRequired,
+    /// A public URL that is not http(s).
+    #[error("--public-url / PUBLIC_URL: `{0}` must start with http:// or https://")]
+    PublicUrl(String),
     /// A supplied admin token too short to be safe.
     #[error("--admin-token / ADMIN_TOKEN: must be at least 16 characters")]
     AdminToken,
@@ -132,6 +144,17 @@ pub enum HostCluster {
     Kubeconfig(PathBuf),
 }
 
+/// How the listener does TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Certificate chain and key from files.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A private CA and certificate generated into the data folder.
+    SelfSigned,
+    /// Plain HTTP (TLS terminates in front).
+    Off,
+}
+
 /// Cluster and instance lease timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseTimings {
@@ -156,6 +179,8 @@ pub struct Config {
     /// `None`: standalone default, read or generated in the data folder at start.
     pub secret_key: Option<SecretKey>,
     pub host: HostCluster,
+    /// Register the cluster this pod runs in as `in-cluster` (service account credentials).
+    pub in_cluster: bool,
     pub lease_namespace: String,
     pub lease: LeaseTimings,
     pub leader: LeaderTimings,
@@ -168,6 +193,12 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub upstream_timeout: Duration,
+    /// Base URL for exported kubeconfigs, without a trailing slash.
+    pub public_url: Option<String>,
+    pub allow_exec_credentials: bool,
+    pub tls: TlsMode,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -195,6 +226,7 @@ impl Config {
             return Err(ConfigError::AdminToken);
         }
 
+        let in_cluster = args.in_cluster;
         let host = match (args.host_cluster_id, args.in_cluster, args.host_kubeconfig) {
             (Some(id), _, _) if !id.is_empty() => HostCluster::ClusterId(id),
             (_, true, _) => HostCluster::InCluster,
@@ -235,6 +267,23 @@ impl Config {
             "RESYNC_PERIOD_SECONDS",
         )?;
         let shutdown_timeout = Duration::from_secs(args.shutdown_timeout_seconds);
+        let heartbeat_interval = positive(
+            args.heartbeat_interval_seconds,
+            "heartbeat-interval-seconds",
+            "HEARTBEAT_INTERVAL_SECONDS",
+        )?;
+        let upstream_timeout = positive(
+            args.upstream_timeout_seconds,
+            "upstream-timeout-seconds",
+            "UPSTREAM_TIMEOUT_SECONDS",
+        )?;
+        let public_url = match args.public_url.filter(|u| !u.is_empty()) {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => return Err(ConfigError::PublicUrl(url)),
+            None => None,
+        };
 
         if !valid_product_name(&args.product_name) {
             return Err(ConfigError::ProductName(args.product_name));
@@ -252,12 +301,21 @@ impl Config {
             _ => listen.to_string(),
         };
 
+        let tls = match (args.tls_cert_file, args.tls_key_file, args.plain_http) {
+            (Some(cert), Some(key), false) => TlsMode::Files { cert, key },
+            (Some(_), _, true) | (_, Some(_), true) => return Err(ConfigError::TlsConflict),
+            (_, _, true) => TlsMode::Off,
+            _ if database.data_dir().is_some() => TlsMode::SelfSigned,
+            _ => return Err(ConfigError::TlsRequired),
+        };
+
         Ok(Self {
             listen,
             database,
             admin_token: args.admin_token,
             secret_key,
             host,
+            in_cluster,
             lease_namespace,
             lease,
             leader,
@@ -270,6 +328,11 @@ impl Config {
             log: args.log,
             log_format: args.log_format,
             shutdown_timeout,
+            heartbeat_interval,
+            upstream_timeout,
+            public_url,
+            allow_exec_credentials: args.allow_exec_credentials,
+            tls,
             warnings,
         })
     }

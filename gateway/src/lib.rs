@@ -5,11 +5,15 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod plugin;
+pub mod proxy;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;

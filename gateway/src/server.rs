@@ -6,6 +6,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,11 +21,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::api;
 use crate::app::{App, Shared};
+use crate::audit::AuditLog;
 use crate::auth::{self, Authenticator};
-use crate::config::{Config, DatabaseUrl};
+use crate::cluster::{ClusterManager, ClusterOptions, spec};
+use crate::config::{Config, DatabaseUrl, TlsMode};
 use crate::crypto::{KeyError, SecretKey};
+use crate::proxy::ProxyMetrics;
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
+use crate::tls::{ServerTls, TlsError};
 
 /// Name of the generated key file in the data folder (standalone SQLite).
 pub const SECRET_KEY_FILE: &str = "secret.key";
@@ -44,6 +54,9 @@ pub enum StartError {
     /// The plugin host could not start.
     #[error(transparent)]
     Plugins(#[from] crate::plugin::Error),
+    /// The listener's TLS cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -88,8 +101,37 @@ impl Gateway {
             source,
         })?;
 
+        let tls = match &config.tls {
+            TlsMode::Files { cert, key } => Some(ServerTls::from_files(cert, key)?),
+            TlsMode::SelfSigned => {
+                let dir = config.database.data_dir().expect("validated: SQLite");
+                Some(ServerTls::self_signed(dir, &certificate_names(&config))?)
+            }
+            TlsMode::Off => {
+                tracing::warn!(
+                    "serving plain HTTP (--plain-http): kubectl sends tokens only over TLS, so \
+                     terminate TLS in front of the gateway and set --public-url https://…"
+                );
+                None
+            }
+        };
         let (ready, _) = watch::channel(true);
+        let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let clusters = ClusterManager::new(
+            db.clone(),
+            secret_key.clone(),
+            ClusterOptions {
+                heartbeat_interval: config.heartbeat_interval,
+                allow_exec_credentials: config.allow_exec_credentials,
+                ..ClusterOptions::default()
+            },
+            &metrics,
+            shutdown.clone(),
+            tasks.clone(),
+        );
+        let audit = AuditLog::start(db.clone(), &metrics, &tasks, shutdown.clone());
         let plugins = crate::plugin::Plugins::start(
             crate::plugin::HostSettings::for_config(&config),
             db.clone(),
@@ -99,28 +141,37 @@ impl Gateway {
         .await?;
         let app = App::new(Shared {
             auth: Authenticator::new(db.clone()),
+            proxy_metrics: ProxyMetrics::new(&metrics),
+            clusters,
+            audit,
+            plugins,
+            tls,
             config,
             db,
             secret_key,
-            metrics: Arc::new(Metrics::new()),
-            plugins,
+            metrics,
             ready,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
         });
+        if app.config.in_cluster {
+            register_in_cluster(&app).await;
+        }
+        if app.config.connect_cluster {
+            match app.clusters.connect_desired().await {
+                Ok(n) => tracing::info!(clusters = n, "connected clusters at start-up"),
+                Err(e) => tracing::warn!(error = %e, "cannot connect clusters at start-up"),
+            }
+        }
 
         let stop_accepting = CancellationToken::new();
         let router = api::router(app.clone());
-        let stop = stop_accepting.clone();
-        let server = tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        });
+        let server = tokio::spawn(serve_connections(
+            listener,
+            app.tls.clone(),
+            router,
+            stop_accepting.clone(),
+        ));
         tracing::info!(
             address = %local_addr,
             instance = %app.config.instance_id,
@@ -215,6 +266,130 @@ async fn settle_secret_key(config: &Config, db: &Db) -> Result<SecretKey, StartE
         }
     }
     Ok(key)
+}
+
+/// How long a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `stop`, serving HTTP/1.1 (with upgrades) and HTTP/2 over plain TCP
+/// or TLS, then waits for open connections to finish (the caller bounds that wait).
+async fn serve_connections(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    router: axum::Router,
+    stop: CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(tls) => {
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Names the generated serving certificate covers: loopback, the host name, and the host of
+/// the advertised and public addresses.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_owned());
+    }
+    let host_of = |addr: &str| {
+        let rest = addr.split("://").last().unwrap_or(addr);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        match authority.parse::<SocketAddr>() {
+            Ok(socket) => socket.ip().to_string(),
+            Err(_) => authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_owned(),
+        }
+    };
+    names.push(host_of(&config.advertise_address));
+    if let Some(url) = &config.public_url {
+        names.push(host_of(url));
+    }
+    names.retain(|n| !n.is_empty() && n != "0.0.0.0" && n != "::");
+    names.dedup();
+    names
+}
+
+/// Where a pod's service account credentials are mounted.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// With `--in-cluster`, the cluster this pod runs in registers itself as `in-cluster`.
+async fn register_in_cluster(app: &App) {
+    let spec = spec::in_cluster(
+        std::path::Path::new(SERVICE_ACCOUNT_DIR),
+        std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
+        std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
+    );
+    let result = match spec {
+        Ok(spec) => {
+            app.clusters
+                .upsert_spec("in-cluster", "in-cluster", &spec)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => tracing::info!("registered this pod's cluster as `in-cluster`"),
+        Err(e) => tracing::warn!(error = %e, "--in-cluster: cannot register this pod's cluster"),
+    }
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.

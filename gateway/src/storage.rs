@@ -14,6 +14,7 @@ use sqlx::migrate::Migrator;
 
 use crate::config::DatabaseUrl;
 
+pub mod audit;
 pub mod clusters;
 pub mod plugins;
 pub mod settings;

@@ -30,6 +30,25 @@ fn defaults_are_standalone_sqlite() {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.tls, TlsMode::SelfSigned);
+}
+
+#[test]
+fn tls_files_and_plain_http_exclude_each_other() {
+    let c = config(&["--tls-cert-file", "/c", "--tls-key-file", "/k"], &[]).unwrap();
+    assert_eq!(
+        c.tls,
+        TlsMode::Files {
+            cert: "/c".into(),
+            key: "/k".into()
+        }
+    );
+    let err = config(
+        &["--tls-cert-file", "/c", "--tls-key-file", "/k", "--plain-http"],
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--plain-http"), "{err}");
 }
 
 #[test]
@@ -68,11 +87,18 @@ fn postgres_requires_a_secret_key_and_warns_standalone() {
     assert!(matches!(err, ConfigError::SecretKeyRequired), "{err}");
     assert!(err.to_string().contains("SECRET_KEY"));
 
-    let c = config(
+    let err = config(
         &["--database-url", "postgres://u:p@localhost/db"],
         &[("SECRET_KEY", KEY)],
     )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::TlsRequired), "{err}");
+    let c = config(
+        &["--database-url", "postgres://u:p@localhost/db", "--plain-http"],
+        &[("SECRET_KEY", KEY)],
+    )
     .unwrap();
+    assert_eq!(c.tls, TlsMode::Off);
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].contains("standalone"), "{:?}", c.warnings);
     assert_eq!(c.database.redacted(), "postgres://***@localhost/db");

@@ -71,7 +71,16 @@ impl TestGatewayBuilder {
         };
         let config = self.config(&data).map_err(StartFailure::Other)?;
         let gateway = Gateway::start(config).await.map_err(StartFailure::Start)?;
-        let url = format!("http://{}", gateway.local_addr());
+        let tls = gateway.app().tls.as_ref();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", gateway.local_addr());
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref()) {
+            let ca = reqwest::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| StartFailure::Other(e.into()))?;
+            client = client.add_root_certificate(ca);
+        }
+        let client = client.build().map_err(|e| StartFailure::Other(e.into()))?;
         let admin_token = self
             .env
             .get("ADMIN_TOKEN")
@@ -87,7 +96,7 @@ impl TestGatewayBuilder {
             data_dir: data,
             url,
             admin_token,
-            client: reqwest::Client::new(),
+            client,
         })
     }
 
@@ -113,7 +122,8 @@ pub struct TestGateway {
     _dir: Option<TempDir>,
     /// The SQLite data folder (also the secret key's folder).
     pub data_dir: std::path::PathBuf,
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (the generated CA is trusted by [`TestGateway::request`]), or
+    /// `http://…` with `--plain-http`.
     pub url: String,
     /// The admin token given or generated at start (`None` on a restart without one).
     pub admin_token: Option<String>,
@@ -156,5 +166,69 @@ impl TestGateway {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown().await;
         }
+    }
+}
+
+impl TestGateway {
+    /// Registers `kubeconfig` as cluster `id` and connects it; returns the connect answer.
+    pub async fn add_cluster(&self, id: &str, kubeconfig: &str) -> Result<serde_json::Value> {
+        let response = self
+            .as_admin(reqwest::Method::POST, "/api/v1/clusters")
+            .json(&serde_json::json!({"id": id, "kubeconfig": kubeconfig}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == reqwest::StatusCode::CREATED,
+            "register {id}: {} {}",
+            response.status(),
+            response.text().await?
+        );
+        let response = self
+            .as_admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/clusters/{id}/connect"),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "connect {id}: {}",
+            response.status()
+        );
+        Ok(response.json().await?)
+    }
+
+    /// The kubeconfig the gateway exports for cluster `id` and `token`.
+    pub async fn exported_kubeconfig(&self, id: &str, token: &str) -> Result<String> {
+        let response = self
+            .as_token(
+                token,
+                reqwest::Method::GET,
+                &format!("/api/v1/clusters/{id}/kubeconfig"),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == reqwest::StatusCode::OK,
+            "kubeconfig {id}: {}",
+            response.status()
+        );
+        Ok(response.text().await?)
+    }
+
+    /// Creates a token and returns its secret.
+    pub async fn create_token(&self, body: serde_json::Value) -> Result<String> {
+        let response = self
+            .as_admin(reqwest::Method::POST, "/api/v1/tokens")
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == reqwest::StatusCode::CREATED,
+            "create token: {}",
+            response.status()
+        );
+        let created: serde_json::Value = response.json().await?;
+        Ok(created["token"].as_str().unwrap_or_default().to_owned())
     }
 }

@@ -250,6 +250,7 @@ async fn tokens_work_on_postgres() {
     let gw = TestGateway::builder()
         .env("DATABASE_URL", &url)
         .env("SECRET_KEY", KEY_A)
+        .env("PLAIN_HTTP", "true")
         .start()
         .await;
     assert!(gw.admin_token.is_some());
@@ -260,6 +261,7 @@ async fn tokens_work_on_postgres() {
     let gw = TestGateway::builder()
         .env("DATABASE_URL", &url)
         .env("SECRET_KEY", KEY_A)
+        .env("PLAIN_HTTP", "true")
         .env("ADMIN_TOKEN", "a-long-enough-admin-token")
         .start()
         .await;
@@ -276,6 +278,7 @@ async fn tokens_work_on_postgres() {
     let failure = TestGateway::builder()
         .env("DATABASE_URL", &url)
         .env("SECRET_KEY", KEY_B)
+        .env("PLAIN_HTTP", "true")
         .try_start()
         .await
         .unwrap_err();
@@ -416,7 +419,12 @@ async fn graceful_shutdown_stops_accepting() {
     let gw = TestGateway::builder().start().await;
     let url = gw.url.clone();
     gw.stop().await;
-    let err = reqwest::get(format!("{url}/health/live"))
+    let err = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("{url}/health/live"))
+        .send()
         .await
         .unwrap_err();
     assert!(err.is_connect(), "{err}");
@@ -534,6 +542,7 @@ async fn unreachable_postgres_is_a_clear_start_error() {
     let failure = TestGateway::builder()
         .env("DATABASE_URL", "postgres://nobody:secret@127.0.0.1:1/none")
         .env("SECRET_KEY", KEY_A)
+        .env("PLAIN_HTTP", "true")
         .try_start()
         .await
         .unwrap_err();

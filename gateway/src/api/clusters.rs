@@ -1,0 +1,262 @@
+//! `/api/v1/clusters`: the registry, local connect/disconnect and kubeconfig export.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Admin, ApiError, ApiResult};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::cluster::{ClusterError, ClusterUpdate, NewCluster};
+use crate::storage::clusters::DesiredState;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/clusters", get(list).post(create))
+        .route("/clusters/{id}", get(show).put(update).delete(delete))
+        .route("/clusters/{id}/connect", post(connect))
+        .route("/clusters/{id}/disconnect", post(disconnect))
+        .route("/clusters/{id}/kubeconfig", get(kubeconfig))
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ClusterError::InvalidId(_) | ClusterError::Spec(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ClusterError::Storage(e) => e.into(),
+            ClusterError::Sealed(..) => {
+                tracing::error!(error = %e, "cluster credentials do not open");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+            ClusterError::Upstream(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCluster {
+    id: String,
+    name: Option<String>,
+    kubeconfig: String,
+    context: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateCluster {
+    name: Option<String>,
+    kubeconfig: Option<String>,
+    context: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn with_warnings(mut view: Value, warnings: Vec<String>) -> Value {
+    if !warnings.is_empty() {
+        view["warnings"] = json!(warnings);
+    }
+    view
+}
+
+async fn create(
+    State(app): State<App>,
+    Admin(_): Admin,
+    body: Result<Json<CreateCluster>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(body) = body?;
+    let (record, warnings) = app
+        .clusters
+        .create(NewCluster {
+            id: body.id,
+            name: body.name,
+            kubeconfig: body.kubeconfig,
+            context: body.context,
+            labels: body.labels,
+        })
+        .await?;
+    for warning in &warnings {
+        tracing::warn!(cluster = %record.id, "{warning}");
+    }
+    tracing::info!(cluster = %record.id, server = %record.server, "cluster registered");
+    let view = serde_json::to_value(app.clusters.view(record)).expect("view serializes");
+    Ok((StatusCode::CREATED, Json(with_warnings(view, warnings))))
+}
+
+async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
+    let items: Vec<_> = app
+        .db
+        .clusters()
+        .await?
+        .into_iter()
+        .filter(|c| principal.grant_for(&c.id).is_some())
+        .map(|c| app.clusters.view(c))
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// A cluster the caller may see: 404 when it does not exist, 403 without a grant.
+fn visible(principal: &Principal, id: &str) -> ApiResult<()> {
+    if principal.grant_for(id).is_none() {
+        return Err(ApiError::forbidden(format!(
+            "token `{}` has no grant for cluster `{id}`",
+            principal.token.name
+        )));
+    }
+    Ok(())
+}
+
+async fn show(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let record = app.clusters.record(&id).await?;
+    visible(&principal, &id)?;
+    Ok(Json(
+        serde_json::to_value(app.clusters.view(record)).expect("view serializes"),
+    ))
+}
+
+async fn update(
+    State(app): State<App>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateCluster>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let warnings = app
+        .clusters
+        .update(
+            &id,
+            ClusterUpdate {
+                name: body.name,
+                kubeconfig: body.kubeconfig,
+                context: body.context,
+                labels: body.labels,
+            },
+        )
+        .await?;
+    let view = app.clusters.view(app.clusters.record(&id).await?);
+    let view = serde_json::to_value(view).expect("view serializes");
+    Ok(Json(with_warnings(view, warnings)))
+}
+
+async fn delete(
+    State(app): State<App>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.clusters.delete(&id).await?;
+    tracing::info!(cluster = %id, "cluster deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records the wish and connects this replica; answers with the resulting state (`failed`
+/// with `lastError` when the check did not pass: the gateway keeps retrying).
+async fn connect(
+    State(app): State<App>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    app.clusters
+        .set_desired(&id, DesiredState::Connected)
+        .await?;
+    app.clusters.connect_local(&id).await?;
+    let view = app.clusters.view(app.clusters.record(&id).await?);
+    Ok(Json(serde_json::to_value(view).expect("view serializes")))
+}
+
+async fn disconnect(
+    State(app): State<App>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    app.clusters
+        .set_desired(&id, DesiredState::Disconnected)
+        .await?;
+    app.clusters.disconnect_local(&id);
+    let view = app.clusters.view(app.clusters.record(&id).await?);
+    Ok(Json(serde_json::to_value(view).expect("view serializes")))
+}
+
+/// A kubeconfig that points `kubectl` at this gateway for one cluster, with the caller's own
+/// token (the caller already holds it; nothing new is revealed).
+async fn kubeconfig(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    app.clusters.record(&id).await?;
+    visible(&principal, &id)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or_default()
+        .trim();
+    let base = match &app.config.public_url {
+        Some(url) => url.clone(),
+        None => {
+            // HTTP/1.1 has a Host header; HTTP/2 carries `:authority` in the URI.
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| uri.authority().map(|a| a.to_string()))
+                .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '@']))
+                .ok_or_else(|| {
+                    ApiError::bad_request("no Host header; start the gateway with --public-url")
+                })?;
+            let scheme = if app.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{host}")
+        }
+    };
+    let ca = app.tls.as_ref().and_then(|t| t.ca_pem.as_deref());
+    Ok(render_kubeconfig(&base, &id, token, ca).into_response())
+}
+
+/// The YAML of a one-context kubeconfig for `{base}/k8s/clusters/{id}`, trusting `ca_pem`
+/// (the gateway's generated CA) when given.
+pub fn render_kubeconfig(
+    base: &str,
+    id: &str,
+    token: &str,
+    ca_pem: Option<&str>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    use base64::Engine;
+    let name = format!("portico-{id}");
+    let mut cluster = json!({"server": format!("{base}/k8s/clusters/{id}")});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(ca));
+    }
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    });
+    let yaml = serde_yaml::to_string(&config).expect("kubeconfig serializes");
+    ([(header::CONTENT_TYPE, "application/yaml")], yaml)
+}

@@ -1,0 +1,120 @@
+use super::*;
+
+#[test]
+fn targets_split_into_cluster_and_path() {
+    let t = parse_target("/k8s/clusters/prod/api/v1/pods").unwrap();
+    assert_eq!(
+        t,
+        Target {
+            cluster: "prod",
+            path: "/api/v1/pods"
+        }
+    );
+    let t = parse_target("/k8s/clusters/prod").unwrap();
+    assert_eq!(t.path, "/");
+    let t = parse_target("/k8s/clusters/a.b_c:d/version").unwrap();
+    assert_eq!(t.cluster, "a.b_c:d");
+}
+
+#[test]
+fn hostile_paths_are_refused() {
+    for path in [
+        "/k8s/clusters/a%2Fb/api",
+        "/k8s/clusters/a%2fb/api",
+        "/k8s/clusters/%2e%2e/api",
+        "/k8s/clusters/prod/api/../../secret",
+        "/k8s/clusters/prod/api/%2e%2e/x",
+        "/k8s/clusters/prod/api/%2E./x",
+        "/k8s/clusters/prod/./api",
+        "/k8s/clusters//api",
+        "/k8s/clusters/-bad/api",
+    ] {
+        let err = parse_target(path).unwrap_err();
+        assert_eq!(err.code, StatusCode::BAD_REQUEST, "{path}");
+    }
+}
+
+#[test]
+fn credentials_identity_and_hop_headers_are_stripped() {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("authorization", "Bearer portico"),
+        ("impersonate-user", "root"),
+        ("impersonate-group", "system:masters"),
+        ("impersonate-extra-scopes", "x"),
+        ("impersonate-uid", "0"),
+        ("connection", "keep-alive, x-custom-hop"),
+        ("x-custom-hop", "1"),
+        ("keep-alive", "timeout=5"),
+        ("te", "trailers"),
+        ("upgrade", "websocket"),
+        ("host", "gateway"),
+        ("accept", "application/json"),
+        ("user-agent", "kubectl"),
+    ] {
+        headers.append(name, HeaderValue::from_static(value));
+    }
+    let mut plain = headers.clone();
+    strip_request_headers(&mut plain, false);
+    let mut left: Vec<&str> = plain.keys().map(|k| k.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["accept", "user-agent"]);
+
+    let mut upgrade = headers;
+    strip_request_headers(&mut upgrade, true);
+    assert_eq!(upgrade["upgrade"], "websocket");
+    assert!(upgrade.get("authorization").is_none());
+}
+
+#[test]
+fn upgrades_are_detected_from_connection_tokens() {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    assert!(!is_upgrade(&headers));
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, Upgrade"),
+    );
+    assert!(is_upgrade(&headers));
+}
+
+#[test]
+fn audit_verbs() {
+    assert_eq!(verb(&Method::GET, "/api/v1/pods", false), None);
+    assert_eq!(
+        verb(&Method::DELETE, "/api/v1/namespaces/a/pods/b", false).as_deref(),
+        Some("delete")
+    );
+    assert_eq!(
+        verb(&Method::GET, "/api/v1/namespaces/a/pods/b/exec", true).as_deref(),
+        Some("exec")
+    );
+    assert_eq!(
+        verb(
+            &Method::POST,
+            "/api/v1/namespaces/a/pods/b/portforward",
+            false
+        )
+        .as_deref(),
+        Some("portforward")
+    );
+    assert_eq!(verb(&Method::GET, "/x", true).as_deref(), Some("upgrade"));
+}
+
+#[test]
+fn head_timeouts_follow_requested_server_timeouts() {
+    let base = Duration::from_secs(60);
+    assert_eq!(head_timeout(base, None), base);
+    assert_eq!(
+        head_timeout(base, Some("watch=1&timeoutSeconds=300")),
+        Duration::from_secs(305)
+    );
+    assert_eq!(
+        head_timeout(base, Some("timeout=2m30s")),
+        Duration::from_secs(155)
+    );
+    assert_eq!(head_timeout(base, Some("timeout=10s")), base);
+    assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_go_duration("5x"), None);
+}
