@@ -336,6 +336,26 @@ impl KubeSim {
             .get(resource_for(api_version, kind)?, ns, name)
     }
 
+    /// Lists objects of a kind (every namespace when `ns` is `None`) matching a label selector
+    /// (`""`: all), in key order.
+    pub fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        label_selector: &str,
+    ) -> Result<Vec<Object>, ApiError> {
+        let selectors = crate::selector::Selectors {
+            labels: crate::selector::LabelSelector::parse(label_selector)?,
+            ..Default::default()
+        };
+        let page =
+            self.shared
+                .store
+                .list(resource_for(api_version, kind)?, ns, &selectors, None, None)?;
+        Ok(page.items)
+    }
+
     /// Deletes an object.
     pub fn delete(
         &self,

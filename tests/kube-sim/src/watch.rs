@@ -188,6 +188,7 @@ pub fn serve(
             tokio::time::Instant::now() + shared.bookmark_interval,
             shared.bookmark_interval,
         );
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Deliver everything after `last`.
             match shared.store.events_after(last) {

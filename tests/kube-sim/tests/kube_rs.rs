@@ -425,6 +425,8 @@ async fn namespaces_and_paging() {
         }
     }
     assert_eq!((seen, pages), (30, 3));
+    assert_eq!(sim.list("v1", "Pod", None, "app=app-1").unwrap().len(), 4);
+    assert_eq!(sim.list("v1", "Pod", Some("b"), "").unwrap().len(), 5);
     let selected = all
         .list(
             &ListParams::default()
