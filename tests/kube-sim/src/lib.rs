@@ -60,7 +60,8 @@
 //!   (`deletionTimestamp`, removal when the last one goes); `dryRun=All`; deletes return the
 //!   object for pods, services, serviceaccounts, PVs, PVCs and namespaces and a success
 //!   `Status` for the rest; deletecollection; a namespaced create in a missing namespace → 404
-//!   `namespaces "x" not found`.
+//!   `namespaces "x" not found`; a create carrying a `resourceVersion` → bare 500, as etcd
+//!   storage answers.
 //! - Patches: JSON merge patch, JSON patch, strategic merge patch (subset, see [`patch`]) and
 //!   server-side apply (`application/apply-patch+yaml`, creates when missing).
 //! - Lists: `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`), `fieldSelector`
@@ -86,9 +87,13 @@
 //!   removed, and conflicts never reported.
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
 //!   list's `resourceVersion` is that of the first page.
-//! - Responses are JSON (or YAML); protobuf request bodies are decoded only for namespaces,
-//!   configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR; no
-//!   OpenAPI schemas and no field validation (unknown fields are kept, not rejected); exec has no SPDY, `attach` and `port-forward` are not served.
+//! - Responses are JSON (or YAML, or `Table`); protobuf request bodies are decoded only for
+//!   namespaces, configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR.
+//! - No OpenAPI schemas and no field validation: unknown fields are kept, not rejected, and
+//!   `fieldValidation` is ignored.
+//! - exec runs built-in commands, not containers; no SPDY; `attach`, `port-forward` and the
+//!   `proxy` subresources are not served. No authorization APIs (`kubectl auth can-i`).
+//! - A watch with no `timeoutSeconds` lasts 30 minutes (the apiserver picks 30–60).
 
 pub mod api;
 pub mod discovery;
