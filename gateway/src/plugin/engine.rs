@@ -428,7 +428,7 @@ fn trap_reason(
 
 /// The message of a Rust panic as std prints it to stderr:
 /// `thread '…' panicked at src/lib.rs:1:2:\nmessage\nnote: …`.
-fn panic_message(stdio: &str) -> Option<String> {
+pub(super) fn panic_message(stdio: &str) -> Option<String> {
     let start = stdio.find("panicked at ")?;
     let rest = &stdio[start + "panicked at ".len()..];
     let (location, rest) = rest.split_once('\n').unwrap_or((rest, ""));
