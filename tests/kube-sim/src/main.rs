@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
         .init();
     let mut builder = KubeSim::builder()
         .listen(args.listen)

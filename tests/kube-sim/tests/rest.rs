@@ -505,3 +505,90 @@ async fn seeding_is_fast_and_yaml_loads() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn binary_seeds_and_writes_a_kubeconfig() {
+    use base64::Engine as _;
+    use tokio::io::AsyncBufReadExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(
+        &seed,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seeded, namespace: apps}\ndata: {k: v}\n",
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--pods",
+            "100",
+            "--nodes",
+            "3",
+            "--token",
+            "bin-token",
+        ])
+        .arg("--seed")
+        .arg(&seed)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("kube-sim listening on ")
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["server"].as_str(),
+        Some(url.as_str())
+    );
+    assert_eq!(kc["users"][0]["user"]["token"].as_str(), Some("bin-token"));
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(
+            kc["clusters"][0]["cluster"]["certificate-authority-data"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let c = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        c.get(format!("{url}{path}"))
+            .bearer_auth("bin-token")
+            .send()
+    };
+    let pods: Value = get("/api/v1/namespaces/default/pods")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pods["items"].as_array().unwrap().len(), 100);
+    let nodes: Value = get("/api/v1/nodes").await.unwrap().json().await.unwrap();
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 3);
+    let cm: Value = get("/api/v1/namespaces/apps/configmaps/seeded")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["k"], "v");
+    child.kill().await.unwrap();
+}
