@@ -22,6 +22,67 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(Box<ServeArgs>),
+    /// Manage the cluster registry directly in the database.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Print a kubeconfig that points kubectl at a running gateway for one cluster.
+    Kubeconfig(KubeconfigArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Register every context of a kubeconfig file (ids from context names; existing ids are
+    /// left alone). File references and exec plugins are allowed: you run this as the operator.
+    Import(ImportArgs),
+}
+
+/// Flags of `portico cluster import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The kubeconfig file to read.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+
+    /// Only these contexts (repeatable; default: all).
+    #[arg(long = "context")]
+    pub contexts: Vec<String>,
+
+    /// Mark the imported clusters `connected`: replicas started with `--connect-cluster` (or
+    /// coordinating through leases) connect them.
+    #[arg(long)]
+    pub connect: bool,
+
+    /// Same as `portico serve`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/portico.db"
+    )]
+    pub database_url: String,
+
+    /// Same as `portico serve`.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// Flags of `portico kubeconfig`.
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArgs {
+    /// The cluster id.
+    #[arg(long)]
+    pub cluster: String,
+
+    /// The gateway's URL.
+    #[arg(long, env = "PORTICO_URL", default_value = "https://localhost:3618")]
+    pub server: String,
+
+    /// Your Portico token (it goes into the kubeconfig).
+    #[arg(long, env = "PORTICO_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// CA to trust for the gateway (e.g. `./data/tls-ca.crt` of a standalone gateway).
+    #[arg(long, env = "PORTICO_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Log line format.
@@ -209,6 +270,7 @@ impl ServeArgs {
             .chain(args.iter().map(|a| a.as_ref().to_owned()));
         match Cli::parse_with_env(argv, env)?.command {
             Command::Serve(args) => Ok(*args),
+            _ => unreachable!("the `serve` subcommand was parsed"),
         }
     }
 }

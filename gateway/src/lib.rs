@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod plugin;

@@ -2,13 +2,21 @@
 
 use std::process::ExitCode;
 
-use portico::cli::{Cli, Command};
+use portico::cli::{Cli, ClusterCommand, Command};
+use portico::commands::{self, Imported};
 use portico::config::Config;
 use portico::server::{self, Gateway};
 use portico::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_process();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         Command::Serve(args) => {
             let config = match Config::from_args(*args) {
@@ -22,15 +30,48 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
             runtime.block_on(serve(config))
         }
+        Command::Cluster(ClusterCommand::Import(args)) => {
+            match runtime.block_on(commands::import_clusters(&args)) {
+                Ok(results) => {
+                    let mut failed = false;
+                    for result in results {
+                        match result {
+                            Imported::Added { context, id } => {
+                                println!("added    {id} (context {context})")
+                            }
+                            Imported::Exists { context, id } => {
+                                println!("exists   {id} (context {context}): left unchanged")
+                            }
+                            Imported::Failed { context, error } => {
+                                failed = true;
+                                println!("failed   context {context}: {error}")
+                            }
+                        }
+                    }
+                    if failed {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Kubeconfig(args) => match runtime.block_on(commands::fetch_kubeconfig(&args)) {
+            Ok(kubeconfig) => {
+                print!("{kubeconfig}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -85,7 +85,8 @@ impl Gateway {
         }
         let db = Db::connect(&config.database).await?;
         tracing::info!(database = %config.database.redacted(), "database ready");
-        let secret_key = settle_secret_key(&config, &db).await?;
+        let secret_key =
+            settle_secret_key(&config.database, config.secret_key.as_ref(), &db).await?;
         let generated_admin_token =
             auth::bootstrap_admin(&db, config.admin_token.as_deref()).await?;
 
@@ -226,14 +227,15 @@ impl Gateway {
 /// Uses the configured key or, standalone, the key file in the data folder (created on first
 /// start), and checks it against the value the database was set up with, so a wrong key stops
 /// the gateway at start instead of failing on every cluster later.
-async fn settle_secret_key(config: &Config, db: &Db) -> Result<SecretKey, StartError> {
-    let key = match (&config.secret_key, &config.database) {
+pub async fn settle_secret_key(
+    database: &DatabaseUrl,
+    given: Option<&SecretKey>,
+    db: &Db,
+) -> Result<SecretKey, StartError> {
+    let key = match (given, database) {
         (Some(key), _) => key.clone(),
         (None, DatabaseUrl::Sqlite(_)) => {
-            let dir = config
-                .database
-                .data_dir()
-                .expect("sqlite has a data folder");
+            let dir = database.data_dir().expect("sqlite has a data folder");
             let path = dir.join(SECRET_KEY_FILE);
             let (key, created) = SecretKey::load_or_create(&path)?;
             if created {
@@ -255,8 +257,8 @@ async fn settle_secret_key(config: &Config, db: &Db) -> Result<SecretKey, StartE
             .and_then(|sealed| key.open(KEY_CHECK_SETTING.as_bytes(), &sealed).ok())
             .is_some_and(|plain| plain == KEY_CHECK_PLAINTEXT);
         if !opens {
-            let hint = match config.database.data_dir() {
-                Some(dir) if config.secret_key.is_some() => format!(
+            let hint = match database.data_dir() {
+                Some(dir) if given.is_some() => format!(
                     " (or remove --secret-key to use {})",
                     dir.join(SECRET_KEY_FILE).display()
                 ),

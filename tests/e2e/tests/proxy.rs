@@ -675,3 +675,79 @@ async fn client_certificate_credentials_work() -> anyhow::Result<()> {
     gw.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
+    use portico::cli::{ImportArgs, KubeconfigArgs};
+    use portico::commands::{self, Imported};
+
+    let sim = KubeSim::start().await?;
+    let dir = tempfile::tempdir()?;
+    // Two contexts: the simulator, and the same cluster reached through a CA file next to the
+    // kubeconfig (a relative file reference, allowed for a local import).
+    std::fs::write(dir.path().join("ca.crt"), sim.ca_pem().unwrap())?;
+    let second = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: files/admin\n\
+         clusters:\n- name: f\n  cluster:\n    server: {}\n    certificate-authority: ca.crt\n\
+         users:\n- name: f\n  user:\n    token: {}\n\
+         contexts:\n- name: files/admin\n  context:\n    cluster: f\n    user: f\n",
+        sim.url(),
+        sim.token()
+    );
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, &second)?;
+    let gw = TestGateway::builder().start().await;
+    let args = ImportArgs {
+        kubeconfig: kubeconfig.clone(),
+        contexts: vec![],
+        connect: true,
+        database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
+        secret_key: None,
+    };
+    let results = commands::import_clusters(&args).await?;
+    assert_eq!(
+        results,
+        [Imported::Added {
+            context: "files/admin".into(),
+            id: "files-admin".into()
+        }]
+    );
+    let again = commands::import_clusters(&args).await?;
+    assert!(matches!(again[0], Imported::Exists { .. }), "{again:?}");
+
+    // The running gateway sees the import and connects it.
+    let view: Value = gw
+        .as_admin(Method::POST, "/api/v1/clusters/files-admin/connect")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(view["state"], "connected", "{view}");
+    assert_eq!(view["desiredState"], "connected");
+
+    // `portico kubeconfig` fetches a working kubeconfig (the gateway's CA file trusted).
+    let exported = commands::fetch_kubeconfig(&KubeconfigArgs {
+        cluster: "files-admin".into(),
+        server: gw.url.clone(),
+        token: gw.admin_token.clone().unwrap(),
+        ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+    })
+    .await?;
+    let kubectl = Kubectl::new(&exported)?;
+    let out = kubectl
+        .run(&["get", "namespaces", "-o", "name"])
+        .await?
+        .success()?;
+    assert!(out.stdout.contains("namespace/default"), "{}", out.stdout);
+    let err = commands::fetch_kubeconfig(&KubeconfigArgs {
+        cluster: "nope".into(),
+        server: gw.url.clone(),
+        token: gw.admin_token.clone().unwrap(),
+        ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    gw.stop().await;
+    Ok(())
+}

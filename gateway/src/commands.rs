@@ -1,0 +1,165 @@
+//! The one-shot subcommands: `portico cluster import` and `portico kubeconfig`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::{ImportArgs, KubeconfigArgs};
+use crate::cluster::spec::{self, Origin};
+use crate::cluster::{ClusterError, ClusterManager, ClusterOptions, NewCluster};
+use crate::config::{ConfigError, DatabaseUrl};
+use crate::crypto::SecretKey;
+use crate::server::{StartError, settle_secret_key};
+use crate::storage::Db;
+use crate::storage::clusters::DesiredState;
+use crate::telemetry::Metrics;
+
+/// A subcommand that failed; the message is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad flags.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database or key could not be opened.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A cluster could not be registered.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The kubeconfig file cannot be read.
+    #[error("cannot read `{0}`: {1}")]
+    Read(String, std::io::Error),
+    /// The gateway refused or could not be reached.
+    #[error("{0}")]
+    Http(String),
+}
+
+/// What an import did, per context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Added { context: String, id: String },
+    Exists { context: String, id: String },
+    Failed { context: String, error: String },
+}
+
+/// Registers the contexts of a kubeconfig file.
+pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, CommandError> {
+    let database = DatabaseUrl::parse(&args.database_url)?;
+    let key = args
+        .secret_key
+        .as_deref()
+        .map(SecretKey::parse)
+        .transpose()
+        .map_err(ConfigError::from)?;
+    if key.is_none() && matches!(database, DatabaseUrl::Postgres(_)) {
+        return Err(ConfigError::SecretKeyRequired.into());
+    }
+    let text = std::fs::read_to_string(&args.kubeconfig)
+        .map_err(|e| CommandError::Read(args.kubeconfig.display().to_string(), e))?;
+    let config = spec::parse_kubeconfig(&text).map_err(ClusterError::from)?;
+    let db = Db::connect(&database).await.map_err(StartError::from)?;
+    let key = settle_secret_key(&database, key.as_ref(), &db).await?;
+    let manager = ClusterManager::new(
+        db.clone(),
+        key,
+        ClusterOptions::default(),
+        &Metrics::new(),
+        CancellationToken::new(),
+        TaskTracker::new(),
+    );
+    let base_dir = args.kubeconfig.parent().map(Path::to_path_buf);
+    let origin = Origin {
+        base_dir: base_dir.as_deref(),
+        allow_files: true,
+        allow_exec: true,
+    };
+    let mut results = Vec::new();
+    for context in spec::context_names(&config) {
+        if !args.contexts.is_empty() && !args.contexts.contains(&context) {
+            continue;
+        }
+        let id = id_from_context(&context);
+        if db.cluster(&id).await.map_err(ClusterError::from)?.is_some() {
+            results.push(Imported::Exists { context, id });
+            continue;
+        }
+        let new = NewCluster {
+            id: id.clone(),
+            name: Some(context.clone()),
+            kubeconfig: text.clone(),
+            context: Some(context.clone()),
+            labels: BTreeMap::new(),
+        };
+        match manager.create_from(new, origin).await {
+            Ok(_) => {
+                if args.connect {
+                    manager.set_desired(&id, DesiredState::Connected).await?;
+                }
+                results.push(Imported::Added { context, id });
+            }
+            Err(e) => results.push(Imported::Failed {
+                context,
+                error: e.to_string(),
+            }),
+        }
+    }
+    db.close().await;
+    Ok(results)
+}
+
+/// A cluster id from a context name: allowed characters kept, others replaced by `-`.
+pub fn id_from_context(context: &str) -> String {
+    let id: String = context
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let id = id.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let id: String = id.chars().take(253).collect();
+    if id.is_empty() {
+        "cluster".to_owned()
+    } else {
+        id
+    }
+}
+
+/// Fetches the kubeconfig the gateway exports for `args.cluster` and `args.token`.
+pub async fn fetch_kubeconfig(args: &KubeconfigArgs) -> Result<String, CommandError> {
+    let http = |e: reqwest::Error| CommandError::Http(e.to_string());
+    let mut client = reqwest::Client::builder();
+    if let Some(path) = &args.ca_file {
+        let pem =
+            std::fs::read(path).map_err(|e| CommandError::Read(path.display().to_string(), e))?;
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).map_err(http)?);
+    }
+    let url = format!(
+        "{}/api/v1/clusters/{}/kubeconfig",
+        args.server.trim_end_matches('/'),
+        args.cluster
+    );
+    let response = client
+        .build()
+        .map_err(http)?
+        .get(url)
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .map_err(|e| CommandError::Http(crate::cluster::upstream::error_chain(&e)))?;
+    let status = response.status();
+    let body = response.text().await.map_err(http)?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        return Err(CommandError::Http(format!("{status}: {message}")));
+    }
+    Ok(body)
+}
