@@ -226,7 +226,7 @@ fn spec_part(obj: &Value) -> Value {
 
 const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
-/// The namespaces every cluster starts with.
+/// The namespaces every cluster starts with (plus the `kubernetes` service in `default`).
 pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
@@ -251,6 +251,23 @@ impl Store {
                 .create(ns, None, json!({"metadata": {"name": name}}), false)
                 .expect("initial namespace");
         }
+        // The service the apiserver keeps for itself.
+        let svc = resources::by_plural("", "v1", "services").expect("services are served");
+        store
+            .create(
+                svc,
+                Some("default"),
+                json!({
+                    "metadata": {"name": "kubernetes",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                    "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                        "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                        "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                        "internalTrafficPolicy": "Cluster"},
+                }),
+                false,
+            )
+            .expect("kubernetes service");
         store
     }
 
