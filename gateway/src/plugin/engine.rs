@@ -58,6 +58,8 @@ impl HostSettings {
             Some(dir) => dir.join("plugin-cache"),
             None => std::env::temp_dir().join("portico-plugin-cache"),
         };
+        // wasmtime's cache wants an absolute path; the default data folder is relative.
+        let cache_dir = std::path::absolute(&cache_dir).unwrap_or(cache_dir);
         Self {
             cache_dir: Some(cache_dir),
             ..Self::default()
