@@ -392,3 +392,45 @@ async fn exec_runs_commands_with_exit_codes() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_whoami_can_i_and_impersonation() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    let out = kubectl
+        .run(&["auth", "whoami", "-o", "json"])
+        .await?
+        .success()?;
+    let me: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(me["status"]["userInfo"]["username"], "kube-sim-admin");
+    let out = kubectl
+        .run(&[
+            "auth",
+            "whoami",
+            "--as",
+            "jane",
+            "--as-group",
+            "devs",
+            "-o",
+            "json",
+        ])
+        .await?
+        .success()?;
+    let jane: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(jane["status"]["userInfo"]["username"], "jane");
+    assert_eq!(
+        jane["status"]["userInfo"]["groups"],
+        serde_json::json!(["devs", "system:authenticated"])
+    );
+    let rec = sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path_only().ends_with("/selfsubjectreviews"))
+        .expect("whoami reached the simulator");
+    assert_eq!(rec.header("impersonate-user"), Some("jane"));
+    let out = kubectl
+        .run(&["auth", "can-i", "delete", "pods"])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout.trim(), "yes");
+    Ok(())
+}

@@ -356,7 +356,7 @@ fn decode_object(ct: Option<&str>, bytes: &[u8]) -> Result<Value> {
 }
 
 /// Entry point for authenticated requests.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _user: User) -> Response<Body> {
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, user: User) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
     let accept = req
@@ -411,6 +411,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _user: User) ->
                 Ok(f) => f,
                 Err(e) => return error_response(&e),
             };
+            if target.res.review {
+                return match review(req, &target, &user).await {
+                    Ok(resp) => resp,
+                    Err(e) => error_response(&e),
+                };
+            }
             match resource(shared, req, target, query, format).await {
                 Ok(resp) => resp,
                 Err(e) => error_response(&e),
@@ -656,6 +662,50 @@ async fn resource(
         (_, Some(_), Some(_)) => Err(ApiError::no_such_resource()),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Create-only reviews: who am I, may I. Every authenticated user may do everything.
+async fn review(req: Request<Incoming>, t: &Target, user: &User) -> Result<Response<Body>> {
+    if req.method() != Method::POST || t.name.is_some() {
+        return Err(ApiError::method_not_allowed());
+    }
+    let (ct, body) = read_body(req).await?;
+    // Typed clients send protobuf; the spec is only echoed, so only JSON/YAML is read.
+    let sent = match ct.as_deref() {
+        Some("application/vnd.kubernetes.protobuf") => Value::Null,
+        other if body.is_empty() => {
+            let _ = other;
+            Value::Null
+        }
+        other => decode_object(other, &body)?,
+    };
+    let res = t.res;
+    let status = match res.kind {
+        "SelfSubjectReview" => serde_json::json!({
+            "userInfo": {"username": user.name, "groups": user.groups}
+        }),
+        "SelfSubjectAccessReview" => serde_json::json!({
+            "allowed": true,
+            "reason": "kube-sim authorizes every authenticated user"
+        }),
+        _ => serde_json::json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false
+        }),
+    };
+    let mut out = serde_json::json!({
+        "kind": res.kind,
+        "apiVersion": res.api_version(),
+        "metadata": {"creationTimestamp": null},
+        "status": status,
+    });
+    if let Some(spec) = sent.get("spec") {
+        out["spec"] = spec.clone();
+    } else if res.kind != "SelfSubjectReview" {
+        out["spec"] = serde_json::json!({});
+    }
+    Ok(json_response(201, &out))
 }
 
 /// The `autoscaling/v1` `Scale` view of an object with `spec.replicas`.

@@ -82,7 +82,10 @@
 //!   they are given (created pods are `Pending`), deleting a namespace removes its contents at
 //!   once, pods are deleted immediately (no grace period).
 //! - No admission, RBAC or defaulting beyond a few fields; every authenticated user may do
-//!   anything. Impersonation headers are recorded, not applied.
+//!   anything, including impersonating (`Impersonate-User`/`-Group` change who the request is
+//!   from, as `kubectl auth whoami --as` shows). `SelfSubjectReview`,
+//!   `SelfSubjectAccessReview` (always allowed) and `SelfSubjectRulesReview` are served for
+//!   `kubectl auth`.
 //! - Server-side apply tracks no field ownership (`managedFields`): fields are merged in, never
 //!   removed, and conflicts never reported.
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
@@ -92,7 +95,7 @@
 //! - No OpenAPI schemas and no field validation: unknown fields are kept, not rejected, and
 //!   `fieldValidation` is ignored.
 //! - exec runs built-in commands, not containers; no SPDY; `attach`, `port-forward` and the
-//!   `proxy` subresources are not served. No authorization APIs (`kubectl auth can-i`).
+//!   `proxy` subresources are not served.
 //! - A watch with no `timeoutSeconds` lasts 30 minutes (the apiserver picks 30–60).
 
 pub mod api;

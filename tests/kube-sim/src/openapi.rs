@@ -107,6 +107,13 @@ pub fn group_version(path: &str) -> Option<Value> {
         } else {
             format!("{prefix}/{}", r.plural)
         };
+        if r.review {
+            paths.insert(
+                collection,
+                json!({"post": op(r, "post", "create", write_params())}),
+            );
+            continue;
+        }
         let mut patch_params = write_params();
         patch_params.push(query("force", "boolean"));
         paths.insert(

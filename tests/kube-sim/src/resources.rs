@@ -29,6 +29,9 @@ pub struct ResourceInfo {
     pub returns_deleted_object: bool,
     /// Has a `scale` subresource (`autoscaling/v1` `Scale` over `spec.replicas`).
     pub scale: bool,
+    /// A create-only review (`SelfSubjectReview`, `SelfSubjectAccessReview`, …): nothing is
+    /// stored, a POST answers with the computed status.
+    pub review: bool,
     /// Field-selector fields beyond `metadata.name` / `metadata.namespace`, with the JSON path
     /// (dot separated) each one reads.
     pub fields: &'static [(&'static str, &'static str)],
@@ -79,6 +82,7 @@ macro_rules! res {
             requires_resource_version: $rv,
             returns_deleted_object: $ret,
             scale: matches!($plural, "deployments" | "replicasets" | "statefulsets"),
+            review: $plural.starts_with("self"),
             fields: $fields,
         }
     };
@@ -159,6 +163,15 @@ pub fn all() -> &'static [ResourceInfo] {
                 status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
             res!("coordination.k8s.io", "Lease", "leases", "lease", true, NONE, NONE,
                 status: false, generation: false, rv: true, returns: false, fields: NO_FIELDS),
+            res!("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
+                false, NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            res!("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                "selfsubjectaccessreview", false, NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            res!("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+                "selfsubjectrulesreview", false, NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
         ]
     })
 }

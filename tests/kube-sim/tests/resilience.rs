@@ -194,6 +194,55 @@ async fn http2_is_negotiated_with_alpn() {
 }
 
 #[tokio::test]
+async fn self_subject_review_reflects_impersonation() {
+    let (sim, c) = support::start().await;
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    let url = format!(
+        "{}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        sim.url()
+    );
+    let me: serde_json::Value = c
+        .post(&url)
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["status"]["userInfo"]["username"], "kube-sim-admin");
+    let resp = c
+        .post(&url)
+        .header("impersonate-user", "jane")
+        .header("impersonate-group", "devs")
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let jane: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(jane["status"]["userInfo"]["username"], "jane");
+    assert_eq!(
+        jane["status"]["userInfo"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    // Groups without a user are refused.
+    let resp = c
+        .post(&url)
+        .header("impersonate-group", "devs")
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // Reviews are create-only.
+    assert_eq!(
+        c.get(&url).send().await.unwrap().status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
 async fn plain_http_serves_the_same_api() {
     let sim = KubeSim::builder()
         .tls(false)
