@@ -463,56 +463,32 @@ async fn forward(
         .upstream_latency
         .get_or_create(&cluster_label.owned())
         .observe(started.elapsed().as_secs_f64());
-    let mut upstream_response = match sent {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => {
-            let status = StatusError::new(
-                StatusCode::BAD_GATEWAY,
-                "BadGateway",
-                format!("cluster `{}`: {e}", target.cluster),
-            );
-            record_audit(
-                app,
-                &principal,
-                target,
-                &path_and_query,
-                audit_verb,
-                status.code,
-            );
-            return Err(status);
-        }
-        Err(_) => {
-            let status = StatusError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Timeout",
-                format!(
-                    "cluster `{}` did not answer within {}s",
-                    target.cluster,
-                    timeout.as_secs()
-                ),
-            );
-            record_audit(
-                app,
-                &principal,
-                target,
-                &path_and_query,
-                audit_verb,
-                status.code,
-            );
-            return Err(status);
-        }
+    let outcome = match sent {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(StatusError::new(
+            StatusCode::BAD_GATEWAY,
+            "BadGateway",
+            format!("cluster `{}`: {e}", target.cluster),
+        )),
+        Err(_) => Err(StatusError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!(
+                "cluster `{}` did not answer within {}s",
+                target.cluster,
+                timeout.as_secs()
+            ),
+        )),
     };
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(e) => e.code,
+    };
+    record_audit(app, &principal, target, &path_and_query, audit_verb, status);
+    let mut upstream_response = outcome?;
     if upstream_response.status() == StatusCode::UNAUTHORIZED {
         connection.upstream.invalidate_credentials();
     }
-    record_audit(
-        app,
-        &principal,
-        target,
-        &path_and_query,
-        audit_verb,
-        upstream_response.status(),
-    );
 
     if upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade

@@ -44,7 +44,13 @@ fn tls_files_and_plain_http_exclude_each_other() {
         }
     );
     let err = config(
-        &["--tls-cert-file", "/c", "--tls-key-file", "/k", "--plain-http"],
+        &[
+            "--tls-cert-file",
+            "/c",
+            "--tls-key-file",
+            "/k",
+            "--plain-http",
+        ],
         &[],
     )
     .unwrap_err();
@@ -94,7 +100,11 @@ fn postgres_requires_a_secret_key_and_warns_standalone() {
     .unwrap_err();
     assert!(matches!(err, ConfigError::TlsRequired), "{err}");
     let c = config(
-        &["--database-url", "postgres://u:p@localhost/db", "--plain-http"],
+        &[
+            "--database-url",
+            "postgres://u:p@localhost/db",
+            "--plain-http",
+        ],
         &[("SECRET_KEY", KEY)],
     )
     .unwrap();
