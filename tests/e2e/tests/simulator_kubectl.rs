@@ -54,6 +54,26 @@ async fn get_prints_tables_json_and_errors() -> anyhow::Result<()> {
         out.stdout
     );
 
+    // --sort-by asks the server for whole objects in the table rows (includeObject=Object).
+    sim.seed_pods("sorted", 3, 2);
+    let out = kubectl
+        .run(&[
+            "get",
+            "pods",
+            "-n",
+            "sorted",
+            "--sort-by=.spec.nodeName",
+            "--no-headers",
+        ])
+        .await?
+        .success()?;
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["pod-00000", "pod-00002", "pod-00001"]);
+
     // kubectl used aggregated discovery: no per-group-version documents were fetched.
     let discovery = sim
         .requests()

@@ -196,8 +196,8 @@ pub enum Format {
     Json,
     /// YAML.
     Yaml,
-    /// A `meta.k8s.io/v1` `Table` (kubectl get).
-    Table,
+    /// A `meta.k8s.io/v1` `Table` (kubectl get), rows carrying what `includeObject` asks.
+    Table(table::IncludeObject),
 }
 
 /// Picks the first acceptable format from the `Accept` header.
@@ -215,7 +215,9 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format> {
             .iter()
             .any(|p| p.starts_with("as=") && p.replace(' ', "") != "as=Table");
         match mime {
-            "application/json" | "*/*" | "application/*" if is_table => return Ok(Format::Table),
+            "application/json" | "*/*" | "application/*" if is_table => {
+                return Ok(Format::Table(table::IncludeObject::default()));
+            }
             "application/json" | "*/*" | "application/*" if !other_as => return Ok(Format::Json),
             "application/yaml" if !other_as && !is_table => return Ok(Format::Yaml),
             _ => {}
@@ -241,7 +243,7 @@ fn render(code: u16, format: Format, body: &Value) -> Response<Body> {
 
 fn render_object(code: u16, format: Format, res: &ResourceInfo, obj: &Value) -> Response<Body> {
     match format {
-        Format::Table => json_response(code, &table::table(res, &[obj], true)),
+        Format::Table(include) => json_response(code, &table::table(res, &[obj], true, include)),
         f => render(code, f, obj),
     }
 }
@@ -253,9 +255,9 @@ fn render_list(
     items: &[Arc<Value>],
     meta: Value,
 ) -> Response<Body> {
-    if format == Format::Table {
+    if let Format::Table(include) = format {
         let refs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
-        let mut t = table::table(res, &refs, true);
+        let mut t = table::table(res, &refs, true, include);
         t["metadata"] = meta;
         return json_response(200, &t);
     }
@@ -408,6 +410,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, user: User) -> 
         }
         Route::Resource(target) => {
             let format = match negotiate(accept.as_deref()) {
+                Ok(Format::Table(_)) => {
+                    Format::Table(table::IncludeObject::parse(query.get("includeObject")))
+                }
                 Ok(f) => f,
                 Err(e) => return error_response(&e),
             };
@@ -861,7 +866,7 @@ mod tests {
                 "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
             ))
             .unwrap(),
-            Format::Table
+            Format::Table(table::IncludeObject::Metadata)
         );
         assert_eq!(
             negotiate(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")).unwrap(),

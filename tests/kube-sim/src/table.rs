@@ -243,23 +243,56 @@ fn columns_and_cells(res: &ResourceInfo, obj: &Value) -> (Vec<Value>, Vec<Value>
     }
 }
 
+/// What each row carries in `object` (`includeObject`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// `PartialObjectMetadata` (the default).
+    #[default]
+    Metadata,
+    /// The whole object.
+    Object,
+    /// Nothing.
+    None,
+}
+
+impl IncludeObject {
+    /// From the `includeObject` query parameter.
+    pub fn parse(param: Option<&str>) -> Self {
+        match param {
+            Some("Object") => Self::Object,
+            Some("None") => Self::None,
+            _ => Self::Metadata,
+        }
+    }
+}
+
 /// A `Table` of `objects`; `headers` includes the column definitions (watch events after the
 /// first leave them out, as the apiserver does).
-pub fn table(res: &ResourceInfo, objects: &[&Value], headers: bool) -> Value {
+pub fn table(
+    res: &ResourceInfo,
+    objects: &[&Value],
+    headers: bool,
+    include: IncludeObject,
+) -> Value {
     let mut columns = None;
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
             let (cols, cells) = columns_and_cells(res, obj);
             columns.get_or_insert(cols);
-            json!({
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+            let mut row = json!({ "cells": cells });
+            match include {
+                IncludeObject::Metadata => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                    });
                 }
-            })
+                IncludeObject::Object => row["object"] = (*obj).clone(),
+                IncludeObject::None => {}
+            }
+            row
         })
         .collect();
     let columns = columns.unwrap_or_else(|| columns_and_cells(res, &json!({})).0);

@@ -48,8 +48,10 @@ struct Encoder {
 
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = if self.format == Format::Table && kind != "ERROR" && kind != "BOOKMARK" {
-            let t = table::table(self.res, &[obj], !self.headers_sent);
+        let object = if let (Format::Table(include), false) =
+            (self.format, matches!(kind, "ERROR" | "BOOKMARK"))
+        {
+            let t = table::table(self.res, &[obj], !self.headers_sent, include);
             self.headers_sent = true;
             t
         } else {
@@ -229,7 +231,7 @@ pub fn serve(
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     let body: Body = http_body_util::StreamBody::new(stream).boxed_unsync();
-    let content_type = if format == Format::Table {
+    let content_type = if matches!(format, Format::Table(_)) {
         "application/json;as=Table;v=v1;g=meta.k8s.io"
     } else {
         "application/json"
