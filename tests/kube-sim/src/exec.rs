@@ -171,6 +171,7 @@ async fn session<S>(
             }
         }
     });
+    let command_line = command.join(" ");
     let run_ctx = ctx.clone();
     let runner = tokio::spawn(async move {
         let mut stdin = Stdin {
@@ -203,8 +204,7 @@ async fn session<S>(
             "metadata": {},
             "status": "Failure",
             "message": format!(
-                "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
-                ctx.container
+                "command terminated with non-zero exit code: error executing command [{command_line}], exit code {code}"
             ),
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
