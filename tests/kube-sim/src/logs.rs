@@ -1,4 +1,5 @@
-//! `pods/log`: text set per pod (and container) through the library, with `tailLines`,
+//! `pods/log`: text set per pod (and container) through the library or, for seeded pods, the
+//! pod's `kube-sim/log` annotation, with `tailLines`,
 //! `limitBytes`, `timestamps` and `follow=true` streaming of lines appended later until the pod
 //! is deleted or the client goes away.
 
@@ -56,6 +57,15 @@ impl PodLogs {
                     lines: split_lines(text),
                 },
             );
+        });
+    }
+
+    /// Sets the pod's log from its `kube-sim/log` annotation unless the log was already set.
+    fn init(&self, ns: &str, pod: &str, text: &str) {
+        let key = (ns.to_string(), pod.to_string(), String::new());
+        let mut m = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key).or_insert_with(|| Buffer {
+            lines: split_lines(text),
         });
     }
 
@@ -148,6 +158,12 @@ pub fn serve(shared: Arc<Shared>, ns: &str, pod: &str, q: &Query) -> Result<Resp
     let obj = shared.store.get(res, Some(ns), pod)?;
     let container = pick_container(&obj, q.get("container"))?;
     let key = (ns.to_string(), pod.to_string(), container);
+    if let Some(text) = obj
+        .pointer("/metadata/annotations/kube-sim~1log")
+        .and_then(Value::as_str)
+    {
+        shared.logs.init(ns, pod, text);
+    }
     let timestamps = q.flag("timestamps");
     let mut lines = shared.logs.read(&key, 0);
     let mut sent = lines.len();

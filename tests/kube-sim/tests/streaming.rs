@@ -162,6 +162,23 @@ async fn pod_logs_tail_and_follow() {
         .await
         .unwrap();
     assert_eq!(text, "two\nthree\n");
+    // A pod can carry its log text in the `kube-sim/log` annotation (handy in seed YAML).
+    sim.load_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: annotated\n  namespace: default\n  annotations:\n    kube-sim/log: \"from the annotation\\n\"\nspec:\n  containers: [{name: c, image: i}]\n",
+    )
+    .unwrap();
+    let text = c
+        .get(format!(
+            "{}/api/v1/namespaces/default/pods/annotated/log",
+            sim.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "from the annotation\n");
     let (code, _) = get(&c, &sim, "/api/v1/namespaces/default/pods/nope/log").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
