@@ -422,11 +422,23 @@ impl KubeSim {
         crate::server::wait_flag(&mut rx, false).await;
     }
 
-    /// Listens on the same address again. Returns once it is bound.
-    pub async fn accept_connections(&self) {
+    /// Listens on the same address again. Returns once it is bound, or an error if that has
+    /// not happened within 10 s (something else holds the port; the server keeps trying).
+    pub async fn accept_connections(&self) -> std::io::Result<()> {
         self.shared.faults.set_accepting(true);
         let mut rx = self.shared.faults.listening.subscribe();
-        crate::server::wait_flag(&mut rx, true).await;
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::server::wait_flag(&mut rx, true),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{} could not be bound again within 10 s", self.shared.addr),
+            )
+        })
     }
 
     /// Every request received so far (bounded log), oldest first.

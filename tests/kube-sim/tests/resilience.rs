@@ -96,7 +96,7 @@ async fn refused_connections_then_recovery_on_the_same_port() {
     sim.refuse_connections().await;
     let err = tokio::net::TcpStream::connect(addr).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-    sim.accept_connections().await;
+    sim.accept_connections().await.unwrap();
     assert_eq!(sim.addr(), addr);
     // A fresh client (the old pool's connections were closed).
     let c = support::client(&sim);
