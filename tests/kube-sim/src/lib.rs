@@ -22,7 +22,7 @@
 //! sim.set_pod_log("default", "pod-00000", "hello\n");
 //! sim.faults().set_failure_rate(0.5, 503);           // half the requests get a 503 Status
 //! sim.refuse_connections().await;                    // the port is closed…
-//! sim.accept_connections().await?;                   // …and bound again
+//! sim.accept_connections().await;                    // …and bound again
 //! for r in sim.requests() {
 //!     println!("{} {} {:?}", r.method, r.path, r.header("authorization"));
 //! }

@@ -94,9 +94,11 @@ async fn refused_connections_then_recovery_on_the_same_port() {
     let (sim, _) = support::start().await;
     let addr = sim.addr();
     sim.refuse_connections().await;
+    assert!(!sim.is_listening());
     let err = tokio::net::TcpStream::connect(addr).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-    sim.accept_connections().await.unwrap();
+    sim.accept_connections().await;
+    assert!(sim.is_listening());
     assert_eq!(sim.addr(), addr);
     // A fresh client (the old pool's connections were closed).
     let c = support::client(&sim);
