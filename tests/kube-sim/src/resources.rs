@@ -212,8 +212,10 @@ pub fn groups() -> Vec<&'static str> {
 
 /// Index of a resource in [`all`], the key the store uses.
 pub fn index_of(res: &ResourceInfo) -> usize {
-    all()
+    let table = all();
+    table
         .iter()
-        .position(|r| r == res)
+        .position(|r| std::ptr::eq(r, res))
+        .or_else(|| table.iter().position(|r| r == res))
         .expect("resource is in the table")
 }
