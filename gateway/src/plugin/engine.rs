@@ -328,7 +328,9 @@ impl PluginHost {
             + Send
             + 'static,
     {
-        let _permit = self
+        // Held by the blocking task: an abandoned call keeps its pool slot until the guest
+        // has stopped (at the next epoch tick).
+        let permit = self
             .inner
             .permits
             .clone()
@@ -342,6 +344,7 @@ impl PluginHost {
         let engine = self.inner.engine.clone();
         let guard = cancel.clone().drop_guard();
         let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let stdio = MemoryOutputPipe::new(limits.max_log_bytes);
             let wasi = WasiCtxBuilder::new()
                 .stdout(stdio.clone())
