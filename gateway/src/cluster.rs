@@ -116,6 +116,70 @@ impl LocalState {
     }
 }
 
+/// A local connect or disconnect: what hooks (webhooks, lifecycle plugins) react to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterEvent {
+    pub cluster_id: String,
+    pub kind: ClusterEventKind,
+    /// This replica made the change (the API call or lease change happened here, or the
+    /// gateway runs standalone): `cluster`-scoped hooks fire only where this is true, so once
+    /// per change; `replica`-scoped hooks fire on every replica's own local change.
+    pub initiator: bool,
+    /// The replica the event happened on.
+    pub instance_id: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The apiserver's version (connects only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterEventKind {
+    Connected,
+    Disconnected,
+}
+
+/// Publishes [`ClusterEvent`]s; subscribers that lag lose the oldest events (logged).
+#[derive(Debug, Clone)]
+pub struct ClusterEvents {
+    sender: tokio::sync::broadcast::Sender<ClusterEvent>,
+    instance_id: String,
+}
+
+impl ClusterEvents {
+    pub fn new(instance_id: &str) -> Self {
+        Self {
+            sender: tokio::sync::broadcast::channel(1024).0,
+            instance_id: instance_id.to_owned(),
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ClusterEvent> {
+        self.sender.subscribe()
+    }
+
+    fn send(
+        &self,
+        cluster_id: &str,
+        kind: ClusterEventKind,
+        initiator: bool,
+        version: Option<String>,
+    ) {
+        // No subscriber is fine: nothing to notify.
+        let _ = self.sender.send(ClusterEvent {
+            cluster_id: cluster_id.to_owned(),
+            kind,
+            initiator,
+            instance_id: self.instance_id.clone(),
+            at: storage::now_millis(),
+            server_version: version,
+        });
+    }
+}
+
 /// A local connection: the pooled client plus its state.
 #[derive(Debug)]
 pub struct Connection {
@@ -125,9 +189,29 @@ pub struct Connection {
     pub upstream: Upstream,
     state: Mutex<LocalState>,
     stop: CancellationToken,
+    /// Whether this connection's first successful check was announced as a connect event.
+    announced: std::sync::atomic::AtomicBool,
+    initiator: bool,
 }
 
 impl Connection {
+    /// Sends the connect event once per connection, on its first successful check (a later
+    /// reconnect after failed heartbeats is health, not a lifecycle change).
+    fn announce(&self, events: &ClusterEvents) {
+        if !self
+            .announced
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let version = self.state().server_version;
+            events.send(
+                &self.id,
+                ClusterEventKind::Connected,
+                self.initiator,
+                version,
+            );
+        }
+    }
+
     pub fn state(&self) -> LocalState {
         self.state.lock().expect("connection state lock").clone()
     }
@@ -200,16 +284,23 @@ pub struct ClusterManager {
     options: ClusterOptions,
     connections: RwLock<HashMap<String, Arc<Connection>>>,
     connect_failures: Family<ClusterLabel, Counter>,
+    events: ClusterEvents,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl ClusterManager {
+    /// Connect and disconnect events of this replica.
+    pub fn events(&self) -> &ClusterEvents {
+        &self.events
+    }
+
     pub fn new(
         db: Db,
         key: SecretKey,
         options: ClusterOptions,
         metrics: &Metrics,
+        events: ClusterEvents,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
@@ -227,6 +318,7 @@ impl ClusterManager {
             options,
             connections: RwLock::new(HashMap::new()),
             connect_failures,
+            events,
             shutdown,
             tasks,
         }
@@ -354,14 +446,14 @@ impl ClusterManager {
             .await?
             .ok_or_else(|| ClusterError::NotFound(id.to_owned()))?;
         if self.connection(id).is_some() {
-            self.connect_record(&record).await?;
+            self.connect_record(&record, true).await?;
         }
         Ok(warnings)
     }
 
     /// Deletes a cluster after closing its local connection.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.disconnect_local(id);
+        self.disconnect_local(id, true);
         if !self.db.delete_cluster(id).await? {
             return Err(ClusterError::NotFound(id.to_owned()));
         }
@@ -386,12 +478,13 @@ impl ClusterManager {
 
     /// Connects this replica to the cluster (rebuilding an existing connection) and waits for
     /// the first `/version` check. A failed check leaves the cluster `failed` and retrying.
-    pub async fn connect_local(&self, id: &str) -> Result<LocalState> {
+    /// `initiator`: this replica made the change (see [`ClusterEvent::initiator`]).
+    pub async fn connect_local(&self, id: &str, initiator: bool) -> Result<LocalState> {
         let record = self.record(id).await?;
-        self.connect_record(&record).await
+        self.connect_record(&record, initiator).await
     }
 
-    async fn connect_record(&self, record: &ClusterRecord) -> Result<LocalState> {
+    async fn connect_record(&self, record: &ClusterRecord, initiator: bool) -> Result<LocalState> {
         let spec = self.open(record)?;
         let upstream = Upstream::new(&spec, self.options.pool)?;
         let connection = Arc::new(Connection {
@@ -400,21 +493,31 @@ impl ClusterManager {
             upstream,
             state: Mutex::new(LocalState::new(Phase::Connecting)),
             stop: self.shutdown.child_token(),
+            announced: std::sync::atomic::AtomicBool::new(false),
+            initiator,
         });
         let previous = self
             .connections
             .write()
             .expect("connections lock")
             .insert(record.id.clone(), connection.clone());
-        if let Some(previous) = previous {
+        if let Some(previous) = &previous {
             previous.stop.cancel();
+            // A rebuilt connection (new configuration) is no new connect.
+            if previous.announced.load(std::sync::atomic::Ordering::SeqCst) {
+                connection
+                    .announced
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         let healthy = self.check(&connection).await;
         if healthy {
             tracing::info!(cluster = %record.id, server = %record.server, "cluster connected");
+            connection.announce(&self.events);
         }
         let supervisor = Supervisor {
             connection: connection.clone(),
+            events: self.events.clone(),
             options: self.options,
             failures: self
                 .connect_failures
@@ -437,7 +540,7 @@ impl ClusterManager {
     }
 
     /// Closes this replica's connection; returns whether there was one.
-    pub fn disconnect_local(&self, id: &str) -> bool {
+    pub fn disconnect_local(&self, id: &str, initiator: bool) -> bool {
         let removed = self
             .connections
             .write()
@@ -447,6 +550,8 @@ impl ClusterManager {
             Some(connection) => {
                 connection.stop.cancel();
                 tracing::info!(cluster = %id, "cluster disconnected");
+                self.events
+                    .send(id, ClusterEventKind::Disconnected, initiator, None);
                 true
             }
             None => false,
@@ -482,7 +587,7 @@ impl ClusterManager {
         let mut connected = 0;
         for record in self.db.clusters().await? {
             if record.desired_state == DesiredState::Connected {
-                match self.connect_record(&record).await {
+                match self.connect_record(&record, true).await {
                     Ok(_) => connected += 1,
                     Err(e) => tracing::warn!(cluster = %record.id, error = %e, "cannot connect"),
                 }
@@ -546,6 +651,7 @@ fn apply_check(
 /// Heartbeats a connected cluster; reconnects a failed one with capped exponential backoff.
 struct Supervisor {
     connection: Arc<Connection>,
+    events: ClusterEvents,
     options: ClusterOptions,
     failures: Counter,
 }
@@ -583,6 +689,7 @@ impl Supervisor {
                         s.server_version = Some(version);
                         s.last_error = None;
                     });
+                    self.connection.announce(&self.events);
                     healthy = true;
                     consecutive = 0;
                     backoff = self.options.backoff_initial;

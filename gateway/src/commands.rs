@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::{ImportArgs, KubeconfigArgs};
 use crate::cluster::spec::{self, Origin};
-use crate::cluster::{ClusterError, ClusterManager, ClusterOptions, NewCluster};
+use crate::cluster::{ClusterError, ClusterEvents, ClusterManager, ClusterOptions, NewCluster};
 use crate::config::{ConfigError, DatabaseUrl};
 use crate::crypto::SecretKey;
 use crate::server::{StartError, settle_secret_key};
@@ -66,6 +66,7 @@ pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, Command
         key,
         ClusterOptions::default(),
         &Metrics::new(),
+        ClusterEvents::new("portico-cli"),
         CancellationToken::new(),
         TaskTracker::new(),
     );

@@ -23,7 +23,7 @@ use crate::api;
 use crate::app::{App, Shared};
 use crate::audit::AuditLog;
 use crate::auth::{self, Authenticator};
-use crate::cluster::{ClusterManager, ClusterOptions, spec};
+use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, spec};
 use crate::config::{Config, DatabaseUrl, TlsMode};
 use crate::crypto::{KeyError, SecretKey};
 use crate::proxy::ProxyMetrics;
@@ -129,6 +129,7 @@ impl Gateway {
                 ..ClusterOptions::default()
             },
             &metrics,
+            ClusterEvents::new(&config.instance_id),
             shutdown.clone(),
             tasks.clone(),
         );

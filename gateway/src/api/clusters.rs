@@ -175,7 +175,7 @@ async fn connect(
     app.clusters
         .set_desired(&id, DesiredState::Connected)
         .await?;
-    app.clusters.connect_local(&id).await?;
+    app.clusters.connect_local(&id, true).await?;
     let view = app.clusters.view(app.clusters.record(&id).await?);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }
@@ -188,7 +188,7 @@ async fn disconnect(
     app.clusters
         .set_desired(&id, DesiredState::Disconnected)
         .await?;
-    app.clusters.disconnect_local(&id);
+    app.clusters.disconnect_local(&id, true);
     let view = app.clusters.view(app.clusters.record(&id).await?);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }
