@@ -21,6 +21,7 @@ pub mod clusters;
 mod health;
 mod plugins;
 mod tokens;
+mod webhooks;
 
 /// An error answered to an API caller.
 #[derive(Debug)]
@@ -145,7 +146,8 @@ pub fn router(app: App) -> Router {
         .merge(tokens::routes())
         .merge(clusters::routes())
         .merge(audit::routes())
-        .merge(plugins::routes());
+        .merge(plugins::routes())
+        .merge(webhooks::routes());
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -232,6 +232,20 @@ pub struct ServeArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub plain_http: bool,
 
+    /// Attempts per webhook delivery, the first included. Network errors, timeouts, 5xx and
+    /// 429 answers are retried.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 5)]
+    pub webhook_max_attempts: u32,
+
+    /// Wait before the first webhook retry, in milliseconds; it doubles for each further one
+    /// (at most 5 minutes).
+    #[arg(long, env = "WEBHOOK_RETRY_DELAY_MS", default_value_t = 1000)]
+    pub webhook_retry_delay_ms: u64,
+
+    /// Bound on one webhook request, connecting included.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub webhook_timeout_seconds: u64,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

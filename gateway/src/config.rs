@@ -199,6 +199,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub allow_exec_credentials: bool,
     pub tls: TlsMode,
+    /// How webhooks are delivered.
+    pub hook_delivery: crate::hooks::DeliveryOptions,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -301,6 +303,19 @@ impl Config {
             _ => listen.to_string(),
         };
 
+        if args.webhook_max_attempts == 0 {
+            warnings.push("--webhook-max-attempts 0 means no delivery at all; using 1".to_owned());
+        }
+        let hook_delivery = crate::hooks::DeliveryOptions {
+            max_attempts: args.webhook_max_attempts.max(1),
+            retry_delay: Duration::from_millis(args.webhook_retry_delay_ms),
+            timeout: positive(
+                args.webhook_timeout_seconds,
+                "webhook-timeout-seconds",
+                "WEBHOOK_TIMEOUT_SECONDS",
+            )?,
+        };
+
         let tls = match (args.tls_cert_file, args.tls_key_file, args.plain_http) {
             (Some(cert), Some(key), false) => TlsMode::Files { cert, key },
             (Some(_), _, true) | (_, Some(_), true) => return Err(ConfigError::TlsConflict),
@@ -333,6 +348,7 @@ impl Config {
             public_url,
             allow_exec_credentials: args.allow_exec_credentials,
             tls,
+            hook_delivery,
             warnings,
         })
     }

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod hooks;
 pub mod plugin;
 pub mod proxy;
 pub mod server;

@@ -54,6 +54,9 @@ pub enum StartError {
     /// The plugin host could not start.
     #[error(transparent)]
     Plugins(#[from] crate::plugin::Error),
+    /// Webhooks and lifecycle hooks could not start.
+    #[error(transparent)]
+    Hooks(#[from] crate::hooks::HookError),
     /// The listener's TLS cannot be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -133,6 +136,8 @@ impl Gateway {
             shutdown.clone(),
             tasks.clone(),
         );
+        // Subscribed before anything can connect, so hooks see every event.
+        let hook_events = clusters.events().subscribe();
         let audit = AuditLog::start(db.clone(), &metrics, &tasks, shutdown.clone());
         let plugins = crate::plugin::Plugins::start(
             crate::plugin::HostSettings::for_config(&config),
@@ -156,6 +161,7 @@ impl Gateway {
             shutdown,
             tasks,
         });
+        crate::hooks::start(&app, hook_events)?;
         if app.config.in_cluster {
             register_in_cluster(&app).await;
         }

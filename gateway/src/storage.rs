@@ -19,6 +19,7 @@ pub mod clusters;
 pub mod plugins;
 pub mod settings;
 pub mod tokens;
+pub mod webhooks;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -1,0 +1,86 @@
+//! [`KubeApi`] over a registered cluster's pooled connection: what plugins read registered
+//! clusters through (scheduled inspections, lifecycle hooks, `portico plugin run`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+
+use super::kube::{KubeApi, KubeFuture};
+use crate::cluster::Connection;
+
+/// Reads one cluster through its [`Connection`]: the pooled client, with the cluster's
+/// credentials. Bodies are collected up to a cap, so a plugin with a small response limit
+/// never makes the gateway buffer a huge list: past the cap the body is cut at `cap + 1`
+/// bytes, which the plugin host reports to the guest as `too-large`.
+#[derive(Debug, Clone)]
+pub struct PoolKubeApi {
+    connection: Arc<Connection>,
+    max_body: usize,
+}
+
+impl PoolKubeApi {
+    /// Reads through `connection`, collecting at most `max_body` bytes of a body (pass the
+    /// plugin's `max-kube-response-bytes`).
+    pub fn new(connection: Arc<Connection>, max_body: usize) -> Self {
+        Self {
+            connection,
+            max_body,
+        }
+    }
+}
+
+impl KubeApi for PoolKubeApi {
+    fn get(&self, path_and_query: String) -> KubeFuture {
+        let connection = self.connection.clone();
+        let max_body = self.max_body;
+        Box::pin(async move {
+            let upstream = &connection.upstream;
+            let uri = upstream
+                .uri(&path_and_query)
+                .map_err(|e| format!("bad path `{path_and_query}`: {e}"))?;
+            let mut request = Request::get(uri)
+                .header(header::ACCEPT, "application/json, */*")
+                .body(Body::empty())
+                .map_err(|e| format!("bad request: {e}"))?;
+            match upstream.authorization().await {
+                Ok(Some(value)) => {
+                    request.headers_mut().insert(header::AUTHORIZATION, value);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("cluster `{}` credentials: {e}", connection.id)),
+            }
+            let response = upstream
+                .send(request, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED {
+                upstream.invalidate_credentials();
+            }
+            let mut body = response.into_body();
+            let mut collected = BytesMut::new();
+            while collected.len() <= max_body {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            collected.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Err(format!(
+                            "reading the answer from {}: {}",
+                            upstream.server(),
+                            crate::cluster::upstream::error_chain(&e)
+                        ));
+                    }
+                    None => break,
+                }
+            }
+            collected.truncate(max_body.saturating_add(1));
+            Ok((status.as_u16(), Bytes::from(collected)))
+        })
+    }
+}
