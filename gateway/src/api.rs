@@ -18,6 +18,7 @@ use crate::telemetry;
 
 mod audit;
 pub mod clusters;
+mod coord;
 mod health;
 mod plugins;
 mod tokens;
@@ -146,6 +147,7 @@ pub fn router(app: App) -> Router {
         .merge(tokens::routes())
         .merge(clusters::routes())
         .merge(audit::routes())
+        .merge(coord::routes())
         .merge(plugins::routes())
         .merge(webhooks::routes());
     Router::new()

@@ -10,6 +10,7 @@ use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::cluster::ClusterManager;
 use crate::config::Config;
+use crate::coord::Coordinator;
 use crate::crypto::SecretKey;
 use crate::plugin::Plugins;
 use crate::proxy::ProxyMetrics;
@@ -31,13 +32,15 @@ pub struct Shared {
     /// Installed wasm plugins and the host that runs them.
     pub plugins: Plugins,
     /// The cluster registry and this replica's connections.
-    pub clusters: ClusterManager,
+    pub clusters: Arc<ClusterManager>,
+    /// Leader election, cluster lease sync and membership (or standalone).
+    pub coord: Coordinator,
     pub proxy_metrics: ProxyMetrics,
     pub audit: AuditLog,
     /// The listener's TLS (`None`: plain HTTP).
     pub tls: Option<ServerTls>,
-    /// True once start-up work that readiness waits for is done (e.g. the first lease list).
-    pub ready: watch::Sender<bool>,
+    /// True once start-up work that readiness waits for is done (the first lease list).
+    pub ready: watch::Receiver<bool>,
     /// Cancelled when the gateway stops; background work watches it.
     pub shutdown: CancellationToken,
     /// Background tasks, awaited on shutdown.

@@ -27,6 +27,76 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Print a kubeconfig that points kubectl at a running gateway for one cluster.
     Kubeconfig(KubeconfigArgs),
+    /// Work with wasm plugins without a running gateway.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin once against one registered cluster, in this process: connects to the
+    /// cluster with the credentials in the database, calls the plugin, prints what it found.
+    /// Inspectors report findings; lifecycle hooks get `on-connect` (or `--event
+    /// disconnected`). The plugin's log lines go to stderr as it runs.
+    Run(PluginRunArgs),
+}
+
+/// Flags of `portico plugin run`.
+#[derive(Debug, Clone, Args)]
+pub struct PluginRunArgs {
+    /// The plugin's name (its manifest's `name`).
+    pub plugin: String,
+
+    /// The registered cluster to run it against.
+    #[arg(long)]
+    pub cluster: String,
+
+    /// A folder of plugins (`NAME.toml` beside `NAME.wasm`) to take the plugin from, before
+    /// the database. Nothing from it is stored.
+    #[arg(long, env = "PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+
+    /// Configuration for this run instead of the installed one: JSON, or `@FILE` holding JSON.
+    #[arg(long)]
+    pub config: Option<String>,
+
+    /// Lifecycle hooks: the event to deliver.
+    #[arg(long, value_enum, default_value = "connected")]
+    pub event: RunEvent,
+
+    /// How to print the result.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Same as `portico serve`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/portico.db"
+    )]
+    pub database_url: String,
+
+    /// Same as `portico serve`.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// The event `portico plugin run` delivers to a lifecycle hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunEvent {
+    /// `on-connect`, with read access to the cluster.
+    Connected,
+    /// `on-disconnect`: as in the gateway, the cluster cannot be read any more.
+    Disconnected,
+}
+
+/// Output of commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A readable table.
+    Table,
+    /// One JSON document.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +229,10 @@ pub struct ServeArgs {
     /// Full re-list of cluster leases, on top of the watch.
     #[arg(long, env = "RESYNC_PERIOD_SECONDS", default_value_t = 30)]
     pub resync_period_seconds: u64,
+
+    /// How often the leader looks for expired cluster leases (takeover or delete).
+    #[arg(long, env = "LEASE_CLEANUP_INTERVAL_SECONDS", default_value_t = 30)]
+    pub lease_cleanup_interval_seconds: u64,
 
     /// Connect every cluster whose desired state is `connected` at start-up.
     #[arg(long, env = "CONNECT_CLUSTER", action = ArgAction::Set, num_args = 0..=1,

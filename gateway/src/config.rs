@@ -185,6 +185,7 @@ pub struct Config {
     pub lease: LeaseTimings,
     pub leader: LeaderTimings,
     pub resync_period: Duration,
+    pub lease_cleanup_interval: Duration,
     pub connect_cluster: bool,
     pub product_name: String,
     pub instance_id: String,
@@ -269,6 +270,11 @@ impl Config {
             "RESYNC_PERIOD_SECONDS",
         )?;
         let shutdown_timeout = Duration::from_secs(args.shutdown_timeout_seconds);
+        let lease_cleanup_interval = positive(
+            args.lease_cleanup_interval_seconds,
+            "lease-cleanup-interval-seconds",
+            "LEASE_CLEANUP_INTERVAL_SECONDS",
+        )?;
         let heartbeat_interval = positive(
             args.heartbeat_interval_seconds,
             "heartbeat-interval-seconds",
@@ -335,6 +341,7 @@ impl Config {
             lease,
             leader,
             resync_period,
+            lease_cleanup_interval,
             connect_cluster: args.connect_cluster,
             product_name: args.product_name,
             instance_id,

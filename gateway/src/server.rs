@@ -14,7 +14,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,7 +23,8 @@ use crate::app::{App, Shared};
 use crate::audit::AuditLog;
 use crate::auth::{self, Authenticator};
 use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, spec};
-use crate::config::{Config, DatabaseUrl, TlsMode};
+use crate::config::{Config, DatabaseUrl, HostCluster, TlsMode};
+use crate::coord::{CoordError, Coordinator, LeaderWork};
 use crate::crypto::{KeyError, SecretKey};
 use crate::proxy::ProxyMetrics;
 use crate::storage::{Db, StorageError};
@@ -54,6 +54,9 @@ pub enum StartError {
     /// The plugin host could not start.
     #[error(transparent)]
     Plugins(#[from] crate::plugin::Error),
+    /// Coordination through leases could not start.
+    #[error(transparent)]
+    Coord(#[from] CoordError),
     /// Webhooks and lifecycle hooks could not start.
     #[error(transparent)]
     Hooks(#[from] crate::hooks::HookError),
@@ -119,11 +122,10 @@ impl Gateway {
                 None
             }
         };
-        let (ready, _) = watch::channel(true);
         let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let clusters = ClusterManager::new(
+        let clusters = Arc::new(ClusterManager::new(
             db.clone(),
             secret_key.clone(),
             ClusterOptions {
@@ -135,9 +137,25 @@ impl Gateway {
             ClusterEvents::new(&config.instance_id),
             shutdown.clone(),
             tasks.clone(),
-        );
+        ));
         // Subscribed before anything can connect, so hooks see every event.
         let hook_events = clusters.events().subscribe();
+        let coord = match config.host {
+            HostCluster::Standalone => Coordinator::standalone(&config.instance_id),
+            _ => {
+                Coordinator::start(
+                    &config,
+                    db.clone(),
+                    clusters.clone(),
+                    &metrics,
+                    LeaderWork {
+                        cleanup_interval: config.lease_cleanup_interval,
+                    },
+                )
+                .await?
+            }
+        };
+        let ready = coord.listed();
         let audit = AuditLog::start(db.clone(), &metrics, &tasks, shutdown.clone());
         let plugins = crate::plugin::Plugins::start(
             crate::plugin::HostSettings::for_config(&config),
@@ -150,6 +168,7 @@ impl Gateway {
             auth: Authenticator::new(db.clone()),
             proxy_metrics: ProxyMetrics::new(&metrics),
             clusters,
+            coord,
             audit,
             plugins,
             tls,
@@ -209,6 +228,17 @@ impl Gateway {
         &self.app
     }
 
+    /// Stops at once, like a killed process: no lease is released, no request finishes.
+    pub async fn crash(self) {
+        self.stop_accepting.cancel();
+        self.server.abort();
+        self.app.coord.abandon();
+        self.app.shutdown.cancel();
+        self.app.tasks.close();
+        self.app.tasks.wait().await;
+        tracing::info!("crashed (on purpose)");
+    }
+
     /// Graceful stop: no new connections, in-flight requests get the configured bound, then
     /// background work stops and the database closes.
     pub async fn shutdown(self) {
@@ -223,6 +253,8 @@ impl Gateway {
             );
             server.abort();
         }
+        // Leader work stops, then the leader lease is released and the instance lease deleted.
+        self.app.coord.shutdown().await;
         self.app.shutdown.cancel();
         self.app.tasks.close();
         self.app.tasks.wait().await;

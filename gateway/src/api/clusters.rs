@@ -26,6 +26,30 @@ pub fn routes() -> Router<App> {
         .route("/clusters/{id}/kubeconfig", get(kubeconfig))
 }
 
+impl From<crate::coord::CoordError> for ApiError {
+    fn from(e: crate::coord::CoordError) -> Self {
+        match e {
+            crate::coord::CoordError::Cluster(e) => e.into(),
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// A cluster's view with the lease holder as this replica last saw it.
+pub fn view_of(
+    app: &App,
+    record: crate::storage::clusters::ClusterRecord,
+) -> crate::cluster::ClusterView {
+    let holder = app.coord.lease_holder(&record.id);
+    let mut view = app.clusters.view(record);
+    view.lease_holder = holder;
+    view
+}
+
 impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         match e {
@@ -92,7 +116,7 @@ async fn create(
         tracing::warn!(cluster = %record.id, "{warning}");
     }
     tracing::info!(cluster = %record.id, server = %record.server, "cluster registered");
-    let view = serde_json::to_value(app.clusters.view(record)).expect("view serializes");
+    let view = serde_json::to_value(view_of(&app, record)).expect("view serializes");
     Ok((StatusCode::CREATED, Json(with_warnings(view, warnings))))
 }
 
@@ -103,7 +127,7 @@ async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Va
         .await?
         .into_iter()
         .filter(|c| principal.grant_for(&c.id).is_some())
-        .map(|c| app.clusters.view(c))
+        .map(|c| view_of(&app, c))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -127,7 +151,7 @@ async fn show(
     let record = app.clusters.record(&id).await?;
     visible(&principal, &id)?;
     Ok(Json(
-        serde_json::to_value(app.clusters.view(record)).expect("view serializes"),
+        serde_json::to_value(view_of(&app, record)).expect("view serializes"),
     ))
 }
 
@@ -150,8 +174,9 @@ async fn update(
             },
         )
         .await?;
-    let view = app.clusters.view(app.clusters.record(&id).await?);
-    let view = serde_json::to_value(view).expect("view serializes");
+    let record = app.clusters.record(&id).await?;
+    app.coord.config_changed(&id, record.config_revision).await;
+    let view = serde_json::to_value(view_of(&app, record)).expect("view serializes");
     Ok(Json(with_warnings(view, warnings)))
 }
 
@@ -175,8 +200,8 @@ async fn connect(
     app.clusters
         .set_desired(&id, DesiredState::Connected)
         .await?;
-    app.clusters.connect_local(&id, true).await?;
-    let view = app.clusters.view(app.clusters.record(&id).await?);
+    app.coord.connect(&app.clusters, &id).await?;
+    let view = view_of(&app, app.clusters.record(&id).await?);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }
 
@@ -188,8 +213,8 @@ async fn disconnect(
     app.clusters
         .set_desired(&id, DesiredState::Disconnected)
         .await?;
-    app.clusters.disconnect_local(&id, true);
-    let view = app.clusters.view(app.clusters.record(&id).await?);
+    app.coord.disconnect(&app.clusters, &id).await?;
+    let view = view_of(&app, app.clusters.record(&id).await?);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }
 

@@ -70,6 +70,10 @@ impl TestGatewayBuilder {
             }
         };
         let config = self.config(&data).map_err(StartFailure::Other)?;
+        // `TEST_LOG=portico=debug cargo test …` shows the gateways' logs.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = portico::telemetry::init_tracing(&filter, portico::cli::LogFormat::Text);
+        }
         let gateway = Gateway::start(config).await.map_err(StartFailure::Start)?;
         let tls = gateway.app().tls.as_ref();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -230,5 +234,14 @@ impl TestGateway {
         );
         let created: serde_json::Value = response.json().await?;
         Ok(created["token"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+impl TestGateway {
+    /// Stops the gateway as if the process was killed: nothing is released.
+    pub async fn gateway_crash(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.crash().await;
+        }
     }
 }

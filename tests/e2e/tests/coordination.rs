@@ -1,0 +1,454 @@
+//! Three replicas, one shared PostgreSQL, the simulator as host cluster (leases) and a second
+//! simulator as the managed cluster, with short lease timings (3 s leases, 1 s renewals,
+//! leader 3/2/1 s, cleanup every second).
+
+use std::path::Path;
+use std::time::Duration;
+
+use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::postgres::TestPostgres;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(40);
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const ADMIN: &str = "coordination-admin-token";
+
+struct Fleet {
+    _pg: TestPostgres,
+    db_url: String,
+    host: KubeSim,
+    managed: KubeSim,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(test: &str) -> Option<Self> {
+        let pg = TestPostgres::start_or_skip(test)?;
+        let db_url = pg.create_database("fleet").unwrap();
+        let host = KubeSim::start().await.unwrap();
+        let managed = KubeSim::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        host.write_kubeconfig(dir.path().join("host.kubeconfig"))
+            .unwrap();
+        Some(Self {
+            _pg: pg,
+            db_url,
+            host,
+            managed,
+            dir,
+        })
+    }
+
+    async fn replica(&self, name: &str) -> TestGateway {
+        replica(&self.db_url, &self.dir.path().join("host.kubeconfig"), name).await
+    }
+}
+
+async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
+    TestGateway::builder()
+        .env("DATABASE_URL", db_url)
+        .env("SECRET_KEY", KEY)
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("PLAIN_HTTP", "true")
+        .env("HOST_KUBECONFIG", host_kubeconfig.to_str().unwrap())
+        .env("INSTANCE_ID", name)
+        .env("LEASE_NAMESPACE", "default")
+        .env("LEASE_DURATION_SECONDS", "3")
+        .env("LEASE_RENEW_INTERVAL_SECONDS", "1")
+        .env("LEADER_LEASE_DURATION_SECONDS", "3")
+        .env("LEADER_RENEW_DEADLINE_SECONDS", "2")
+        .env("LEADER_RETRY_PERIOD_SECONDS", "1")
+        .env("RESYNC_PERIOD_SECONDS", "5")
+        .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
+        .start()
+        .await
+}
+
+/// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn state(gw: &TestGateway, id: &str) -> Value {
+    gw.as_admin(Method::GET, &format!("/api/v1/clusters/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_state(gws: &[&TestGateway], id: &str, want: &str) {
+    for gw in gws {
+        eventually(&format!("{} sees {id} {want}", gw.url), || async {
+            (state(gw, id).await["state"] == want).then_some(())
+        })
+        .await;
+    }
+}
+
+fn is_leader(gw: &TestGateway) -> bool {
+    gw.gateway().app().coord.leadership().borrow().is_leader
+}
+
+async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/clusters")
+        .json(&json!({"id": id, "kubeconfig": kubeconfig}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+async fn post(gw: &TestGateway, path: &str) -> Value {
+    let response = gw.as_admin(Method::POST, path).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+fn cluster_lease(sim: &KubeSim) -> Option<Value> {
+    sim.list(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("default"),
+        "type=cluster-sync",
+    )
+    .ok()?
+    .into_iter()
+    .next()
+    .map(|o| (*o).clone())
+}
+
+/// No two terms of leader work overlap (each term's start is after the previous one's last
+/// activity), judged on the recorded terms.
+async fn assert_terms_never_overlap(gw: &TestGateway) {
+    let mut terms = gw.gateway().app().db.leader_terms(1000).await.unwrap();
+    terms.sort_by_key(|t| t.started_at);
+    assert!(!terms.is_empty());
+    for pair in terms.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let a_end = a.ended_at.unwrap_or(a.active_at);
+        assert!(
+            b.started_at >= a_end,
+            "terms overlap: {a:?} and {b:?} (all: {terms:#?})"
+        );
+        assert!(
+            b.term > a.term || b.instance_id == a.instance_id,
+            "{terms:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_and_disconnect_reach_every_replica() {
+    let Some(fleet) = Fleet::start("connect_and_disconnect_reach_every_replica").await else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    let b = fleet.replica("replica-b").await;
+    let c = fleet.replica("replica-c").await;
+    for gw in [&a, &b, &c] {
+        eventually("ready", || async {
+            let r = gw
+                .request(Method::GET, "/health/ready")
+                .send()
+                .await
+                .unwrap();
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    // Registered through A, connected through A: B and C connect from the lease.
+    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    let view = post(&a, "/api/v1/clusters/managed/connect").await;
+    assert_eq!(view["state"], "connected", "{view}");
+    wait_state(&[&a, &b, &c], "managed", "connected").await;
+    let lease = cluster_lease(&fleet.host).expect("a cluster lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-a");
+    assert_eq!(
+        lease["metadata"]["annotations"]["portico.io/cluster-id"],
+        "managed"
+    );
+    assert_eq!(
+        lease["metadata"]["annotations"]["portico.io/config-revision"],
+        "1"
+    );
+    assert_eq!(lease["metadata"]["labels"]["clusterID"], "bWFuYWdlZA");
+    assert!(
+        lease["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("portico-cluster-")
+    );
+    assert_eq!(state(&c, "managed").await["leaseHolder"], "replica-a");
+    let response = c
+        .as_admin(Method::GET, "/k8s/clusters/managed/api/v1/namespaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Membership: three instances, one leader, A holds one cluster.
+    let instances: Value = b
+        .as_admin(Method::GET, "/api/v1/instances")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = instances["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{instances}");
+    assert_eq!(items.iter().filter(|i| i["leader"] == true).count(), 1);
+    let a_row = items.iter().find(|i| i["id"] == "replica-a").unwrap();
+    assert_eq!(a_row["clustersHeld"], 1, "{instances}");
+
+    // A configuration change through C reaches A and B: point the cluster at another sim.
+    let other = KubeSim::start().await.unwrap();
+    other
+        .create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "only-in-other"}}),
+        )
+        .unwrap();
+    let response = c
+        .as_admin(Method::PUT, "/api/v1/clusters/managed")
+        .json(&json!({"kubeconfig": other.kubeconfig()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for gw in [&a, &b, &c] {
+        eventually("the new configuration is used", || async {
+            let r = gw
+                .as_admin(
+                    Method::GET,
+                    "/k8s/clusters/managed/api/v1/namespaces/only-in-other",
+                )
+                .send()
+                .await
+                .unwrap();
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    // Disconnect through B: the lease goes, every replica disconnects.
+    let view = post(&b, "/api/v1/clusters/managed/disconnect").await;
+    assert_eq!(view["state"], "disconnected");
+    wait_state(&[&a, &b, &c], "managed", "disconnected").await;
+    assert!(cluster_lease(&fleet.host).is_none());
+    assert_terms_never_overlap(&a).await;
+    for gw in [a, b, c] {
+        gw.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_holder_and_leader_is_replaced_without_disconnecting() {
+    let Some(fleet) = Fleet::start("a_killed_holder_and_leader_is_replaced").await else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = fleet.replica("replica-b").await;
+    let c = fleet.replica("replica-c").await;
+    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    post(&a, "/api/v1/clusters/managed/connect").await;
+    wait_state(&[&a, &b, &c], "managed", "connected").await;
+
+    // A (leader and holder) dies without releasing anything.
+    a.gateway_crash().await;
+
+    // Exactly one new leader; its work (expired-lease cleanup) takes the cluster lease over.
+    let holder = eventually("the lease is taken over", || async {
+        let lease = cluster_lease(&fleet.host)?;
+        let holder = lease["spec"]["holderIdentity"].as_str()?.to_owned();
+        (holder != "replica-a").then_some(holder)
+    })
+    .await;
+    let leaders: Vec<&TestGateway> = [&b, &c].into_iter().filter(|g| is_leader(g)).collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader");
+    let leader_id = leaders[0].gateway().app().config.instance_id.clone();
+    assert_eq!(holder, leader_id, "the leader took the lease over");
+    for gw in [&b, &c] {
+        let view = state(gw, "managed").await;
+        assert_eq!(view["state"], "connected", "{view}");
+    }
+    let response = b
+        .as_admin(Method::GET, "/k8s/clusters/managed/api/v1/namespaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_terms_never_overlap(&b).await;
+    b.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_of_an_unwanted_cluster_is_deleted() {
+    let Some(fleet) = Fleet::start("an_expired_lease_of_an_unwanted_cluster_is_deleted").await
+    else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = fleet.replica("replica-b").await;
+    let c = fleet.replica("replica-c").await;
+    register(&c, "managed", &fleet.managed.kubeconfig()).await;
+    post(&c, "/api/v1/clusters/managed/connect").await;
+    wait_state(&[&a, &b, &c], "managed", "connected").await;
+
+    // The cluster is no longer wanted, but its holder dies before deleting the lease.
+    c.gateway()
+        .app()
+        .db
+        .set_desired_state(
+            "managed",
+            portico::storage::clusters::DesiredState::Disconnected,
+        )
+        .await
+        .unwrap();
+    c.gateway_crash().await;
+
+    // The leader deletes the expired lease, and every replica disconnects.
+    eventually("the lease is deleted", || async {
+        cluster_lease(&fleet.host).is_none().then_some(())
+    })
+    .await;
+    wait_state(&[&a, &b], "managed", "disconnected").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_stop_releases_leadership() {
+    let Some(fleet) = Fleet::start("graceful_stop_releases_leadership").await else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = fleet.replica("replica-b").await;
+    let before = fleet
+        .host
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "portico-leader-lock",
+        )
+        .unwrap();
+    let transitions = before["spec"]["leaseTransitions"].as_i64().unwrap();
+
+    a.stop().await;
+    let lease = fleet
+        .host
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "portico-leader-lock",
+        )
+        .unwrap();
+    // Released (or already taken by B, if B retried in between).
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+    assert!(holder.is_empty() || holder == "replica-b", "{lease}");
+    // A's instance lease is gone.
+    let instances = fleet
+        .host
+        .list(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "type=instance",
+        )
+        .unwrap();
+    assert_eq!(instances.len(), 1, "only B's instance lease is left");
+
+    // B takes over at its next retry: a released lease is not waited out.
+    eventually("B leads", || async { is_leader(&b).then_some(()) }).await;
+    let after = fleet
+        .host
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "portico-leader-lock",
+        )
+        .unwrap();
+    assert_eq!(after["spec"]["holderIdentity"], "replica-b");
+    assert_eq!(
+        after["spec"]["leaseTransitions"].as_i64().unwrap(),
+        transitions + 1
+    );
+    let view: Value = b
+        .as_admin(Method::GET, "/api/v1/leader")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["holder"], "replica-b");
+    assert_eq!(view["isLeader"], true);
+    assert_terms_never_overlap(&b).await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_host_apiserver_makes_the_leader_step_down_but_proxying_continues() {
+    let Some(fleet) = Fleet::start("a_frozen_host_apiserver").await else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = fleet.replica("replica-b").await;
+    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    post(&a, "/api/v1/clusters/managed/connect").await;
+    wait_state(&[&a, &b], "managed", "connected").await;
+
+    fleet.host.faults().freeze();
+    eventually("A steps down", || async { (!is_leader(&a)).then_some(()) }).await;
+    assert!(!is_leader(&b), "nobody can lead without the host apiserver");
+    for gw in [&a, &b] {
+        let response = gw
+            .as_admin(Method::GET, "/k8s/clusters/managed/api/v1/namespaces")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "proxying continues");
+    }
+
+    fleet.host.faults().unfreeze();
+    eventually("a leader again", || async {
+        (is_leader(&a) || is_leader(&b)).then_some(())
+    })
+    .await;
+    assert!(!(is_leader(&a) && is_leader(&b)));
+    assert_terms_never_overlap(&a).await;
+    a.stop().await;
+    b.stop().await;
+}
