@@ -1,4 +1,5 @@
-//! The one-shot subcommands: `portico cluster import` and `portico kubeconfig`.
+//! The one-shot subcommands: `portico cluster import`, `portico kubeconfig` and
+//! `portico plugin run`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,10 @@ use crate::server::{StartError, settle_secret_key};
 use crate::storage::Db;
 use crate::storage::clusters::DesiredState;
 use crate::telemetry::Metrics;
+
+mod plugin;
+
+pub use plugin::{PluginRun, run_plugin};
 
 /// A subcommand that failed; the message is what the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,38 @@ pub enum CommandError {
     /// The gateway refused or could not be reached.
     #[error("{0}")]
     Http(String),
+    /// A plugin could not be loaded, or its call failed.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::Error),
+    /// The cluster did not answer the connection check.
+    #[error("cannot connect to cluster `{cluster}`: {reason}")]
+    NotConnected {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        reason: String,
+    },
+    /// Arguments that cannot be used together or do not parse.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Opens the database and settles the secret key as `portico serve` does.
+async fn open_database(
+    url: &str,
+    secret_key: Option<&str>,
+) -> Result<(DatabaseUrl, Db, SecretKey), CommandError> {
+    let database = DatabaseUrl::parse(url)?;
+    let key = secret_key
+        .map(SecretKey::parse)
+        .transpose()
+        .map_err(ConfigError::from)?;
+    if key.is_none() && matches!(database, DatabaseUrl::Postgres(_)) {
+        return Err(ConfigError::SecretKeyRequired.into());
+    }
+    let db = Db::connect(&database).await.map_err(StartError::from)?;
+    let key = settle_secret_key(&database, key.as_ref(), &db).await?;
+    Ok((database, db, key))
 }
 
 /// What an import did, per context.
@@ -46,21 +83,15 @@ pub enum Imported {
 
 /// Registers the contexts of a kubeconfig file.
 pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, CommandError> {
-    let database = DatabaseUrl::parse(&args.database_url)?;
-    let key = args
-        .secret_key
-        .as_deref()
-        .map(SecretKey::parse)
-        .transpose()
-        .map_err(ConfigError::from)?;
-    if key.is_none() && matches!(database, DatabaseUrl::Postgres(_)) {
-        return Err(ConfigError::SecretKeyRequired.into());
+    // Flags first, so a bad database URL or key is reported before the file is read.
+    DatabaseUrl::parse(&args.database_url)?;
+    if let Some(key) = args.secret_key.as_deref() {
+        SecretKey::parse(key).map_err(ConfigError::from)?;
     }
     let text = std::fs::read_to_string(&args.kubeconfig)
         .map_err(|e| CommandError::Read(args.kubeconfig.display().to_string(), e))?;
     let config = spec::parse_kubeconfig(&text).map_err(ClusterError::from)?;
-    let db = Db::connect(&database).await.map_err(StartError::from)?;
-    let key = settle_secret_key(&database, key.as_ref(), &db).await?;
+    let (_, db, key) = open_database(&args.database_url, args.secret_key.as_deref()).await?;
     let manager = ClusterManager::new(
         db.clone(),
         key,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use portico::cli::{Cli, ClusterCommand, Command};
+use portico::cli::{Cli, ClusterCommand, Command, LogFormat, OutputFormat, PluginCommand};
 use portico::commands::{self, Imported};
 use portico::config::Config;
 use portico::server::{self, Gateway};
@@ -55,6 +55,32 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::SUCCESS
                     }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Run(args)) => {
+            // The plugin's own log lines (target `portico::plugin`) stream to stderr as it
+            // runs; the rest of the gateway only speaks up with warnings.
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
+                "warn,portico::plugin=trace,portico::plugin::registry=warn,\
+                 portico::plugin::engine=error"
+                    .to_owned()
+            });
+            if let Err(e) = telemetry::init_tracing(&filter, LogFormat::Text) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            match runtime.block_on(commands::run_plugin(&args)) {
+                Ok(run) => {
+                    match args.output {
+                        OutputFormat::Table => print!("{}", run.table()),
+                        OutputFormat::Json => println!("{}", run.json()),
+                    }
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -31,7 +31,7 @@ pub use engine::{HostSettings, PluginHost};
 pub use host::{CallReport, ClusterInfo, LogLine, RepositoryAuth, RepositoryInfo};
 pub use kube::{KubeApi, KubeFuture, RestKubeApi, resource_path};
 pub use manifest::{Capabilities, HookScope, Limits, Manifest, World};
-pub use pool::PoolKubeApi;
+pub use pool::{DisconnectedKubeApi, PoolKubeApi};
 pub use registry::{PluginRecord, PluginSource, Plugins};
 
 /// Findings, charts and the other values plugins return, in the gateway's own types.

@@ -14,7 +14,7 @@ use super::{HookSink, Outcome, Planned, Result};
 use crate::app::App;
 use crate::cluster::{ClusterEvent, ClusterEventKind};
 use crate::plugin::{
-    ClusterInfo, Error as PluginError, KubeApi, KubeFuture, PoolKubeApi, TrapReason, World,
+    ClusterInfo, DisconnectedKubeApi, Error as PluginError, KubeApi, PoolKubeApi, TrapReason, World,
 };
 
 /// Lifecycle-hook plugins as a [`HookSink`].
@@ -81,7 +81,7 @@ async fn call(
 ) -> Outcome {
     let kube: Arc<dyn KubeApi> = match app.clusters.connection(&cluster.id) {
         Some(connection) if connected => Arc::new(PoolKubeApi::new(connection, max_body)),
-        _ => Arc::new(Disconnected(cluster.id.clone())),
+        _ => Arc::new(DisconnectedKubeApi::new(&cluster.id)),
     };
     let export = if connected {
         "on-connect"
@@ -111,16 +111,5 @@ async fn call(
             tracing::warn!(plugin, cluster = %cluster.id, export, error = %e, "lifecycle hook failed");
             Outcome::Failed
         }
-    }
-}
-
-/// `kube` for a cluster this replica is not connected to.
-#[derive(Debug)]
-struct Disconnected(String);
-
-impl KubeApi for Disconnected {
-    fn get(&self, _path_and_query: String) -> KubeFuture {
-        let message = format!("cluster `{}` is not connected on this replica", self.0);
-        Box::pin(async move { Err(message) })
     }
 }

@@ -54,7 +54,13 @@ impl HostSettings {
     /// The defaults, with the compile cache in the data folder (SQLite) or the system's
     /// temporary folder (PostgreSQL: no data folder).
     pub fn for_config(config: &crate::config::Config) -> Self {
-        let cache_dir = match config.database.data_dir() {
+        Self::for_database(&config.database)
+    }
+
+    /// The defaults, with the compile cache beside `database` as [`HostSettings::for_config`]
+    /// puts it.
+    pub fn for_database(database: &crate::config::DatabaseUrl) -> Self {
+        let cache_dir = match database.data_dir() {
             Some(dir) => dir.join("plugin-cache"),
             None => std::env::temp_dir().join("portico-plugin-cache"),
         };

@@ -84,3 +84,28 @@ impl KubeApi for PoolKubeApi {
         })
     }
 }
+
+/// `kube` for a cluster this replica is not connected to (a lifecycle hook's `on-disconnect`):
+/// every read fails, which the guest sees as `unavailable`.
+#[derive(Debug, Clone)]
+pub struct DisconnectedKubeApi {
+    cluster: String,
+}
+
+impl DisconnectedKubeApi {
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+        }
+    }
+}
+
+impl KubeApi for DisconnectedKubeApi {
+    fn get(&self, _path_and_query: String) -> KubeFuture {
+        let message = format!(
+            "cluster `{}` is not connected on this replica",
+            self.cluster
+        );
+        Box::pin(async move { Err(message) })
+    }
+}

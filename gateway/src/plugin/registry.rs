@@ -92,14 +92,19 @@ impl Plugins {
         plugin_dir: &Path,
         shutdown: CancellationToken,
     ) -> Result<Self> {
-        let plugins = Self {
+        let plugins = Self::new(settings, db, shutdown)?;
+        plugins.load_directory(plugin_dir).await?;
+        Ok(plugins)
+    }
+
+    /// Starts the host over the plugins `db` holds, loading no plugin directory.
+    pub fn new(settings: HostSettings, db: Db, shutdown: CancellationToken) -> Result<Self> {
+        Ok(Self {
             host: PluginHost::new(settings)?,
             db,
             local: Arc::default(),
             shutdown,
-        };
-        plugins.load_directory(plugin_dir).await?;
-        Ok(plugins)
+        })
     }
 
     /// The wasmtime host.
@@ -337,8 +342,20 @@ impl Plugins {
         cluster: &ClusterInfo,
         kube: Arc<dyn KubeApi>,
     ) -> Result<CallReport<Vec<Finding>>> {
+        self.inspect_with_config(name, cluster, kube, None).await
+    }
+
+    /// [`Plugins::inspect`] with `config` instead of the installed configuration (for this
+    /// call only: nothing is stored).
+    pub async fn inspect_with_config(
+        &self,
+        name: &str,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+        config: Option<&serde_json::Value>,
+    ) -> Result<CallReport<Vec<Finding>>> {
         let (manifest, prepared, context) = self
-            .resolve(name, World::Inspector, Some(kube), Vec::new())
+            .resolve(name, World::Inspector, Some(kube), Vec::new(), config)
             .await?;
         let target = types::Cluster::from(cluster);
         let report = self
@@ -382,8 +399,9 @@ impl Plugins {
                 None => host.to_owned(),
             });
         }
-        let (manifest, prepared, context) =
-            self.resolve(name, World::RepoSync, None, extra).await?;
+        let (manifest, prepared, context) = self
+            .resolve(name, World::RepoSync, None, extra, None)
+            .await?;
         let repo = types::Repository::from(repository);
         let report = self
             .host
@@ -417,8 +435,22 @@ impl Plugins {
         cluster: &ClusterInfo,
         kube: Arc<dyn KubeApi>,
     ) -> Result<CallReport<()>> {
+        self.lifecycle_with_config(name, connected, cluster, kube, None)
+            .await
+    }
+
+    /// [`Plugins::lifecycle`] with `config` instead of the installed configuration (for this
+    /// call only: nothing is stored).
+    pub async fn lifecycle_with_config(
+        &self,
+        name: &str,
+        connected: bool,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+        config: Option<&serde_json::Value>,
+    ) -> Result<CallReport<()>> {
         let (_, prepared, context) = self
-            .resolve(name, World::LifecycleHook, Some(kube), Vec::new())
+            .resolve(name, World::LifecycleHook, Some(kube), Vec::new(), config)
             .await?;
         let target = types::Cluster::from(cluster);
         self.host
@@ -448,6 +480,7 @@ impl Plugins {
         world: World,
         kube: Option<Arc<dyn KubeApi>>,
         extra_hosts: Vec<String>,
+        config_override: Option<&serde_json::Value>,
     ) -> Result<(Manifest, Arc<Prepared>, CallContext)> {
         let row = self
             .db
@@ -500,9 +533,10 @@ impl Plugins {
             }
         };
         let prepared = self.host.prepare(&row.digest, world, loader).await?;
-        let config = match &row.config {
-            Some(text) => text.clone(),
-            None => manifest.config.to_string(),
+        let config = match (config_override, &row.config) {
+            (Some(value), _) => value.to_string(),
+            (None, Some(text)) => text.clone(),
+            (None, None) => manifest.config.to_string(),
         };
         let mut http_allow = manifest.capabilities.http.clone().unwrap_or_default();
         if manifest.capabilities.http.is_some() {
