@@ -133,6 +133,9 @@ impl Plugins {
         let mut manifests: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            // Run from a source checkout, `./plugins` is the plugin workspace: its Cargo
+            // manifest is not a plugin manifest.
+            .filter(|p| p.file_name().is_none_or(|n| n != "Cargo.toml"))
             .collect();
         manifests.sort();
         let mut loaded = Vec::new();
