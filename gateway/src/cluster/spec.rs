@@ -349,6 +349,12 @@ fn user_credentials(
             .clone()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| SpecError::Malformed("exec without a command".to_owned()))?;
+        // As client-go does: a relative path with a separator is relative to the kubeconfig.
+        let command = if command.contains('/') {
+            absolute(&command, origin.base_dir)
+        } else {
+            command
+        };
         let env = exec
             .env
             .iter()

@@ -452,3 +452,71 @@ async fn a_frozen_host_apiserver_makes_the_leader_step_down_but_proxying_continu
     a.stop().await;
     b.stop().await;
 }
+
+/// Two cluster ids whose SHA-1 hashes share their first 4 bytes (found by brute force: with
+/// 32-bit prefixes a collision turns up after ~80 000 ids).
+fn colliding_ids() -> (String, String) {
+    use sha1::{Digest, Sha1};
+    let mut seen = std::collections::HashMap::new();
+    for i in 0u64.. {
+        let id = format!("c{i}");
+        let digest = Sha1::digest(id.as_bytes());
+        let prefix = [digest[0], digest[1], digest[2], digest[3]];
+        if let Some(other) = seen.insert(prefix, id.clone()) {
+            return (other, id);
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn colliding_lease_names_fall_back_to_eight_bytes() {
+    let Some(fleet) = Fleet::start("colliding_lease_names_fall_back_to_eight_bytes").await else {
+        return;
+    };
+    let (first, second) = colliding_ids();
+    let a = fleet.replica("replica-a").await;
+    let b = fleet.replica("replica-b").await;
+    for id in [&first, &second] {
+        register(&a, id, &fleet.managed.kubeconfig()).await;
+        post(&a, &format!("/api/v1/clusters/{id}/connect")).await;
+    }
+    wait_state(&[&a, &b], &first, "connected").await;
+    wait_state(&[&a, &b], &second, "connected").await;
+    let leases = fleet
+        .host
+        .list(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "type=cluster-sync",
+        )
+        .unwrap();
+    let mut names: Vec<(String, String)> = leases
+        .iter()
+        .map(|l| {
+            (
+                l["metadata"]["annotations"]["portico.io/cluster-id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                l["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let short = "portico-cluster-".len() + 8;
+    let lengths: Vec<usize> = names.iter().map(|(_, n)| n.len()).collect();
+    assert!(
+        lengths.contains(&short) && lengths.contains(&(short + 8)),
+        "{names:?}"
+    );
+
+    // Disconnecting the second one removes only its own (long-named) lease.
+    post(&b, &format!("/api/v1/clusters/{second}/disconnect")).await;
+    wait_state(&[&a, &b], &second, "disconnected").await;
+    assert_eq!(state(&a, &first).await["state"], "connected");
+    a.stop().await;
+    b.stop().await;
+}

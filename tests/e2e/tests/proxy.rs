@@ -751,3 +751,75 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
     gw.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Result<()> {
+    use portico::cli::ImportArgs;
+    use portico::commands::{self, Imported};
+
+    let sim = KubeSim::start().await?;
+    let dir = tempfile::tempdir()?;
+    // An exec plugin that prints an ExecCredential with the simulator's token, the way
+    // cloud CLIs do, and counts its runs.
+    let plugin = dir.path().join("get-token.sh");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\n\
+             test -n \"$KUBERNETES_EXEC_INFO\" || exit 7\n\
+             printf '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
+             \"status\":{{\"token\":\"%s\"}}}}' \"$SIM_TOKEN\"\n"
+        ),
+    )?;
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::write(dir.path().join("token"), format!("{}\n", sim.token()))?;
+    std::fs::write(dir.path().join("ca.crt"), sim.ca_pem().unwrap())?;
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: exec\n\
+         clusters:\n- name: s\n  cluster:\n    server: {url}\n    certificate-authority: ca.crt\n\
+         users:\n- name: exec\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n\
+         \x20     command: ./get-token.sh\n      env:\n      - name: SIM_TOKEN\n        value: {token}\n\
+         - name: file\n  user:\n    tokenFile: token\n\
+         contexts:\n- name: exec\n  context:\n    cluster: s\n    user: exec\n\
+         - name: file\n  context:\n    cluster: s\n    user: file\n",
+        url = sim.url(),
+        token = sim.token()
+    );
+    let path = dir.path().join("config");
+    std::fs::write(&path, kubeconfig)?;
+    let gw = TestGateway::builder().start().await;
+    let results = commands::import_clusters(&ImportArgs {
+        kubeconfig: path,
+        contexts: vec![],
+        connect: false,
+        database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
+        secret_key: None,
+    })
+    .await?;
+    assert!(
+        results.iter().all(|r| matches!(r, Imported::Added { .. })),
+        "{results:?}"
+    );
+    for id in ["exec", "file"] {
+        let view: Value = gw
+            .as_admin(Method::POST, &format!("/api/v1/clusters/{id}/connect"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(view["state"], "connected", "{id}: {view}");
+        let response = gw
+            .as_admin(
+                Method::GET,
+                &format!("/k8s/clusters/{id}/api/v1/namespaces"),
+            )
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK, "{id}");
+    }
+    // The exec plugin ran once: its token is cached (it has no expiry).
+    let runs = std::fs::read_to_string(dir.path().join("runs"))?;
+    assert_eq!(runs.lines().count(), 1, "{runs}");
+    gw.stop().await;
+    Ok(())
+}
