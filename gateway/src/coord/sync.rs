@@ -179,16 +179,7 @@ impl LeaseSync {
                         }
                     }
                     Some(lease) => {
-                        let owner = annotation(&lease, names::CLUSTER_ID_ANNOTATION)
-                            .map(str::to_owned)
-                            .or_else(|| {
-                                lease
-                                    .metadata
-                                    .labels
-                                    .as_ref()
-                                    .and_then(|l| l.get("clusterID"))
-                                    .and_then(|v| names::cluster_id_from_label(v))
-                            });
+                        let owner = self.cluster_id_of(&lease);
                         if owner.as_deref() != Some(cluster_id) {
                             tracing::warn!(cluster = %cluster_id, lease = %name, other = ?owner, "lease name collision; using the 8-byte name");
                             break;
