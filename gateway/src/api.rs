@@ -20,6 +20,7 @@ mod audit;
 pub mod clusters;
 mod coord;
 mod health;
+mod jobs;
 mod plugins;
 mod tokens;
 mod webhooks;
@@ -149,7 +150,8 @@ pub fn router(app: App) -> Router {
         .merge(audit::routes())
         .merge(coord::routes())
         .merge(plugins::routes())
-        .merge(webhooks::routes());
+        .merge(webhooks::routes())
+        .merge(jobs::routes());
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

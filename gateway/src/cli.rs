@@ -320,6 +320,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10)]
     pub webhook_timeout_seconds: u64,
 
+    /// How often the leader's job scheduler re-reads the jobs table, in milliseconds (an edit
+    /// made on any replica takes effect within this interval).
+    #[arg(long, env = "JOB_POLL_INTERVAL_MS", default_value_t = 5000)]
+    pub job_poll_interval_ms: u64,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

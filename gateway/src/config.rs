@@ -202,6 +202,8 @@ pub struct Config {
     pub tls: TlsMode,
     /// How webhooks are delivered.
     pub hook_delivery: crate::hooks::DeliveryOptions,
+    /// How often the leader's scheduler re-reads the jobs table.
+    pub job_poll_interval: Duration,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -356,6 +358,7 @@ impl Config {
             allow_exec_credentials: args.allow_exec_credentials,
             tls,
             hook_delivery,
+            job_poll_interval: Duration::from_millis(args.job_poll_interval_ms.clamp(10, 60_000)),
             warnings,
         })
     }

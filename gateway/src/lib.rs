@@ -14,6 +14,7 @@ pub mod config;
 pub mod coord;
 pub mod crypto;
 pub mod hooks;
+pub mod jobs;
 pub mod plugin;
 pub mod proxy;
 pub mod server;

@@ -181,6 +181,7 @@ impl Gateway {
             tasks,
         });
         crate::hooks::start(&app, hook_events)?;
+        crate::jobs::start(&app);
         if app.config.in_cluster {
             register_in_cluster(&app).await;
         }

@@ -1,0 +1,543 @@
+//! Scheduled jobs: inspections run through wasm plugins, on the leader only.
+//!
+//! ```text
+//!  /api/v1/jobs (any replica) ──▶ table `jobs` (revision bumped on every edit)
+//!                                     │ polled every --job-poll-interval-ms
+//!  leadership watch ──gained──▶ Scheduler (leader only) ──claim (job, scheduled time)──▶ job_runs
+//!                  ──lost────▶ cancelled, in-flight plugin calls included      UNIQUE, + fencing token
+//!                                     │
+//!                                     ▼ per target cluster, bounded concurrency
+//!                          Plugins::inspect ─▶ run_targets + findings ─▶ run status and counts
+//! ```
+//!
+//! A scheduled occurrence runs at most once across all replicas and leader changes: the leader
+//! claims it in the database by (job, scheduled time), a UNIQUE key, before it starts, and the
+//! claim records the leader's instance id and fencing token (`leaseTransitions`). A claim fails
+//! as well when a run of the job carries a newer fencing token, so a deposed leader that has not
+//! noticed yet cannot start work. An occurrence that falls due while the job's previous run
+//! is still in flight on the leader is skipped: runs of one job never overlap. Manual runs (`POST /api/v1/jobs/{id}/run`) run on the replica
+//! that receives them.
+//!
+//! Cron expressions have 5 fields (minute granularity) or 6, the first being seconds; times
+//! are UTC.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::plugin::{ClusterInfo, KubeApi, ObjectRef, PoolKubeApi, Severity};
+use crate::storage::{StorageError, now_millis};
+
+mod scheduler;
+
+pub use scheduler::start;
+
+/// Clusters inspected at once by one run.
+const TARGET_CONCURRENCY: usize = 4;
+
+/// A job operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The cron expression does not parse.
+    #[error("invalid cron expression `{expr}`: {reason}")]
+    Cron {
+        /// The expression.
+        expr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A label selector that does not parse.
+    #[error(
+        "invalid label selector `{0}`: use `key=value`, `key!=value` or `key`, comma-separated"
+    )]
+    Selector(String),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T, E = JobError> = std::result::Result<T, E>;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// Runs inspector plugins against target clusters.
+    Inspection,
+    /// Syncs Helm repositories through repo-sync plugins.
+    RepoSync,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inspection => "inspection",
+            Self::RepoSync => "repo-sync",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "inspection" => Some(Self::Inspection),
+            "repo-sync" => Some(Self::RepoSync),
+            _ => None,
+        }
+    }
+}
+
+/// Which clusters a job targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Targets {
+    /// Every registered cluster.
+    #[default]
+    All,
+    /// These cluster ids.
+    Clusters(Vec<String>),
+    /// Clusters whose labels match (`k=v`, `k!=v`, `k`, comma-separated).
+    Selector(String),
+}
+
+impl Targets {
+    /// Checks a selector's syntax.
+    pub fn validate(&self) -> Result<()> {
+        if let Self::Selector(selector) = self {
+            parse_selector(selector)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the cluster with `id` and `labels` is a target.
+    pub fn matches(&self, id: &str, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Self::All => true,
+            Self::Clusters(ids) => ids.iter().any(|i| i == id),
+            Self::Selector(selector) => parse_selector(selector)
+                .map(|terms| terms.iter().all(|t| t.matches(labels)))
+                .unwrap_or(false),
+        }
+    }
+}
+
+enum SelectorTerm {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+}
+
+impl SelectorTerm {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Self::Equals(k, v) => labels.get(k) == Some(v),
+            Self::NotEquals(k, v) => labels.get(k) != Some(v),
+            Self::Exists(k) => labels.contains_key(k),
+        }
+    }
+}
+
+fn parse_selector(selector: &str) -> Result<Vec<SelectorTerm>> {
+    let bad = || JobError::Selector(selector.to_owned());
+    let mut terms = Vec::new();
+    for part in selector.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(bad());
+        }
+        let term = if let Some((k, v)) = part.split_once("!=") {
+            SelectorTerm::NotEquals(k.trim().to_owned(), v.trim().to_owned())
+        } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+            SelectorTerm::Equals(k.trim().to_owned(), v.trim().to_owned())
+        } else {
+            SelectorTerm::Exists(part.to_owned())
+        };
+        let key = match &term {
+            SelectorTerm::Equals(k, _)
+            | SelectorTerm::NotEquals(k, _)
+            | SelectorTerm::Exists(k) => k,
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        terms.push(term);
+    }
+    Ok(terms)
+}
+
+/// A scheduled job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub kind: JobKind,
+    /// The plugins each run calls, in order.
+    pub plugins: Vec<String>,
+    pub cron: String,
+    pub targets: Targets,
+    pub enabled: bool,
+    /// Bound on one plugin call against one target.
+    pub timeout_seconds: u64,
+    /// Webhook ids notified after each run.
+    pub webhooks: Vec<String>,
+    /// Notify only when a run failed or found failed checks.
+    pub notify_only_on_failure: bool,
+    /// Bumped on every edit.
+    pub revision: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A parsed cron expression: 5 fields, or 6 with seconds first; UTC.
+#[derive(Debug, Clone)]
+pub struct Schedule(croner::Cron);
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Self> {
+        let fields = expr.split_whitespace().count();
+        let err = |reason: String| JobError::Cron {
+            expr: expr.to_owned(),
+            reason,
+        };
+        if !(5..=6).contains(&fields) {
+            return Err(err(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with \
+                 seconds first, got {fields}"
+            )));
+        }
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
+            .build()
+            .parse(expr)
+            .map(Self)
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// The first occurrence strictly after `after` (unix ms), in unix ms.
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        let ts = jiff::Timestamp::from_millisecond(after).ok()?;
+        let zoned = ts.to_zoned(jiff::tz::TimeZone::UTC);
+        self.0
+            .find_next_occurrence(&zoned, false)
+            .ok()
+            .map(|z| z.timestamp().as_millisecond())
+    }
+}
+
+/// How a run was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Success,
+    Failed,
+    /// No target cluster was connected (or there was none).
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "running" => Some(Self::Running),
+            "success" => Some(Self::Success),
+            "failed" => Some(Self::Failed),
+            "skipped" => Some(Self::Skipped),
+            _ => None,
+        }
+    }
+}
+
+/// One run of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub id: String,
+    pub job_id: String,
+    /// The cron occurrence (unix ms); `None` for manual runs.
+    pub scheduled_at: Option<i64>,
+    pub trigger: Trigger,
+    /// The replica that ran it.
+    pub instance_id: String,
+    /// The leader term's fencing token (scheduled runs).
+    pub fencing_token: Option<i64>,
+    pub status: RunStatus,
+    pub clusters_total: i64,
+    pub clusters_skipped: i64,
+    pub clusters_failed: i64,
+    pub findings_total: i64,
+    pub findings_failed: i64,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// How one cluster fared in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetStatus {
+    Success,
+    Failed,
+    /// Not connected on the replica that ran the job.
+    Skipped,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "success" => Some(Self::Success),
+            "failed" => Some(Self::Failed),
+            "skipped" => Some(Self::Skipped),
+            _ => None,
+        }
+    }
+}
+
+/// One cluster's result in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTarget {
+    pub run_id: String,
+    pub cluster_id: String,
+    pub status: TargetStatus,
+    pub findings_total: i64,
+    pub findings_failed: i64,
+    pub error: Option<String>,
+    pub finished_at: i64,
+}
+
+/// A stored finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingRecord {
+    pub id: String,
+    pub run_id: String,
+    pub job_id: String,
+    pub cluster_id: String,
+    pub plugin: String,
+    pub check_id: String,
+    pub severity: Severity,
+    pub passed: bool,
+    pub message: String,
+    pub target: Option<ObjectRef>,
+    pub extra: serde_json::Value,
+    pub created_at: i64,
+}
+
+impl FindingRecord {
+    pub fn severity_str(&self) -> &'static str {
+        match self.severity {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A fresh random id (128 bits, hex).
+pub fn random_id() -> String {
+    crate::hooks::webhook::random_id()
+}
+
+/// Starts a manual run of `job` on this replica; returns the run as recorded at its start.
+/// The run continues in the background until it ends or the gateway stops.
+pub async fn run_now(app: &App, job: Job) -> Result<Run> {
+    let run_id = random_id();
+    app.db
+        .insert_manual_run(&run_id, &job.id, &app.config.instance_id)
+        .await?;
+    let run = app
+        .db
+        .run(&run_id)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt(format!("job_runs row {run_id} vanished")))?;
+    let app2 = app.clone();
+    let cancel = app.shutdown.child_token();
+    let started = run.clone();
+    app.tasks.spawn(async move {
+        let outcome = tokio::select! {
+            finished = execute(&app2, &job, started) => Some(finished),
+            () = cancel.cancelled() => None,
+        };
+        if outcome.is_none()
+            && let Ok(Some(mut run)) = app2.db.run(&run_id).await
+        {
+            run.status = RunStatus::Failed;
+            run.error = Some("cancelled: the gateway stopped".to_owned());
+            run.finished_at = Some(now_millis());
+            let _ = app2.db.finish_run(&run).await;
+        }
+    });
+    Ok(run)
+}
+
+/// Executes a claimed run to its end and records the result. Dropping the future cancels the
+/// in-flight plugin calls.
+pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
+    match job.kind {
+        JobKind::Inspection => inspect(app, job, &mut run).await,
+        JobKind::RepoSync => {
+            run.status = RunStatus::Failed;
+            run.error = Some("repo-sync jobs are not supported by this version".to_owned());
+        }
+    }
+    run.finished_at = Some(now_millis());
+    if let Err(e) = app.db.finish_run(&run).await {
+        tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
+    }
+    tracing::info!(
+        job = %job.name,
+        run = %run.id,
+        status = run.status.as_str(),
+        clusters = run.clusters_total,
+        skipped = run.clusters_skipped,
+        findings_failed = run.findings_failed,
+        "job run finished"
+    );
+    run
+}
+
+async fn inspect(app: &App, job: &Job, run: &mut Run) {
+    let clusters = match app.db.clusters().await {
+        Ok(clusters) => clusters,
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(format!("cannot list clusters: {e}"));
+            return;
+        }
+    };
+    let targets: Vec<ClusterInfo> = clusters
+        .into_iter()
+        .filter(|c| job.targets.matches(&c.id, &c.labels))
+        .map(|c| ClusterInfo {
+            id: c.id,
+            name: c.name,
+            labels: c.labels,
+        })
+        .collect();
+    let results: Vec<RunTarget> = futures::stream::iter(targets)
+        .map(|cluster| inspect_cluster(app, job, &run.id, cluster))
+        .buffer_unordered(TARGET_CONCURRENCY)
+        .collect()
+        .await;
+    run.clusters_total = i64::try_from(results.len()).unwrap_or(i64::MAX);
+    for target in &results {
+        match target.status {
+            TargetStatus::Skipped => run.clusters_skipped += 1,
+            TargetStatus::Failed => run.clusters_failed += 1,
+            TargetStatus::Success => {}
+        }
+        run.findings_total += target.findings_total;
+        run.findings_failed += target.findings_failed;
+    }
+    run.status = if run.clusters_failed > 0 {
+        RunStatus::Failed
+    } else if run.clusters_skipped == run.clusters_total {
+        RunStatus::Skipped
+    } else {
+        RunStatus::Success
+    };
+}
+
+async fn inspect_cluster(app: &App, job: &Job, run_id: &str, cluster: ClusterInfo) -> RunTarget {
+    let mut target = RunTarget {
+        run_id: run_id.to_owned(),
+        cluster_id: cluster.id.clone(),
+        status: TargetStatus::Success,
+        findings_total: 0,
+        findings_failed: 0,
+        error: None,
+        finished_at: 0,
+    };
+    let mut findings = Vec::new();
+    match app.clusters.connection(&cluster.id) {
+        None => {
+            target.status = TargetStatus::Skipped;
+            target.error = Some("not connected on this replica".to_owned());
+        }
+        Some(connection) => {
+            let timeout = Duration::from_secs(job.timeout_seconds.max(1));
+            let mut errors = Vec::new();
+            for plugin in &job.plugins {
+                let max_body = app
+                    .plugins
+                    .get(plugin)
+                    .await
+                    .map(|p| p.limits.max_kube_response_bytes)
+                    .unwrap_or(16 << 20);
+                let kube: Arc<dyn KubeApi> =
+                    Arc::new(PoolKubeApi::new(connection.clone(), max_body));
+                let call = app.plugins.inspect(plugin, &cluster, kube);
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(report)) => {
+                        let now = now_millis();
+                        findings.extend(report.value.into_iter().map(|f| FindingRecord {
+                            id: random_id(),
+                            run_id: run_id.to_owned(),
+                            job_id: job.id.clone(),
+                            cluster_id: cluster.id.clone(),
+                            plugin: plugin.clone(),
+                            check_id: f.check_id,
+                            severity: f.severity,
+                            passed: f.passed,
+                            message: f.message,
+                            target: f.target,
+                            extra: f.extra,
+                            created_at: now,
+                        }));
+                    }
+                    Ok(Err(e)) => errors.push(format!("{plugin}: {e}")),
+                    Err(_) => {
+                        errors.push(format!("{plugin}: timed out after {} s", timeout.as_secs()))
+                    }
+                }
+            }
+            if !errors.is_empty() {
+                target.status = TargetStatus::Failed;
+                target.error = Some(errors.join("; "));
+            }
+        }
+    }
+    target.findings_total = i64::try_from(findings.len()).unwrap_or(i64::MAX);
+    target.findings_failed =
+        i64::try_from(findings.iter().filter(|f| !f.passed).count()).unwrap_or(i64::MAX);
+    target.finished_at = now_millis();
+    if let Err(e) = app.db.insert_run_target(&target, &findings).await {
+        tracing::error!(run = run_id, cluster = %cluster.id, error = %e, "cannot store findings");
+        target.status = TargetStatus::Failed;
+        target.error = Some(format!("cannot store findings: {e}"));
+    }
+    target
+}
+
+#[cfg(test)]
+mod tests;

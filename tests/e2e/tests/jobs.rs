@@ -1,0 +1,484 @@
+//! Scheduled jobs on three replicas sharing one PostgreSQL, the simulator as host cluster and
+//! a second simulator as the managed cluster. Crons have a seconds field (6 fields), the
+//! scheduler re-reads the jobs every 200 ms, leader timings are short (3/2/1 s).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::plugins::{plugin_dir, upload, wasm};
+use portico_e2e::postgres::TestPostgres;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const ADMIN: &str = "jobs-admin-token-0123";
+
+/// A deployment without the labels `require-labels` asks for, and one with them.
+const SEED: &str = r"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: unlabelled
+  namespace: default
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: a}}
+    spec: {containers: [{name: c, image: 'nginx:1.27'}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: labelled
+  namespace: default
+  labels: {app.kubernetes.io/name: web, team: core}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: b}}
+  template:
+    metadata: {labels: {app: b}}
+    spec: {containers: [{name: c, image: 'nginx:1.27'}]}
+";
+
+struct Fleet {
+    _pg: TestPostgres,
+    db_url: String,
+    _host: KubeSim,
+    managed: KubeSim,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(test: &str) -> Option<Self> {
+        let pg = TestPostgres::start_or_skip(test)?;
+        let db_url = pg.create_database("jobs").unwrap();
+        let host = KubeSim::start().await.unwrap();
+        let managed = KubeSim::start().await.unwrap();
+        managed.load_yaml(SEED).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        host.write_kubeconfig(dir.path().join("host.kubeconfig"))
+            .unwrap();
+        Some(Self {
+            _pg: pg,
+            db_url,
+            _host: host,
+            managed,
+            dir,
+        })
+    }
+
+    async fn replica(&self, name: &str) -> TestGateway {
+        replica(&self.db_url, &self.dir.path().join("host.kubeconfig"), name).await
+    }
+
+    /// Three replicas, A leading; `managed` connected everywhere, `ghost` registered but
+    /// never connected.
+    async fn three(&self) -> [TestGateway; 3] {
+        let a = self.replica("replica-a").await;
+        eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+        let b = self.replica("replica-b").await;
+        let c = self.replica("replica-c").await;
+        register(&a, "managed", &self.managed.kubeconfig()).await;
+        register(&a, "ghost", &self.managed.kubeconfig()).await;
+        ok(&a, Method::POST, "/api/v1/clusters/managed/connect", None).await;
+        for gw in [&a, &b, &c] {
+            eventually("managed is connected everywhere", || async {
+                let view = ok(gw, Method::GET, "/api/v1/clusters/managed", None).await;
+                (view["state"] == "connected").then_some(())
+            })
+            .await;
+        }
+        [a, b, c]
+    }
+}
+
+async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
+    TestGateway::builder()
+        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        .env("DATABASE_URL", db_url)
+        .env("SECRET_KEY", KEY)
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("PLAIN_HTTP", "true")
+        .env("HOST_KUBECONFIG", host_kubeconfig.to_str().unwrap())
+        .env("INSTANCE_ID", name)
+        .env("LEASE_NAMESPACE", "default")
+        .env("LEASE_DURATION_SECONDS", "3")
+        .env("LEASE_RENEW_INTERVAL_SECONDS", "1")
+        .env("LEADER_LEASE_DURATION_SECONDS", "3")
+        .env("LEADER_RENEW_DEADLINE_SECONDS", "2")
+        .env("LEADER_RETRY_PERIOD_SECONDS", "1")
+        .env("RESYNC_PERIOD_SECONDS", "5")
+        .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
+        .env("JOB_POLL_INTERVAL_MS", "200")
+        .start()
+        .await
+}
+
+/// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn is_leader(gw: &TestGateway) -> bool {
+    gw.gateway().app().coord.leadership().borrow().is_leader
+}
+
+fn term(gw: &TestGateway) -> Option<i64> {
+    gw.gateway().app().coord.leadership().borrow().term
+}
+
+fn instance(gw: &TestGateway) -> String {
+    gw.gateway().app().config.instance_id.clone()
+}
+
+async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/clusters")
+        .json(&json!({"id": id, "kubeconfig": kubeconfig}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// A request that must succeed; its JSON body (`null` when empty).
+async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = gw.as_admin(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn runs(gw: &TestGateway, job: &str) -> Vec<Value> {
+    let body = ok(
+        gw,
+        Method::GET,
+        &format!("/api/v1/runs?job={job}&limit=1000"),
+        None,
+    )
+    .await;
+    body["items"].as_array().unwrap().clone()
+}
+
+fn finished(runs: &[Value]) -> Vec<&Value> {
+    runs.iter().filter(|r| r["status"] != "running").collect()
+}
+
+/// Every scheduled run has its own scheduled time, and a later term never precedes an
+/// earlier one.
+fn assert_no_duplicates(runs: &[Value]) {
+    let scheduled: Vec<i64> = runs
+        .iter()
+        .filter(|r| r["trigger"] == "schedule")
+        .map(|r| r["scheduledAt"].as_i64().unwrap())
+        .collect();
+    let distinct: BTreeSet<i64> = scheduled.iter().copied().collect();
+    assert_eq!(distinct.len(), scheduled.len(), "duplicate runs: {runs:#?}");
+    let mut by_time: Vec<&Value> = runs.iter().filter(|r| r["trigger"] == "schedule").collect();
+    by_time.sort_by_key(|r| r["scheduledAt"].as_i64().unwrap());
+    for pair in by_time.windows(2) {
+        assert!(
+            pair[0]["fencingToken"].as_i64() <= pair[1]["fencingToken"].as_i64(),
+            "a later occurrence ran in an older term: {pair:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
+    let Some(fleet) = Fleet::start("only_the_leader_runs_inspections").await else {
+        return;
+    };
+    let [a, b, c] = fleet.three().await;
+    let leader_term = term(&a).expect("A leads");
+
+    // Validation: a bad cron is a clear 400.
+    let response = b
+        .as_admin(Method::POST, "/api/v1/jobs")
+        .json(&json!({"name": "bad", "plugins": ["require-labels"], "cron": "61 * * * *"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid cron expression `61 * * * *`"),
+        "{body}"
+    );
+
+    // Created through follower B; the leader A runs it.
+    let job = ok(
+        &b,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(json!({
+            "name": "labels",
+            "plugins": ["require-labels"],
+            "cron": "* * * * * *",
+            "targets": {"clusters": ["managed", "ghost"]},
+            "timeoutSeconds": 30,
+        })),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(job["kind"], "inspection");
+    let done = eventually("three finished runs", || async {
+        let all = runs(&c, &id).await;
+        (finished(&all).len() >= 3).then_some(all)
+    })
+    .await;
+    for run in finished(&done) {
+        assert_eq!(run["instanceId"], "replica-a", "{run}");
+        assert_eq!(run["fencingToken"], leader_term, "{run}");
+        assert_eq!(run["trigger"], "schedule");
+        assert_eq!(run["status"], "success", "{run}");
+        assert_eq!(run["clustersTotal"], 2, "{run}");
+        assert_eq!(run["clustersSkipped"], 1, "{run}");
+        assert_eq!(run["findingsTotal"], 2, "{run}");
+        assert_eq!(run["findingsFailed"], 1, "{run}");
+    }
+    assert_no_duplicates(&done);
+
+    // One run in detail: `ghost` skipped, `managed` inspected.
+    let run_id = finished(&done)[0]["id"].as_str().unwrap().to_owned();
+    let detail = ok(&b, Method::GET, &format!("/api/v1/runs/{run_id}"), None).await;
+    let targets = detail["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{detail}");
+    assert_eq!(targets[0]["clusterId"], "ghost");
+    assert_eq!(targets[0]["status"], "skipped");
+    assert_eq!(targets[1]["clusterId"], "managed");
+    assert_eq!(targets[1]["status"], "success");
+
+    // Findings, filtered.
+    let failed = ok(
+        &c,
+        Method::GET,
+        &format!("/api/v1/findings?run={run_id}&passed=false"),
+        None,
+    )
+    .await;
+    let items = failed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{failed}");
+    assert_eq!(items[0]["checkId"], "required-labels");
+    assert_eq!(items[0]["severity"], "low");
+    assert_eq!(items[0]["clusterId"], "managed");
+    assert_eq!(items[0]["plugin"], "require-labels");
+    assert_eq!(items[0]["target"]["name"], "unlabelled");
+    let low = ok(
+        &c,
+        Method::GET,
+        &format!(
+            "/api/v1/findings?run={run_id}&severity=low&check=required-labels&cluster=managed"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(low["items"].as_array().unwrap().len(), 1, "{low}");
+    let none = ok(
+        &c,
+        Method::GET,
+        &format!("/api/v1/findings?run={run_id}&cluster=ghost"),
+        None,
+    )
+    .await;
+    assert!(none["items"].as_array().unwrap().is_empty(), "{none}");
+    let summary = ok(&a, Method::GET, "/api/v1/findings/summary", None).await;
+    let rows = summary["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{summary}");
+    assert_eq!(rows[0]["clusterId"], "ghost");
+    assert_eq!(rows[0]["status"], "skipped");
+    assert_eq!(rows[1]["clusterId"], "managed");
+    assert_eq!(rows[1]["findingsFailed"], 1);
+
+    // An edit through follower C (only the unconnected cluster) reaches the leader.
+    let edited = ok(
+        &c,
+        Method::PUT,
+        &format!("/api/v1/jobs/{id}"),
+        Some(json!({"targets": {"clusters": ["ghost"]}})),
+    )
+    .await;
+    assert_eq!(edited["revision"], 2);
+    eventually("a run after the edit: skipped", || async {
+        let all = runs(&a, &id).await;
+        all.iter()
+            .any(|r| r["status"] == "skipped" && r["clustersTotal"] == 1)
+            .then_some(())
+    })
+    .await;
+
+    // Disabled through B: the leader stops claiming (a run in flight may still finish).
+    ok(
+        &b,
+        Method::PUT,
+        &format!("/api/v1/jobs/{id}"),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+
+    // Manual run on a follower runs there.
+    let manual = ok(&b, Method::POST, &format!("/api/v1/jobs/{id}/run"), None).await;
+    assert_eq!(manual["trigger"], "manual");
+    assert_eq!(manual["instanceId"], "replica-b");
+    let manual_id = manual["id"].as_str().unwrap().to_owned();
+    let manual = eventually("the manual run finishes", || async {
+        let run = ok(&c, Method::GET, &format!("/api/v1/runs/{manual_id}"), None).await;
+        (run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(manual["status"], "skipped", "{manual}");
+    assert_eq!(manual["targets"][0]["clusterId"], "ghost");
+
+    // Through all of it, only A ran scheduled occurrences, each once.
+    let all = runs(&a, &id).await;
+    assert_no_duplicates(&all);
+    for run in all.iter().filter(|r| r["trigger"] == "schedule") {
+        assert_eq!(run["instanceId"], "replica-a", "{run}");
+    }
+    for gw in [a, b, c] {
+        gw.stop().await;
+    }
+}
+
+/// A manifest for the `misbehave` test plugin looping until its 20 s deadline: a run that is
+/// in flight for as long as the test needs.
+const SLOW_MANIFEST: &str = r#"
+name = "slow"
+version = "0.1.0"
+world = "inspector"
+
+[capabilities]
+config = true
+
+[limits]
+timeout-ms = 20000
+
+[config]
+mode = "loop"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_killed_mid_run_is_replaced_without_duplicate_runs() {
+    let Some(fleet) = Fleet::start("a_leader_killed_mid_run").await else {
+        return;
+    };
+    let [a, b, c] = fleet.three().await;
+    let response = upload(&a, SLOW_MANIFEST, wasm("misbehave")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        response.text().await
+    );
+    let job = ok(
+        &c,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(json!({
+            "name": "slow",
+            "plugins": ["slow"],
+            "cron": "* * * * * *",
+            "targets": {"clusters": ["managed"]},
+            "timeoutSeconds": 20,
+        })),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // A's run is in flight: kill A.
+    let a_run = eventually("A runs the job", || async {
+        runs(&b, &id)
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "running")
+    })
+    .await;
+    assert_eq!(a_run["instanceId"], "replica-a", "{a_run}");
+    let a_term = a_run["fencingToken"].as_i64().unwrap();
+    a.gateway_crash().await;
+
+    // The new leader claims a later occurrence, in a newer term.
+    let new_run = eventually("a run on the new leader", || async {
+        runs(&b, &id)
+            .await
+            .into_iter()
+            .find(|r| r["instanceId"] != "replica-a")
+    })
+    .await;
+    let leaders: Vec<&TestGateway> = [&b, &c].into_iter().filter(|g| is_leader(g)).collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader");
+    assert_eq!(new_run["instanceId"], instance(leaders[0]), "{new_run}");
+    assert!(
+        new_run["fencingToken"].as_i64().unwrap() > a_term,
+        "{new_run}"
+    );
+    assert!(
+        new_run["scheduledAt"].as_i64().unwrap() > a_run["scheduledAt"].as_i64().unwrap(),
+        "{new_run} after {a_run}"
+    );
+
+    // A's run did not finish as a success, and no occurrence ran twice.
+    let all = runs(&b, &id).await;
+    let a_final = all.iter().find(|r| r["id"] == a_run["id"]).unwrap();
+    assert_ne!(a_final["status"], "success", "{a_final}");
+    assert_no_duplicates(&all);
+    let instances: BTreeSet<&str> = all
+        .iter()
+        .map(|r| r["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        instances,
+        BTreeSet::from(["replica-a", new_run["instanceId"].as_str().unwrap()]),
+        "only the two leaders ran the job"
+    );
+
+    // A deposed leader cannot claim: its term is older than the newest run's.
+    let db = &b.gateway().app().db;
+    let claimed = db
+        .claim_scheduled_run("stale", &id, i64::MAX / 2, "replica-a", a_term)
+        .await
+        .unwrap();
+    assert!(!claimed, "a stale term's claim must fail");
+    // And nobody claims an occurrence twice.
+    let again = db
+        .claim_scheduled_run(
+            "again",
+            &id,
+            new_run["scheduledAt"].as_i64().unwrap(),
+            new_run["instanceId"].as_str().unwrap(),
+            new_run["fencingToken"].as_i64().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(!again, "an occurrence is claimed once");
+    b.stop().await;
+    c.stop().await;
+}
