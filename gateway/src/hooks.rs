@@ -45,7 +45,7 @@ pub mod webhook;
 
 pub use crate::plugin::HookScope;
 pub use lifecycle::LifecyclePlugins;
-pub use webhook::{DeliveryRecord, DeliveryState, Webhook, WebhookSink};
+pub use webhook::{DeliveryRecord, DeliveryState, Message, Webhook, WebhookSink};
 
 /// A hook operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,9 @@ pub type Result<T, E = HookError> = std::result::Result<T, E>;
 pub enum EventKind {
     Connected,
     Disconnected,
+    /// A job run finished (sent to the webhooks the job names, not by subscription).
+    #[serde(rename = "run.finished")]
+    RunFinished,
 }
 
 impl EventKind {
@@ -82,6 +85,7 @@ impl EventKind {
         match self {
             Self::Connected => "connected",
             Self::Disconnected => "disconnected",
+            Self::RunFinished => "run.finished",
         }
     }
 }

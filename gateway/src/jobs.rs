@@ -18,6 +18,11 @@
 //! is still in flight on the leader is skipped: runs of one job never overlap. Manual runs (`POST /api/v1/jobs/{id}/run`) run on the replica
 //! that receives them.
 //!
+//! After a run, the job's webhooks get a JSON summary (job, run with counts, per-cluster
+//! results, up to 100 failed findings) as event `run.finished`, through the hooks'
+//! [`WebhookSink`]: HMAC-signed, retried, logged in the delivery log. With
+//! `notifyOnlyOnFailure` only runs that failed or found failed checks notify.
+//!
 //! Cron expressions have 5 fields (minute granularity) or 6, the first being seconds; times
 //! are UTC.
 
@@ -29,7 +34,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::hooks::{EventKind, Message, WebhookSink};
 use crate::plugin::{ClusterInfo, KubeApi, ObjectRef, PoolKubeApi, Severity};
+use crate::storage::jobs::FindingFilter;
 use crate::storage::{StorageError, now_millis};
 
 mod scheduler;
@@ -363,6 +370,77 @@ impl FindingRecord {
     }
 }
 
+/// Failed findings a notification carries at most.
+const NOTIFY_MAX_FINDINGS: i64 = 100;
+
+/// Whether a finished run counts as failed for `notifyOnlyOnFailure`.
+pub fn run_failed(run: &Run) -> bool {
+    run.status == RunStatus::Failed || run.findings_failed > 0
+}
+
+/// Sends the run's summary to the job's webhooks in the background (signed, retried and
+/// logged by [`WebhookSink`]); they outlive the leader term that ran the job.
+async fn notify(app: &App, job: &Job, run: &Run) {
+    if job.webhooks.is_empty() || (job.notify_only_on_failure && !run_failed(run)) {
+        return;
+    }
+    let targets = app.db.run_targets(&run.id).await.unwrap_or_default();
+    let failed = app
+        .db
+        .findings(&FindingFilter {
+            run_id: Some(run.id.clone()),
+            passed: Some(false),
+            limit: NOTIFY_MAX_FINDINGS,
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap_or_default();
+    let cluster_id = match targets.as_slice() {
+        [only] => only.cluster_id.clone(),
+        _ => "*".to_owned(),
+    };
+    let body = serde_json::json!({
+        "event": EventKind::RunFinished.as_str(),
+        "instanceId": app.config.instance_id,
+        "job": {"id": job.id, "name": job.name, "kind": job.kind},
+        "run": run,
+        "clusters": targets,
+        "failedFindings": failed,
+    });
+    let sink = match WebhookSink::new(
+        app.db.clone(),
+        app.secret_key.clone(),
+        app.config.hook_delivery,
+        app.shutdown.clone(),
+    ) {
+        Ok(sink) => sink,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot notify webhooks of a job run");
+            return;
+        }
+    };
+    for id in &job.webhooks {
+        let webhook = match app.db.webhook(id).await {
+            Ok(Some(webhook)) if webhook.enabled => webhook,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(webhook = %id, error = %e, "cannot read a job's webhook");
+                continue;
+            }
+        };
+        let message = Message {
+            event: EventKind::RunFinished,
+            cluster_id: cluster_id.clone(),
+            instance_id: app.config.instance_id.clone(),
+            body: body.clone(),
+        };
+        let sink = sink.clone();
+        app.tasks.spawn(async move {
+            sink.send(webhook, message).await;
+        });
+    }
+}
+
 /// A fresh random id (128 bits, hex).
 pub fn random_id() -> String {
     crate::hooks::webhook::random_id()
@@ -414,6 +492,7 @@ pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
     if let Err(e) = app.db.finish_run(&run).await {
         tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
     }
+    notify(app, job, &run).await;
     tracing::info!(
         job = %job.name,
         run = %run.id,

@@ -224,6 +224,12 @@ fn events(list: Option<Vec<EventKind>>) -> ApiResult<Vec<EventKind>> {
     };
     list.sort();
     list.dedup();
+    if list.contains(&EventKind::RunFinished) {
+        return Err(ApiError::bad_request(
+            "`events`: `run.finished` is not a subscription; name the webhook in a job's \
+             `webhooks` instead",
+        ));
+    }
     if list.is_empty() {
         return Err(ApiError::bad_request(
             "`events` must name at least one of `connected`, `disconnected`",

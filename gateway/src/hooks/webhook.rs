@@ -140,6 +140,31 @@ pub struct DeliveryRecord {
     pub finished_at: Option<i64>,
 }
 
+/// What one delivery sends: its event kind and cluster (for the `X-Portico-Event` header and
+/// the delivery log), and the JSON object whose fields the body carries beside `delivery`,
+/// `attempt` and `webhookId`. Cluster events and job-run notifications both go through it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub event: EventKind,
+    /// The cluster it is about (`*` when about several).
+    pub cluster_id: String,
+    /// The replica that sends it.
+    pub instance_id: String,
+    /// A JSON object.
+    pub body: serde_json::Value,
+}
+
+impl From<&ClusterEvent> for Message {
+    fn from(event: &ClusterEvent) -> Self {
+        Self {
+            event: event.kind.into(),
+            cluster_id: event.cluster_id.clone(),
+            instance_id: event.instance_id.clone(),
+            body: serde_json::to_value(event).expect("a cluster event serializes"),
+        }
+    }
+}
+
 /// What the receiver gets.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -148,7 +173,7 @@ struct Payload<'a> {
     attempt: u32,
     webhook_id: &'a str,
     #[serde(flatten)]
-    event: &'a ClusterEvent,
+    body: &'a serde_json::Value,
 }
 
 /// Webhooks as a [`HookSink`].
@@ -197,6 +222,14 @@ impl WebhookSink {
     }
 }
 
+impl WebhookSink {
+    /// Delivers `message` to `webhook` now: signed, retried and logged like cluster events
+    /// (job-run notifications use it).
+    pub async fn send(&self, webhook: Webhook, message: Message) -> Outcome {
+        self.inner.clone().deliver(webhook, message).await
+    }
+}
+
 impl HookSink for WebhookSink {
     fn kind(&self) -> &'static str {
         "webhook"
@@ -211,7 +244,7 @@ impl HookSink for WebhookSink {
                 .map(|webhook| Planned {
                     hook: webhook.name.clone(),
                     scope: webhook.scope,
-                    run: Box::pin(self.inner.clone().deliver(webhook, event.clone())),
+                    run: Box::pin(self.inner.clone().deliver(webhook, Message::from(event))),
                 })
                 .collect())
         })
@@ -225,12 +258,12 @@ enum Attempt {
 }
 
 impl Inner {
-    async fn deliver(self: Arc<Self>, webhook: Webhook, event: ClusterEvent) -> Outcome {
+    async fn deliver(self: Arc<Self>, webhook: Webhook, event: Message) -> Outcome {
         let now = now_millis();
         let mut record = DeliveryRecord {
             id: random_id(),
             webhook_id: webhook.id.clone(),
-            event: event.kind.into(),
+            event: event.event,
             cluster_id: event.cluster_id.clone(),
             instance_id: event.instance_id.clone(),
             attempts: 0,
@@ -314,7 +347,7 @@ impl Inner {
         &self,
         webhook: &Webhook,
         secret: &[u8],
-        event: &ClusterEvent,
+        event: &Message,
         delivery: &str,
         attempt: u32,
     ) -> Attempt {
@@ -325,7 +358,7 @@ impl Inner {
             delivery,
             attempt,
             webhook_id: &webhook.id,
-            event,
+            body: &event.body,
         })
         .expect("the payload serializes");
         let sent = self
@@ -333,7 +366,7 @@ impl Inner {
             .post(&webhook.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("x-portico-signature", signature(secret, &body))
-            .header("x-portico-event", EventKind::from(event.kind).as_str())
+            .header("x-portico-event", event.event.as_str())
             .header("x-portico-delivery", delivery)
             .body(body)
             .send()

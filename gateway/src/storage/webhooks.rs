@@ -86,6 +86,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
         let event = match row.event.as_str() {
             "connected" => EventKind::Connected,
             "disconnected" => EventKind::Disconnected,
+            "run.finished" => EventKind::RunFinished,
             _ => return Err(corrupt("event")),
         };
         let state = match row.state.as_str() {

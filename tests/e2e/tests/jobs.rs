@@ -4,14 +4,22 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use hmac::{Hmac, Mac};
 use kube_sim::KubeSim;
 use portico_e2e::gateway::TestGateway;
-use portico_e2e::plugins::{plugin_dir, upload, wasm};
+use portico_e2e::plugins::{gateway_builder, plugin_dir, upload, wasm};
 use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Mutex;
 
 const WAIT: Duration = Duration::from_secs(60);
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -481,4 +489,179 @@ async fn a_leader_killed_mid_run_is_replaced_without_duplicate_runs() {
     assert!(!again, "an occurrence is claimed once");
     b.stop().await;
     c.stop().await;
+}
+
+/// A webhook receiver that answers 503 to its first two requests, then 204.
+#[derive(Default)]
+struct Receiver {
+    received: Mutex<Vec<(HeaderMap, Bytes)>>,
+    calls: AtomicUsize,
+}
+
+impl Receiver {
+    async fn start() -> (Arc<Self>, String) {
+        let receiver = Arc::new(Self::default());
+        let router = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (receiver, format!("http://{addr}/hook"))
+    }
+}
+
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    receiver.received.lock().await.push((headers, body));
+    if receiver.calls.fetch_add(1, Ordering::SeqCst) < 2 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+const SECRET: &str = "job-notification-secret";
+
+fn signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_are_notified_signed_with_retries_and_only_on_failure() {
+    let managed = KubeSim::start().await.unwrap();
+    managed.load_yaml(SEED).unwrap();
+    let gw = gateway_builder("jobs-notifications")
+        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        .env("JOB_POLL_INTERVAL_MS", "200")
+        .env("WEBHOOK_RETRY_DELAY_MS", "20")
+        .start()
+        .await;
+    gw.add_cluster("managed", &managed.kubeconfig())
+        .await
+        .unwrap();
+    register(&gw, "ghost", &managed.kubeconfig()).await;
+    let (receiver, url) = Receiver::start().await;
+    // Subscribed to no real cluster's events: only job notifications reach it.
+    let webhook = ok(
+        &gw,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({"name": "runs", "url": url, "secret": SECRET, "clusters": ["nowhere"]})),
+    )
+    .await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/webhooks")
+        .json(&json!({"name": "x", "url": url, "secret": SECRET, "events": ["run.finished"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/jobs")
+        .json(
+            &json!({"name": "x", "plugins": ["require-labels"], "cron": "* * * * *",
+                      "webhooks": ["no-such-webhook"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // `failing` finds a missing label; `quiet` only skips: with notifyOnlyOnFailure only
+    // `failing` notifies.
+    let failing = ok(
+        &gw,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(
+            json!({"name": "failing", "plugins": ["require-labels"], "cron": "* * * * * *",
+                    "targets": {"clusters": ["managed"]}, "webhooks": [webhook_id],
+                    "notifyOnlyOnFailure": true}),
+        ),
+    )
+    .await;
+    let quiet = ok(
+        &gw,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(
+            json!({"name": "quiet", "plugins": ["require-labels"], "cron": "* * * * * *",
+                    "targets": {"clusters": ["ghost"]}, "webhooks": [webhook_id],
+                    "notifyOnlyOnFailure": true}),
+        ),
+    )
+    .await;
+    let quiet_id = quiet["id"].as_str().unwrap().to_owned();
+
+    // Three delivered notifications (the first after two 503s) while `quiet` ran too.
+    let got = eventually("three notifications delivered", || async {
+        let received = receiver.received.lock().await.clone();
+        (received.len() >= 5).then_some(received)
+    })
+    .await;
+    eventually("quiet ran three times", || async {
+        (finished(&runs(&gw, &quiet_id).await).len() >= 3).then_some(())
+    })
+    .await;
+    for (headers, body) in &got {
+        assert_eq!(
+            headers["x-portico-signature"].to_str().unwrap(),
+            signature(body)
+        );
+        assert_eq!(headers["x-portico-event"], "run.finished");
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["job"]["name"], "failing", "{body}");
+        assert_eq!(body["job"]["id"], failing["id"]);
+        assert_eq!(body["event"], "run.finished");
+        assert_eq!(body["webhookId"], webhook_id.as_str());
+        assert_eq!(body["run"]["status"], "success");
+        assert_eq!(body["run"]["findingsFailed"], 1);
+        assert_eq!(body["run"]["clustersTotal"], 1);
+        assert_eq!(body["clusters"][0]["clusterId"], "managed");
+        let failed = body["failedFindings"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{body}");
+        assert_eq!(failed[0]["checkId"], "required-labels");
+        assert_eq!(failed[0]["target"]["name"], "unlabelled");
+    }
+    // The first delivery got a 503 and was retried under the same delivery id.
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect();
+    let delivery = bodies[0]["delivery"].clone();
+    let attempts: Vec<i64> = bodies
+        .iter()
+        .filter(|b| b["delivery"] == delivery)
+        .map(|b| b["attempt"].as_i64().unwrap())
+        .collect();
+    assert!(attempts.len() >= 2, "retried: {attempts:?}");
+    assert_eq!(attempts, (1..=attempts.len() as i64).collect::<Vec<_>>());
+
+    // The delivery log has it.
+    let log = eventually("the delivery log", || async {
+        let log = ok(
+            &gw,
+            Method::GET,
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+            None,
+        )
+        .await;
+        let items = log["items"].as_array().unwrap().clone();
+        items
+            .iter()
+            .find(|d| d["id"] == delivery && d["state"] == "delivered")
+            .cloned()
+    })
+    .await;
+    assert_eq!(log["attempts"], attempts.len(), "{log}");
+    assert_eq!(log["event"], "run.finished");
+    assert_eq!(log["clusterId"], "managed");
+    gw.stop().await;
 }
