@@ -20,6 +20,7 @@ mod audit;
 pub mod clusters;
 mod coord;
 mod health;
+mod helm;
 mod jobs;
 mod plugins;
 mod tokens;
@@ -151,7 +152,8 @@ pub fn router(app: App) -> Router {
         .merge(coord::routes())
         .merge(plugins::routes())
         .merge(webhooks::routes())
-        .merge(jobs::routes());
+        .merge(jobs::routes())
+        .merge(helm::routes());
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

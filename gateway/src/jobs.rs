@@ -39,6 +39,7 @@ use crate::plugin::{ClusterInfo, KubeApi, ObjectRef, PoolKubeApi, Severity};
 use crate::storage::jobs::FindingFilter;
 use crate::storage::{StorageError, now_millis};
 
+pub mod helm;
 mod scheduler;
 
 pub use scheduler::start;
@@ -483,10 +484,7 @@ pub async fn run_now(app: &App, job: Job) -> Result<Run> {
 pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
     match job.kind {
         JobKind::Inspection => inspect(app, job, &mut run).await,
-        JobKind::RepoSync => {
-            run.status = RunStatus::Failed;
-            run.error = Some("repo-sync jobs are not supported by this version".to_owned());
-        }
+        JobKind::RepoSync => helm::sync(app, job, &mut run).await,
     }
     run.finished_at = Some(now_millis());
     if let Err(e) = app.db.finish_run(&run).await {

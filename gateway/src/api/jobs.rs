@@ -98,11 +98,6 @@ async fn validate(app: &App, job: &Job) -> ApiResult<()> {
     }
     Schedule::parse(&job.cron)?;
     job.targets.validate()?;
-    if job.kind == JobKind::RepoSync {
-        return Err(ApiError::bad_request(
-            "`kind` repo-sync is not supported by this version yet; use `inspection`",
-        ));
-    }
     if job.plugins.is_empty() {
         return Err(ApiError::bad_request(
             "`plugins` must name at least one plugin",
@@ -113,9 +108,13 @@ async fn validate(app: &App, job: &Job) -> ApiResult<()> {
             app.plugins.get(name).await.map_err(|_| {
                 ApiError::bad_request(format!("`plugins`: no plugin named `{name}`"))
             })?;
-        if plugin.world != World::Inspector {
+        let (world, kind) = match job.kind {
+            JobKind::Inspection => (World::Inspector, "an inspection"),
+            JobKind::RepoSync => (World::RepoSync, "a repo-sync job"),
+        };
+        if plugin.world != world {
             return Err(ApiError::bad_request(format!(
-                "`plugins`: `{name}` implements world `{}`, an inspection needs `inspector`",
+                "`plugins`: `{name}` implements world `{}`, {kind} needs `{world}`",
                 plugin.world
             )));
         }

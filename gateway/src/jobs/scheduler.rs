@@ -23,6 +23,7 @@ pub fn start(app: &App) {
     let app = app.clone();
     let tasks = app.tasks.clone();
     tasks.spawn(async move {
+        super::helm::ensure_builtin_job(&app).await;
         let mut leadership = app.coord.leadership();
         let shutdown = app.shutdown.clone();
         loop {

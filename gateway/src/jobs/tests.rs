@@ -48,3 +48,15 @@ fn targets_select_by_id_and_labels() {
     assert!(!Targets::Selector("env=prod,tier=web".into()).matches("a", &labels));
     assert!(Targets::Selector("env=,".into()).validate().is_err());
 }
+
+#[test]
+fn chart_versions_order_the_semver_way() {
+    use std::cmp::Ordering;
+
+    use super::helm::compare_versions;
+    assert_eq!(compare_versions("1.10.0", "1.9.0"), Ordering::Greater);
+    assert_eq!(compare_versions("1.2.0", "1.2.0-rc.1"), Ordering::Greater);
+    assert_eq!(compare_versions("v2.0.0", "1.99.99"), Ordering::Greater);
+    assert_eq!(compare_versions("0.1.0", "0.1.0"), Ordering::Equal);
+    assert_eq!(compare_versions("latest", "1.0.0"), "latest".cmp("1.0.0"));
+}

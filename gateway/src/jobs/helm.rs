@@ -1,0 +1,248 @@
+//! Helm repositories and their charts, synchronised by `repo-sync` jobs (the built-in one runs
+//! the `helm-index` plugin every six hours).
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Job, JobKind, Run, RunStatus, Targets};
+use crate::app::App;
+use crate::crypto::SecretKey;
+use crate::plugin::{RepositoryAuth, RepositoryInfo, SyncOutcome};
+use crate::storage::now_millis;
+
+/// Id and name of the built-in repository sync job.
+pub const BUILTIN_JOB_ID: &str = "builtin-helm-repo-sync";
+pub const BUILTIN_JOB_NAME: &str = "helm-repo-sync";
+/// Its default schedule: every six hours.
+pub const BUILTIN_JOB_CRON: &str = "0 */6 * * *";
+/// The plugin it calls.
+pub const BUILTIN_PLUGIN: &str = "helm-index";
+
+/// A Helm repository. Its credentials stay sealed; the API shows only their kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    #[serde(skip)]
+    pub sealed_auth: Option<Vec<u8>>,
+    /// `basic`, `bearer` or none.
+    pub auth_type: Option<String>,
+    pub ca_pem: Option<String>,
+    pub etag: Option<String>,
+    pub last_sync_run: Option<String>,
+    /// The last sync run that found the index changed: versions it first saw are `new`.
+    pub last_change_run: Option<String>,
+    pub last_sync_at: Option<i64>,
+    /// `success`, `unchanged` or `failed`.
+    pub last_sync_status: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Repository {
+    /// Seals `auth` for the repository with id `id`.
+    pub fn seal_auth(key: &SecretKey, id: &str, auth: &RepositoryAuth) -> Vec<u8> {
+        let plain = serde_json::to_vec(auth).expect("credentials serialize");
+        key.seal(&auth_context(id), &plain)
+    }
+
+    /// The credentials, opened.
+    pub fn open_auth(&self, key: &SecretKey) -> Result<Option<RepositoryAuth>, String> {
+        let Some(sealed) = &self.sealed_auth else {
+            return Ok(None);
+        };
+        let plain = key
+            .open(&auth_context(&self.id), sealed)
+            .map_err(|e| format!("the credentials of repository `{}`: {e}", self.name))?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| format!("the credentials of repository `{}`: {e}", self.name))
+    }
+}
+
+fn auth_context(id: &str) -> Vec<u8> {
+    format!("helm-repository:{id}").into_bytes()
+}
+
+/// The kind of `auth`, as the API shows it.
+pub fn auth_type(auth: &RepositoryAuth) -> &'static str {
+    match auth {
+        RepositoryAuth::Basic { .. } => "basic",
+        RepositoryAuth::Bearer { .. } => "bearer",
+    }
+}
+
+/// One stored chart version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartVersion {
+    pub repository: String,
+    pub name: String,
+    pub version: String,
+    pub app_version: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub keywords: Vec<String>,
+    pub deprecated: bool,
+    pub digest: Option<String>,
+    pub urls: Vec<String>,
+    pub created: Option<String>,
+    /// The sync run that first found this version.
+    pub first_seen_run: String,
+    pub first_seen_at: i64,
+    /// First found by the latest sync that saw its repository's index change: new since the
+    /// sync before (an unchanged index, ETag, keeps the mark).
+    pub new: bool,
+}
+
+/// Orders versions the SemVer way where they parse (`1.10.0` > `1.9.0`, a release > its
+/// pre-releases), as text otherwise.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    fn split(v: &str) -> (Vec<Option<u64>>, Option<&str>) {
+        let v = v.trim_start_matches('v');
+        let v = v.split('+').next().unwrap_or(v);
+        let (core, pre) = match v.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (v, None),
+        };
+        (core.split('.').map(|p| p.parse().ok()).collect(), pre)
+    }
+    let (core_a, pre_a) = split(a);
+    let (core_b, pre_b) = split(b);
+    if core_a.iter().chain(&core_b).any(Option::is_none) {
+        return a.cmp(b);
+    }
+    core_a
+        .cmp(&core_b)
+        .then_with(|| match (pre_a, pre_b) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => x.cmp(y),
+        })
+        .then_with(|| a.cmp(b))
+}
+
+/// The newest version of every chart (per repository and name) among `versions`.
+pub fn newest(mut versions: Vec<ChartVersion>) -> Vec<ChartVersion> {
+    versions.sort_by(|a, b| {
+        (&a.repository, &a.name)
+            .cmp(&(&b.repository, &b.name))
+            .then_with(|| compare_versions(&b.version, &a.version))
+    });
+    versions
+        .dedup_by(|later, first| later.repository == first.repository && later.name == first.name);
+    versions
+}
+
+/// The built-in job as first created.
+pub fn builtin_job() -> Job {
+    let now = now_millis();
+    Job {
+        id: BUILTIN_JOB_ID.to_owned(),
+        name: BUILTIN_JOB_NAME.to_owned(),
+        kind: JobKind::RepoSync,
+        plugins: vec![BUILTIN_PLUGIN.to_owned()],
+        cron: BUILTIN_JOB_CRON.to_owned(),
+        targets: Targets::All,
+        enabled: true,
+        timeout_seconds: 300,
+        webhooks: Vec::new(),
+        notify_only_on_failure: false,
+        revision: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Creates the built-in repo-sync job unless it exists (every replica tries; one wins).
+pub async fn ensure_builtin_job(app: &App) {
+    if let Err(e) = app.db.insert_job_if_absent(&builtin_job()).await {
+        tracing::warn!(error = %e, "cannot create the built-in Helm repository sync job");
+    }
+}
+
+/// A repo-sync run: every repository through each of the job's plugins.
+pub(super) async fn sync(app: &App, job: &Job, run: &mut Run) {
+    let repositories = match app.db.helm_repositories().await {
+        Ok(repositories) => repositories,
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(format!("cannot list repositories: {e}"));
+            return;
+        }
+    };
+    let timeout = Duration::from_secs(job.timeout_seconds.max(1));
+    let mut failures = Vec::new();
+    for repository in repositories {
+        for plugin in &job.plugins {
+            if let Err(e) = sync_one(app, plugin, &repository, &run.id, timeout).await {
+                failures.push(format!("{}: {e}", repository.name));
+                let _ = app
+                    .db
+                    .record_helm_sync(&repository.id, &run.id, "failed", Some(&e), None)
+                    .await;
+            }
+        }
+    }
+    if failures.is_empty() {
+        run.status = RunStatus::Success;
+    } else {
+        run.status = RunStatus::Failed;
+        run.error = Some(failures.join("; "));
+    }
+}
+
+async fn sync_one(
+    app: &App,
+    plugin: &str,
+    repository: &Repository,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let info = RepositoryInfo {
+        name: repository.name.clone(),
+        url: repository.url.clone(),
+        auth: repository.open_auth(&app.secret_key)?,
+        etag: repository.etag.clone(),
+    };
+    let report = tokio::time::timeout(timeout, app.plugins.sync_repository(plugin, &info))
+        .await
+        .map_err(|_| format!("{plugin}: timed out after {} s", timeout.as_secs()))?
+        .map_err(|e| e.to_string())?;
+    match report.value {
+        SyncOutcome::Unchanged => app
+            .db
+            .record_helm_sync(&repository.id, run_id, "unchanged", None, None)
+            .await
+            .map_err(|e| e.to_string()),
+        SyncOutcome::Updated(index) => {
+            let new = app
+                .db
+                .replace_chart_versions(&repository.id, run_id, &index.charts)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                repository = %repository.name,
+                versions = index.charts.len(),
+                new,
+                "Helm repository synced"
+            );
+            app.db
+                .record_helm_sync(
+                    &repository.id,
+                    run_id,
+                    "success",
+                    None,
+                    Some(index.etag.as_deref()),
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}

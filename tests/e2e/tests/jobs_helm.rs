@@ -1,0 +1,276 @@
+//! Helm repositories synchronised by the built-in repo-sync job through the `helm-index`
+//! plugin, against a local HTTP server serving an `index.yaml` behind basic auth.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::plugins::{gateway_builder, plugin_dir};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const INDEX_V1: &str = r#"
+apiVersion: v1
+entries:
+  web:
+    - name: web
+      version: 1.9.0
+      appVersion: "1.9"
+      description: A web server (old)
+      urls: [web-1.9.0.tgz]
+    - name: web
+      version: 1.10.0
+      appVersion: "2.0"
+      description: A web server
+      digest: abc123
+      urls: [web-1.10.0.tgz]
+  db:
+    - name: db
+      version: 0.1.0
+      description: A database
+      deprecated: true
+      urls: [https://cdn.example.com/db-0.1.0.tgz]
+"#;
+
+/// V1 plus a new `web` version.
+const INDEX_V2: &str = r#"
+apiVersion: v1
+entries:
+  web:
+    - name: web
+      version: 1.9.0
+      urls: [web-1.9.0.tgz]
+    - name: web
+      version: 1.10.0
+      appVersion: "2.0"
+      description: A web server
+      urls: [web-1.10.0.tgz]
+    - name: web
+      version: 1.11.0-rc.1
+      appVersion: "2.1-rc"
+      description: A web server (candidate)
+      urls: [web-1.11.0-rc.1.tgz]
+  db:
+    - name: db
+      version: 0.1.0
+      description: A database
+      deprecated: true
+      urls: [https://cdn.example.com/db-0.1.0.tgz]
+"#;
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = gw.as_admin(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Serves the current index at `/charts/index.yaml` behind basic auth `user:secret`, with an
+/// ETag per index (`304` when it matches), so syncs after a change see it unchanged.
+async fn repository(index: Arc<Mutex<&'static str>>) -> String {
+    let router = Router::new().route(
+        "/charts/index.yaml",
+        get(move |headers: HeaderMap| {
+            let index = index.clone();
+            async move {
+                if headers
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.to_str().unwrap())
+                    != Some("Basic dXNlcjpzZWNyZXQ=")
+                {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                let body = *index.lock().unwrap();
+                let etag = if body == INDEX_V1 { "\"v1\"" } else { "\"v2\"" };
+                if headers
+                    .get(header::IF_NONE_MATCH)
+                    .is_some_and(|v| v.to_str().unwrap() == etag)
+                {
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                ([(header::ETAG, etag)], body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/charts")
+}
+
+fn find<'a>(items: &'a [Value], name: &str, version: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|c| c["name"] == name && c["version"] == version)
+        .unwrap_or_else(|| panic!("no {name} {version} in {items:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_job_syncs_repositories_and_records_new_versions() {
+    let gw = gateway_builder("jobs-helm")
+        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        .env("JOB_POLL_INTERVAL_MS", "200")
+        .start()
+        .await;
+    let index = Arc::new(Mutex::new(INDEX_V1));
+    let url = repository(index.clone()).await;
+
+    // The built-in job exists with its six-hourly schedule.
+    let job = eventually("the built-in job", || async {
+        let jobs = ok(&gw, Method::GET, "/api/v1/jobs", None).await;
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "helm-repo-sync")
+            .cloned()
+    })
+    .await;
+    assert_eq!(job["kind"], "repo-sync");
+    assert_eq!(job["cron"], "0 */6 * * *");
+    assert_eq!(job["plugins"], json!(["helm-index"]));
+    let job_id = job["id"].as_str().unwrap().to_owned();
+
+    // A repository: credentials write-only.
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/helm/repositories")
+        .json(&json!({"name": "Bad Name", "url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let repo = ok(
+        &gw,
+        Method::POST,
+        "/api/v1/helm/repositories",
+        Some(json!({"name": "local", "url": url,
+                    "auth": {"basic": {"username": "user", "password": "secret"}}})),
+    )
+    .await;
+    assert_eq!(repo["authType"], "basic");
+    assert!(!repo.to_string().contains("secret"), "{repo}");
+
+    // Run now: every version is new.
+    let run = ok(
+        &gw,
+        Method::POST,
+        &format!("/api/v1/jobs/{job_id}/run"),
+        None,
+    )
+    .await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let run = eventually("the sync finishes", || async {
+        let run = ok(&gw, Method::GET, &format!("/api/v1/runs/{run_id}"), None).await;
+        (run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(run["status"], "success", "{run}");
+    let charts = ok(&gw, Method::GET, "/api/v1/helm/charts", None).await;
+    let newest = charts["items"].as_array().unwrap();
+    assert_eq!(newest.len(), 2, "{charts}");
+    let web = find(newest, "web", "1.10.0");
+    assert_eq!(web["repository"], "local");
+    assert_eq!(web["appVersion"], "2.0");
+    assert_eq!(web["description"], "A web server");
+    assert_eq!(web["digest"], "abc123");
+    assert_eq!(web["urls"], json!([format!("{url}/web-1.10.0.tgz")]));
+    assert_eq!(web["new"], true);
+    assert_eq!(web["firstSeenRun"], run_id.as_str());
+    let db = find(newest, "db", "0.1.0");
+    assert_eq!(db["deprecated"], true);
+    let all = ok(
+        &gw,
+        Method::GET,
+        "/api/v1/helm/charts?versions=all&name=web",
+        None,
+    )
+    .await;
+    let versions: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.10.0", "1.9.0"]);
+    let shown = ok(&gw, Method::GET, "/api/v1/helm/repositories/local", None).await;
+    assert_eq!(shown["lastSyncStatus"], "success", "{shown}");
+    assert_eq!(shown["lastSyncRun"], run_id.as_str());
+
+    // A new version appears; the cron is changed to every second, no restart: the scheduler
+    // syncs and only the added version is new.
+    *index.lock().unwrap() = INDEX_V2;
+    let edited = ok(
+        &gw,
+        Method::PUT,
+        &format!("/api/v1/jobs/{job_id}"),
+        Some(json!({"cron": "* * * * * *"})),
+    )
+    .await;
+    assert_eq!(edited["cron"], "* * * * * *");
+    let scheduled = eventually("a scheduled sync", || async {
+        let runs = ok(
+            &gw,
+            Method::GET,
+            &format!("/api/v1/runs?job={job_id}"),
+            None,
+        )
+        .await;
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["trigger"] == "schedule" && r["status"] != "running")
+            .cloned()
+    })
+    .await;
+    assert_eq!(scheduled["status"], "success", "{scheduled}");
+    // Later syncs see the same ETag (unchanged): the marks stay.
+    let charts = ok(
+        &gw,
+        Method::GET,
+        "/api/v1/helm/charts?new=true&versions=all",
+        None,
+    )
+    .await;
+    let fresh = charts["items"].as_array().unwrap().clone();
+    assert_eq!(fresh.len(), 1, "only the added version is new: {fresh:#?}");
+    assert_eq!(fresh[0]["name"], "web");
+    assert_eq!(fresh[0]["appVersion"], "2.1-rc");
+    // The newest web version is now the candidate (1.11.0-rc.1 > 1.10.0).
+    let charts = ok(&gw, Method::GET, "/api/v1/helm/charts?name=web", None).await;
+    assert_eq!(charts["items"][0]["version"], "1.11.0-rc.1", "{charts}");
+    assert_eq!(
+        charts["items"][0]["description"],
+        "A web server (candidate)"
+    );
+    gw.stop().await;
+}
