@@ -123,6 +123,7 @@ async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGatewa
         .env("RESYNC_PERIOD_SECONDS", "5")
         .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
         .env("JOB_POLL_INTERVAL_MS", "200")
+        .env("WEBHOOK_RETRY_DELAY_MS", "20")
         .start()
         .await
 }
@@ -242,7 +243,15 @@ async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
         "{body}"
     );
 
-    // Created through follower B; the leader A runs it.
+    // Created through follower B; the leader A runs it and notifies.
+    let (receiver, url) = Receiver::start().await;
+    let webhook = ok(
+        &c,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({"name": "runs", "url": url, "secret": SECRET, "clusters": ["nowhere"]})),
+    )
+    .await;
     let job = ok(
         &b,
         Method::POST,
@@ -253,6 +262,7 @@ async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
             "cron": "* * * * * *",
             "targets": {"clusters": ["managed", "ghost"]},
             "timeoutSeconds": 30,
+            "webhooks": [webhook["id"]],
         })),
     )
     .await;
@@ -274,6 +284,24 @@ async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
         assert_eq!(run["findingsFailed"], 1, "{run}");
     }
     assert_no_duplicates(&done);
+    let notified = eventually("three notifications", || async {
+        let received = receiver.received.lock().await.clone();
+        (received.len() >= 3).then_some(received)
+    })
+    .await;
+    for (headers, body) in &notified {
+        assert_eq!(
+            headers["x-portico-signature"].to_str().unwrap(),
+            signature(body)
+        );
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            body["instanceId"], "replica-a",
+            "sent by the leader: {body}"
+        );
+        assert_eq!(body["run"]["instanceId"], "replica-a");
+        assert_eq!(body["job"]["id"], id.as_str());
+    }
 
     // One run in detail: `ghost` skipped, `managed` inspected.
     let run_id = finished(&done)[0]["id"].as_str().unwrap().to_owned();
