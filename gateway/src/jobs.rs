@@ -44,6 +44,9 @@ mod scheduler;
 
 pub use scheduler::start;
 
+/// Runs kept per job (with their findings); older ones are deleted after each run.
+const KEEP_RUNS: i64 = 500;
+
 /// Clusters inspected at once by one run.
 const TARGET_CONCURRENCY: usize = 4;
 
@@ -491,6 +494,9 @@ pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
         tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
     }
     notify(app, job, &run).await;
+    if let Err(e) = app.db.prune_runs(&job.id, KEEP_RUNS).await {
+        tracing::debug!(job = %job.name, error = %e, "cannot prune old runs");
+    }
     tracing::info!(
         job = %job.name,
         run = %run.id,

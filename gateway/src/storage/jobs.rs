@@ -449,6 +449,37 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Keeps the newest `keep` runs of `job_id` (with their results and findings); older
+    /// finished ones go. Claims stay meaningful: old occurrences are never planned again, and
+    /// the newest fencing token is among the kept runs.
+    pub async fn prune_runs(&self, job_id: &str, keep: i64) -> Result<()> {
+        macro_rules! old_runs {
+            () => {
+                "SELECT id FROM job_runs WHERE job_id = $1 AND status <> 'running' \
+                 AND id NOT IN (SELECT id FROM job_runs WHERE job_id = $1 \
+                 ORDER BY started_at DESC, id DESC LIMIT $2)"
+            };
+        }
+        let mut tx = self.pool().begin().await?;
+        for query in [
+            concat!("DELETE FROM findings WHERE run_id IN (", old_runs!(), ")"),
+            concat!(
+                "DELETE FROM run_targets WHERE run_id IN (",
+                old_runs!(),
+                ")"
+            ),
+            concat!("DELETE FROM job_runs WHERE id IN (", old_runs!(), ")"),
+        ] {
+            sqlx::query(query)
+                .bind(job_id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn run(&self, id: &str) -> Result<Option<Run>> {
         let row: Option<RunRow> = sqlx::query_as(concat!(
             "SELECT ",

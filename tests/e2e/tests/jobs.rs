@@ -399,6 +399,26 @@ async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
     for run in all.iter().filter(|r| r["trigger"] == "schedule") {
         assert_eq!(run["instanceId"], "replica-a", "{run}");
     }
+
+    // Retention: old runs go with their results and findings.
+    a.gateway().app().db.prune_runs(&id, 2).await.unwrap();
+    let kept = runs(&b, &id).await;
+    assert!(finished(&kept).len() <= 2, "{kept:#?}");
+    assert!(kept.iter().all(|r| r["id"] != run_id.as_str()));
+    let gone = ok(
+        &b,
+        Method::GET,
+        &format!("/api/v1/findings?run={run_id}"),
+        None,
+    )
+    .await;
+    assert!(gone["items"].as_array().unwrap().is_empty(), "{gone}");
+    let response = b
+        .as_admin(Method::GET, &format!("/api/v1/runs/{run_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     for gw in [a, b, c] {
         gw.stop().await;
     }
