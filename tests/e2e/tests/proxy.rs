@@ -764,12 +764,10 @@ async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Resul
     let plugin = dir.path().join("get-token.sh");
     std::fs::write(
         &plugin,
-        format!(
-            "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\n\
-             test -n \"$KUBERNETES_EXEC_INFO\" || exit 7\n\
-             printf '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
-             \"status\":{{\"token\":\"%s\"}}}}' \"$SIM_TOKEN\"\n"
-        ),
+        "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\n\
+         test -n \"$KUBERNETES_EXEC_INFO\" || exit 7\n\
+         printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
+         \"status\":{\"token\":\"%s\"}}' \"$SIM_TOKEN\"\n",
     )?;
     std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     std::fs::write(dir.path().join("token"), format!("{}\n", sim.token()))?;
