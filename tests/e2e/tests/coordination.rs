@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use kube_sim::KubeSim;
+use portico_e2e::fleet::{self, is_leader};
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const ADMIN: &str = "coordination-admin-token";
 
 struct Fleet {
@@ -47,42 +47,18 @@ impl Fleet {
 }
 
 async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
-    TestGateway::builder()
-        .env("DATABASE_URL", db_url)
-        .env("SECRET_KEY", KEY)
-        .env("ADMIN_TOKEN", ADMIN)
-        .env("PLAIN_HTTP", "true")
-        .env("HOST_KUBECONFIG", host_kubeconfig.to_str().unwrap())
-        .env("INSTANCE_ID", name)
-        .env("LEASE_NAMESPACE", "default")
-        .env("LEASE_DURATION_SECONDS", "3")
-        .env("LEASE_RENEW_INTERVAL_SECONDS", "1")
-        .env("LEADER_LEASE_DURATION_SECONDS", "3")
-        .env("LEADER_RENEW_DEADLINE_SECONDS", "2")
-        .env("LEADER_RETRY_PERIOD_SECONDS", "1")
-        .env("RESYNC_PERIOD_SECONDS", "5")
-        .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
+    fleet::replica(db_url, host_kubeconfig, name, ADMIN)
         .start()
         .await
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fleet::eventually(what, WAIT, check).await
 }
 
 async fn state(gw: &TestGateway, id: &str) -> Value {
@@ -102,10 +78,6 @@ async fn wait_state(gws: &[&TestGateway], id: &str, want: &str) {
         })
         .await;
     }
-}
-
-fn is_leader(gw: &TestGateway) -> bool {
-    gw.gateway().app().coord.leadership().borrow().is_leader
 }
 
 async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use kube_sim::KubeSim;
+use portico_e2e::fleet::{self, is_leader};
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{gateway_builder, plugin_dir, upload, wasm};
 use portico_e2e::postgres::TestPostgres;
@@ -22,7 +23,6 @@ use sha2::Sha256;
 use tokio::sync::Mutex;
 
 const WAIT: Duration = Duration::from_secs(60);
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const ADMIN: &str = "jobs-admin-token-0123";
 
 /// A deployment without the labels `require-labels` asks for, and one with them.
@@ -106,22 +106,8 @@ impl Fleet {
 }
 
 async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
-    TestGateway::builder()
+    fleet::replica(db_url, host_kubeconfig, name, ADMIN)
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
-        .env("DATABASE_URL", db_url)
-        .env("SECRET_KEY", KEY)
-        .env("ADMIN_TOKEN", ADMIN)
-        .env("PLAIN_HTTP", "true")
-        .env("HOST_KUBECONFIG", host_kubeconfig.to_str().unwrap())
-        .env("INSTANCE_ID", name)
-        .env("LEASE_NAMESPACE", "default")
-        .env("LEASE_DURATION_SECONDS", "3")
-        .env("LEASE_RENEW_INTERVAL_SECONDS", "1")
-        .env("LEADER_LEASE_DURATION_SECONDS", "3")
-        .env("LEADER_RENEW_DEADLINE_SECONDS", "2")
-        .env("LEADER_RETRY_PERIOD_SECONDS", "1")
-        .env("RESYNC_PERIOD_SECONDS", "5")
-        .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
         .env("JOB_POLL_INTERVAL_MS", "200")
         .env("WEBHOOK_RETRY_DELAY_MS", "20")
         .start()
@@ -129,26 +115,12 @@ async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGatewa
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn is_leader(gw: &TestGateway) -> bool {
-    gw.gateway().app().coord.leadership().borrow().is_leader
+    fleet::eventually(what, WAIT, check).await
 }
 
 fn term(gw: &TestGateway) -> Option<i64> {
