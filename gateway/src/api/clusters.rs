@@ -185,6 +185,12 @@ async fn delete(
     Admin(_): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    // Its lease goes first, so that every replica lets go of it, not only this one.
+    app.clusters.record(&id).await?;
+    app.clusters
+        .set_desired(&id, DesiredState::Disconnected)
+        .await?;
+    app.coord.disconnect(&app.clusters, &id).await?;
     app.clusters.delete(&id).await?;
     tracing::info!(cluster = %id, "cluster deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -58,6 +58,9 @@ pub struct LeaseSync {
     deleting: Mutex<HashSet<String>>,
     /// Clusters being connected by an API call here (a resync must not undo that midway).
     pending: Mutex<HashSet<String>>,
+    /// Clusters connected here whose lease could not be ensured yet (host apiserver down):
+    /// retried on every renew tick, by config revision.
+    unensured: Mutex<HashMap<String, i64>>,
     /// Clusters a lease event is connecting right now.
     connecting: Arc<Mutex<HashSet<String>>>,
     listed: watch::Sender<bool>,
@@ -87,6 +90,7 @@ impl LeaseSync {
             held: Mutex::new(HashMap::new()),
             deleting: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashSet::new()),
+            unensured: Mutex::new(HashMap::new()),
             connecting: Arc::new(Mutex::new(HashSet::new())),
             listed: watch::channel(false).0,
         }
@@ -145,10 +149,10 @@ impl LeaseSync {
             self.clusters.connect_local(cluster_id, true).await?;
             if let Err(e) = self.ensure(cluster_id, record.config_revision).await {
                 tracing::warn!(cluster = %cluster_id, error = %e, "cannot ensure the cluster lease; retrying on the next renew tick");
-                self.held
+                self.unensured
                     .lock()
-                    .expect("held lock")
-                    .insert(cluster_id.to_owned(), names::cluster(&self.product, cluster_id, false));
+                    .expect("unensured lock")
+                    .insert(cluster_id.to_owned(), record.config_revision);
             }
             Ok(())
         }
@@ -307,6 +311,10 @@ impl LeaseSync {
     /// one included) disconnects on the delete event. This replica disconnects at once too.
     pub async fn disconnect(&self, cluster_id: &str) -> Result<(), LeaseError> {
         self.held.lock().expect("held lock").remove(cluster_id);
+        self.unensured
+            .lock()
+            .expect("unensured lock")
+            .remove(cluster_id);
         self.deleting
             .lock()
             .expect("deleting lock")
@@ -374,6 +382,33 @@ impl LeaseSync {
                 if let Err(e) = self.renew(&key, &name).await {
                     // Retried on the next tick; the loop never ends on an error.
                     tracing::warn!(lease = %name, error = %e, "lease renewal failed");
+                }
+            }
+            let unensured: Vec<(String, i64)> = self
+                .unensured
+                .lock()
+                .expect("unensured lock")
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            for (cluster_id, revision) in unensured {
+                if self.clusters.connection(&cluster_id).is_none() {
+                    self.unensured
+                        .lock()
+                        .expect("unensured lock")
+                        .remove(&cluster_id);
+                    continue;
+                }
+                match self.ensure(&cluster_id, revision).await {
+                    Ok(()) => {
+                        self.unensured
+                            .lock()
+                            .expect("unensured lock")
+                            .remove(&cluster_id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %cluster_id, error = %e, "cannot ensure the cluster lease yet")
+                    }
                 }
             }
         }
@@ -580,8 +615,13 @@ impl LeaseSync {
         }
         let pending = self.pending.lock().expect("pending lock").clone();
         let held = self.held.lock().expect("held lock").clone();
+        let unensured = self.unensured.lock().expect("unensured lock").clone();
         for id in self.clusters.local_ids() {
-            if !seen.contains(&id) && !pending.contains(&id) && !held.contains_key(&id) {
+            if !seen.contains(&id)
+                && !pending.contains(&id)
+                && !held.contains_key(&id)
+                && !unensured.contains_key(&id)
+            {
                 tracing::info!(cluster = %id, "no lease for a local connection; disconnecting");
                 self.clusters.disconnect_local(&id, false);
             }

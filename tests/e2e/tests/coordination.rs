@@ -492,3 +492,44 @@ async fn colliding_lease_names_fall_back_to_eight_bytes() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_that_could_not_be_created_is_retried_and_delete_lets_go_everywhere() {
+    let Some(fleet) = Fleet::start("a_lease_that_could_not_be_created_is_retried").await else {
+        return;
+    };
+    let a = fleet.replica("replica-a").await;
+    let b = fleet.replica("replica-b").await;
+    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+
+    // The host apiserver is unreachable while A connects: A connects locally anyway and
+    // creates the lease once the host is back, at which point B follows.
+    fleet.host.refuse_connections().await;
+    let view = post(&a, "/api/v1/clusters/managed/connect").await;
+    assert_eq!(view["state"], "connected", "{view}");
+    assert_eq!(state(&b, "managed").await["state"], "disconnected");
+    fleet.host.accept_connections().await;
+    wait_state(&[&a, &b], "managed", "connected").await;
+    let lease = eventually("the lease exists", || async { cluster_lease(&fleet.host) }).await;
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-a");
+
+    // Deleting the cluster through B removes the lease: A lets go too.
+    let response = b
+        .as_admin(Method::DELETE, "/api/v1/clusters/managed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    eventually("A lets go", || async {
+        a.gateway()
+            .app()
+            .clusters
+            .connection("managed")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(cluster_lease(&fleet.host).is_none());
+    a.stop().await;
+    b.stop().await;
+}
