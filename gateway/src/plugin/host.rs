@@ -89,6 +89,8 @@ pub struct Chart {
     pub urls: Vec<String>,
     pub created: Option<String>,
     pub deprecated: bool,
+    pub icon: Option<String>,
+    pub keywords: Vec<String>,
 }
 
 /// A repository's charts and the index's ETag.
@@ -555,8 +557,9 @@ impl Output {
             self.add_opt(&c.description)?;
             self.add_opt(&c.digest)?;
             self.add_opt(&c.created)?;
-            for url in &c.urls {
-                self.add_str(url)?;
+            self.add_opt(&c.icon)?;
+            for text in c.urls.iter().chain(&c.keywords) {
+                self.add_str(text)?;
             }
         }
         Ok(SyncOutcome::Updated(ChartIndex {
@@ -573,6 +576,8 @@ impl Output {
                     urls: c.urls,
                     created: c.created,
                     deprecated: c.deprecated,
+                    icon: c.icon,
+                    keywords: c.keywords,
                 })
                 .collect(),
         }))

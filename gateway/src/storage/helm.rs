@@ -264,11 +264,12 @@ impl Db {
             }
             let urls = serde_json::to_string(&chart.urls).expect("strings serialize");
             let deprecated = if chart.deprecated { "true" } else { "false" };
+            let keywords = serde_json::to_string(&chart.keywords).expect("strings serialize");
             if known.contains(&key) {
                 sqlx::query(
                     "UPDATE helm_chart_versions SET app_version = $4, description = $5, \
-                     digest = $6, urls = $7, created = $8, deprecated = $9 \
-                     WHERE repository_id = $1 AND name = $2 AND version = $3",
+                     digest = $6, urls = $7, created = $8, deprecated = $9, icon = $10, \
+                     keywords = $11 WHERE repository_id = $1 AND name = $2 AND version = $3",
                 )
                 .bind(repository_id)
                 .bind(&chart.name)
@@ -279,15 +280,17 @@ impl Db {
                 .bind(urls)
                 .bind(&chart.created)
                 .bind(deprecated)
+                .bind(&chart.icon)
+                .bind(keywords)
                 .execute(&mut *tx)
                 .await?;
             } else {
                 new += 1;
                 sqlx::query(
                     "INSERT INTO helm_chart_versions (repository_id, name, version, \
-                     app_version, description, digest, urls, created, deprecated, \
-                     first_seen_run, first_seen_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     app_version, description, digest, urls, created, deprecated, icon, \
+                     keywords, first_seen_run, first_seen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(repository_id)
                 .bind(&chart.name)
@@ -298,6 +301,8 @@ impl Db {
                 .bind(urls)
                 .bind(&chart.created)
                 .bind(deprecated)
+                .bind(&chart.icon)
+                .bind(keywords)
                 .bind(run_id)
                 .bind(now)
                 .execute(&mut *tx)

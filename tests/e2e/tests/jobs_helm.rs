@@ -29,6 +29,8 @@ entries:
       appVersion: "2.0"
       description: A web server
       digest: abc123
+      icon: https://example.com/web.png
+      keywords: [http, proxy]
       urls: [web-1.10.0.tgz]
   db:
     - name: db
@@ -55,6 +57,8 @@ entries:
       version: 1.11.0-rc.1
       appVersion: "2.1-rc"
       description: A web server (candidate)
+      icon: https://example.com/web-2.png
+      keywords: [http]
       urls: [web-1.11.0-rc.1.tgz]
   db:
     - name: db
@@ -202,11 +206,15 @@ async fn the_builtin_job_syncs_repositories_and_records_new_versions() {
     assert_eq!(web["appVersion"], "2.0");
     assert_eq!(web["description"], "A web server");
     assert_eq!(web["digest"], "abc123");
+    assert_eq!(web["icon"], "https://example.com/web.png");
+    assert_eq!(web["keywords"], json!(["http", "proxy"]));
     assert_eq!(web["urls"], json!([format!("{url}/web-1.10.0.tgz")]));
     assert_eq!(web["new"], true);
     assert_eq!(web["firstSeenRun"], run_id.as_str());
     let db = find(newest, "db", "0.1.0");
     assert_eq!(db["deprecated"], true);
+    assert_eq!(db["icon"], Value::Null);
+    assert_eq!(db["keywords"], json!([]));
     let all = ok(
         &gw,
         Method::GET,
@@ -265,6 +273,8 @@ async fn the_builtin_job_syncs_repositories_and_records_new_versions() {
     assert_eq!(fresh.len(), 1, "only the added version is new: {fresh:#?}");
     assert_eq!(fresh[0]["name"], "web");
     assert_eq!(fresh[0]["appVersion"], "2.1-rc");
+    assert_eq!(fresh[0]["icon"], "https://example.com/web-2.png");
+    assert_eq!(fresh[0]["keywords"], json!(["http"]));
     // The newest web version is now the candidate (1.11.0-rc.1 > 1.10.0).
     let charts = ok(&gw, Method::GET, "/api/v1/helm/charts?name=web", None).await;
     assert_eq!(charts["items"][0]["version"], "1.11.0-rc.1", "{charts}");

@@ -26,6 +26,9 @@ struct ChartVersion {
     created: Option<String>,
     #[serde(default)]
     deprecated: bool,
+    icon: Option<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
 }
 
 struct HelmIndex;
@@ -86,6 +89,8 @@ impl RepoSync for HelmIndex {
                     urls: v.urls.iter().map(|u| absolute(base, u)).collect(),
                     created: v.created,
                     deprecated: v.deprecated,
+                    icon: v.icon,
+                    keywords: v.keywords,
                 });
             }
         }
