@@ -1,5 +1,5 @@
-//! The one-shot subcommands: `portico cluster import`, `portico kubeconfig` and
-//! `portico plugin run`.
+//! The one-shot subcommands: `portico cluster import`, `portico kubeconfig`,
+//! `portico plugin run` and `portico job`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +17,12 @@ use crate::storage::Db;
 use crate::storage::clusters::DesiredState;
 use crate::telemetry::Metrics;
 
+mod api;
+mod job;
 mod plugin;
 
+pub use api::GatewayClient;
+pub use job::{JobOutput, run_job_command};
 pub use plugin::{PluginRun, run_plugin};
 
 /// A subcommand that failed; the message is what the user sees.
@@ -162,36 +166,9 @@ pub fn id_from_context(context: &str) -> String {
     }
 }
 
-/// Fetches the kubeconfig the gateway exports for `args.cluster` and `args.token`.
+/// Fetches the kubeconfig the gateway exports for `args.cluster` and the caller's token.
 pub async fn fetch_kubeconfig(args: &KubeconfigArgs) -> Result<String, CommandError> {
-    let http = |e: reqwest::Error| CommandError::Http(e.to_string());
-    let mut client = reqwest::Client::builder();
-    if let Some(path) = &args.ca_file {
-        let pem =
-            std::fs::read(path).map_err(|e| CommandError::Read(path.display().to_string(), e))?;
-        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).map_err(http)?);
-    }
-    let url = format!(
-        "{}/api/v1/clusters/{}/kubeconfig",
-        args.server.trim_end_matches('/'),
-        args.cluster
-    );
-    let response = client
-        .build()
-        .map_err(http)?
-        .get(url)
-        .bearer_auth(&args.token)
-        .send()
-        .await
-        .map_err(|e| CommandError::Http(crate::cluster::upstream::error_chain(&e)))?;
-    let status = response.status();
-    let body = response.text().await.map_err(http)?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        return Err(CommandError::Http(format!("{status}: {message}")));
-    }
-    Ok(body)
+    let client = GatewayClient::new(&args.gateway)?;
+    let url = client.url(&["clusters", &args.cluster, "kubeconfig"]);
+    client.send(reqwest::Method::GET, url, None).await
 }

@@ -98,6 +98,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Job(command) => match runtime.block_on(commands::run_job_command(&command)) {
+            Ok(output) => {
+                match command.output() {
+                    OutputFormat::Table => print!("{}", output.table()),
+                    OutputFormat::Json => println!("{}", output.json()),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

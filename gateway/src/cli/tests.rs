@@ -83,3 +83,37 @@ fn unknown_log_format_is_rejected() {
         .to_string();
     assert!(err.contains("xml") && err.contains("json"), "{err}");
 }
+
+#[test]
+fn gateway_commands_read_portico_variables_at_every_depth() {
+    let vars = env(&[
+        ("PORTICO_URL", "https://gw.example:3618"),
+        ("PORTICO_TOKEN", "tok"),
+        ("PORTICO_CA_FILE", "/ca.crt"),
+    ]);
+    let cli = Cli::parse_with_env(["portico", "kubeconfig", "--cluster", "c"], &vars).unwrap();
+    let Command::Kubeconfig(args) = cli.command else {
+        panic!("kubeconfig parsed")
+    };
+    assert_eq!(args.gateway.server, "https://gw.example:3618");
+    assert_eq!(args.gateway.token, "tok");
+    let cli = Cli::parse_with_env(
+        [
+            "portico", "job", "runs", "--job", "j", "--token", "flag", "-o", "json",
+        ],
+        &vars,
+    )
+    .unwrap();
+    let Command::Job(JobCommand::Runs(args)) = cli.command else {
+        panic!("job runs parsed")
+    };
+    assert_eq!(args.job.as_deref(), Some("j"));
+    assert_eq!(args.gateway.token, "flag", "the flag wins");
+    assert_eq!(args.gateway.ca_file, Some(PathBuf::from("/ca.crt")));
+    assert_eq!(args.output, OutputFormat::Json);
+    let cli = Cli::parse_with_env(["portico", "job", "list"], &vars).unwrap();
+    let Command::Job(JobCommand::List(args)) = cli.command else {
+        panic!("job list parsed")
+    };
+    assert_eq!(args.gateway.token, "tok");
+}

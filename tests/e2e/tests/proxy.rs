@@ -678,7 +678,7 @@ async fn client_certificate_credentials_work() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
-    use portico::cli::{ImportArgs, KubeconfigArgs};
+    use portico::cli::{GatewayArgs, ImportArgs, KubeconfigArgs};
     use portico::commands::{self, Imported};
 
     let sim = KubeSim::start().await?;
@@ -728,9 +728,11 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
     // `portico kubeconfig` fetches a working kubeconfig (the gateway's CA file trusted).
     let exported = commands::fetch_kubeconfig(&KubeconfigArgs {
         cluster: "files-admin".into(),
-        server: gw.url.clone(),
-        token: gw.admin_token.clone().unwrap(),
-        ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+        gateway: GatewayArgs {
+            server: gw.url.clone(),
+            token: gw.admin_token.clone().unwrap(),
+            ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+        },
     })
     .await?;
     let kubectl = Kubectl::new(&exported)?;
@@ -741,9 +743,11 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
     assert!(out.stdout.contains("namespace/default"), "{}", out.stdout);
     let err = commands::fetch_kubeconfig(&KubeconfigArgs {
         cluster: "nope".into(),
-        server: gw.url.clone(),
-        token: gw.admin_token.clone().unwrap(),
-        ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+        gateway: GatewayArgs {
+            server: gw.url.clone(),
+            token: gw.admin_token.clone().unwrap(),
+            ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+        },
     })
     .await
     .unwrap_err();
