@@ -29,6 +29,7 @@ mod registry;
 
 pub use engine::{HostSettings, PluginHost};
 pub use host::{CallReport, ClusterInfo, LogLine, RepositoryAuth, RepositoryInfo};
+pub use http::parse_ca_pem;
 pub use kube::{KubeApi, KubeFuture, RestKubeApi, resource_path};
 pub use manifest::{Capabilities, HookScope, Limits, Manifest, World};
 pub use pool::{DisconnectedKubeApi, PoolKubeApi};
@@ -119,6 +120,14 @@ pub enum Error {
     InvalidOutput {
         /// The plugin.
         plugin: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A repository's `caPem` is not usable as CA certificates.
+    #[error("the CA of repository `{repository}`: {detail}")]
+    InvalidCa {
+        /// The repository.
+        repository: String,
         /// What is wrong.
         detail: String,
     },

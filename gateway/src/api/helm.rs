@@ -71,12 +71,9 @@ fn validate(repository: &Repository) -> ApiResult<()> {
         ));
     }
     validate_url(&repository.url).map_err(ApiError::bad_request)?;
-    if let Some(pem) = &repository.ca_pem
-        && !pem.contains("-----BEGIN CERTIFICATE-----")
-    {
-        return Err(ApiError::bad_request(
-            "`caPem` must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
-        ));
+    if let Some(pem) = &repository.ca_pem {
+        crate::plugin::parse_ca_pem(pem)
+            .map_err(|e| ApiError::bad_request(format!("`caPem`: {e}")))?;
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ impl From<Error> for ApiError {
             Error::UnsupportedImport(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "unsupported_import", message)
             }
-            Error::WrongKind { .. } => Self::bad_request(message),
+            Error::WrongKind { .. } | Error::InvalidCa { .. } => Self::bad_request(message),
             Error::NotFound(_) => Self::not_found(message),
             Error::Disabled(_) => Self::new(StatusCode::CONFLICT, "disabled", message),
             Error::FromDirectory(_) => Self::new(StatusCode::CONFLICT, "conflict", message),

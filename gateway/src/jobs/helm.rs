@@ -210,6 +210,7 @@ async fn sync_one(
         url: repository.url.clone(),
         auth: repository.open_auth(&app.secret_key)?,
         etag: repository.etag.clone(),
+        ca_pem: repository.ca_pem.clone(),
     };
     let report = tokio::time::timeout(timeout, app.plugins.sync_repository(plugin, &info))
         .await

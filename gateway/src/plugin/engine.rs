@@ -168,11 +168,7 @@ impl PluginHost {
         bindings::http::add_to_linker::<HostState, Data>(&mut linker, |s| s)
             .map_err(|e| host_err("http", e))?;
 
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("portico-plugin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Host(format!("HTTP client: {e}")))?;
+        let http = super::http::client(&[]).map_err(Error::Host)?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -11,7 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{config, http as wit_http, kube as wit_kube, log as wit_log, types};
-use super::http::{self, HttpError, OutboundRequest};
+use super::http::{self, HttpClients, HttpError, OutboundRequest};
 use super::kube::{self, KubeApi, KubeError};
 use super::manifest::{Capabilities, Limits};
 use super::{Error, Result};
@@ -44,6 +44,9 @@ pub struct RepositoryInfo {
     pub auth: Option<RepositoryAuth>,
     /// The ETag the last successful sync saw.
     pub etag: Option<String>,
+    /// PEM of a private CA the repository's host is trusted with (besides the web PKI).
+    #[serde(default)]
+    pub ca_pem: Option<String>,
 }
 
 /// How serious a failed check is.
@@ -137,7 +140,9 @@ pub(super) struct CallContext {
     pub kube: Option<Arc<dyn KubeApi>>,
     /// Allow-list: the manifest's, plus hosts the call itself implies (a repository's).
     pub http_allow: Vec<String>,
-    pub http_client: reqwest::Client,
+    /// The host's shared client, and for a repo-sync call whose repository has a CA, one
+    /// trusting it for that repository's host.
+    pub http_clients: HttpClients,
     pub runtime: tokio::runtime::Handle,
     pub deadline: Instant,
 }
@@ -437,7 +442,7 @@ impl config::Host for HostState {
 impl wit_http::Host for HostState {
     fn send(&mut self, request: wit_http::Request) -> Result<wit_http::Response, types::Error> {
         self.require(self.call.capabilities.http.is_some(), "http")?;
-        let client = self.call.http_client.clone();
+        let clients = self.call.http_clients.clone();
         let allow = self.call.http_allow.clone();
         let max = self.call.limits.max_http_response_bytes;
         let outbound = OutboundRequest {
@@ -447,7 +452,7 @@ impl wit_http::Host for HostState {
             body: request.body,
         };
         let response = self.block_on(async move {
-            http::send(&client, &allow, outbound, max)
+            http::send(&clients, &allow, outbound, max)
                 .await
                 .map_err(http_error)
         })?;

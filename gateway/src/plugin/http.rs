@@ -1,7 +1,10 @@
 //! The `http` capability: GET and POST to allow-listed hosts, redirects followed only to
-//! allow-listed hosts, response bodies capped.
+//! allow-listed hosts, response bodies capped. Requests trust the web PKI roots; a call may
+//! add a private CA for one host (a Helm repository's `caPem`, for that repository's host).
 
 use reqwest::Url;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 /// How many redirects one request may follow.
 const MAX_REDIRECTS: usize = 5;
@@ -74,6 +77,85 @@ pub(super) fn allowed(patterns: &[String], url: &Url) -> bool {
         })
 }
 
+/// Parses `pem` as the CA certificates of a private PKI: at least one certificate, each usable
+/// as a trust anchor.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+/// The client plugin requests go through, trusting the web PKI roots and `extra_roots`.
+/// Redirects are not followed by the client: [`send`] follows them after checking each hop.
+pub(super) fn client(extra_roots: &[CertificateDer<'static>]) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("portico-plugin/", env!("CARGO_PKG_VERSION")));
+    for root in extra_roots {
+        let cert = reqwest::Certificate::from_der(root).map_err(|e| e.to_string())?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The clients one call's requests go through: the host's shared one, and for one origin (a
+/// repository's host and port) one that also trusts that origin's private CA.
+#[derive(Clone)]
+pub(super) struct HttpClients {
+    pub shared: reqwest::Client,
+    pub scoped: Option<ScopedTrust>,
+}
+
+/// A client trusting extra roots, used only for requests to `host`:`port`.
+#[derive(Clone)]
+pub(super) struct ScopedTrust {
+    host: String,
+    port: Option<u16>,
+    client: reqwest::Client,
+}
+
+impl ScopedTrust {
+    /// A client trusting `roots` for the host and port of `url`.
+    pub fn new(url: &str, roots: &[CertificateDer<'static>]) -> Result<Self, String> {
+        let url = Url::parse(url).map_err(|e| format!("URL `{url}`: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("URL `{url}` has no host"))?
+            .to_ascii_lowercase();
+        Ok(Self {
+            host,
+            port: url.port_or_known_default(),
+            client: client(roots)?,
+        })
+    }
+}
+
+impl HttpClients {
+    /// The client for a request to `url`.
+    pub fn for_url(&self, url: &Url) -> &reqwest::Client {
+        match &self.scoped {
+            Some(scoped)
+                if url
+                    .host_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&scoped.host))
+                    && url.port_or_known_default() == scoped.port =>
+            {
+                &scoped.client
+            }
+            _ => &self.shared,
+        }
+    }
+}
+
 /// A request as the guest made it.
 pub(super) struct OutboundRequest {
     pub post: bool,
@@ -91,7 +173,7 @@ pub(super) struct InboundResponse {
 
 /// Sends `request`, following redirects to allowed hosts, reading at most `max_body` bytes.
 pub(super) async fn send(
-    client: &reqwest::Client,
+    clients: &HttpClients,
     patterns: &[String],
     request: OutboundRequest,
     max_body: usize,
@@ -120,6 +202,7 @@ pub(super) async fn send(
                 url.host_str().unwrap_or_default()
             )));
         }
+        let client = clients.for_url(&url);
         let mut builder = if post {
             client.post(url.clone())
         } else {

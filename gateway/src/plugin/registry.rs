@@ -16,6 +16,7 @@ use super::engine::{HostSettings, PluginHost, Prepared};
 use super::host::{
     CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
 };
+use super::http::{HttpClients, ScopedTrust, parse_ca_pem};
 use super::kube::KubeApi;
 use super::manifest::{Capabilities, HookScope, Limits, Manifest, World};
 use super::{Error, Result};
@@ -387,7 +388,8 @@ impl Plugins {
     }
 
     /// Runs repo-sync plugin `name` for `repository`. The repository's own host is allowed
-    /// in addition to the manifest's `http` allow-list.
+    /// in addition to the manifest's `http` allow-list, and requests to it trust the
+    /// repository's CA (when it has one) besides the web PKI roots.
     pub async fn sync_repository(
         &self,
         name: &str,
@@ -402,9 +404,18 @@ impl Plugins {
                 None => host.to_owned(),
             });
         }
-        let (manifest, prepared, context) = self
+        let (manifest, prepared, mut context) = self
             .resolve(name, World::RepoSync, None, extra, None)
             .await?;
+        if let Some(pem) = &repository.ca_pem {
+            let invalid = |detail| Error::InvalidCa {
+                repository: repository.name.clone(),
+                detail,
+            };
+            let roots = parse_ca_pem(pem).map_err(invalid)?;
+            context.http_clients.scoped =
+                Some(ScopedTrust::new(&repository.url, &roots).map_err(invalid)?);
+        }
         let repo = types::Repository::from(repository);
         let report = self
             .host
@@ -552,7 +563,10 @@ impl Plugins {
             config,
             kube,
             http_allow,
-            http_client: self.host.http_client(),
+            http_clients: HttpClients {
+                shared: self.host.http_client(),
+                scoped: None,
+            },
             runtime: tokio::runtime::Handle::current(),
             deadline: Instant::now(),
         };

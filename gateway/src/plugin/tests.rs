@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::bindings::types;
 use super::engine::{HostSettings, PluginHost, panic_message};
 use super::host::Output;
-use super::http::allowed;
+use super::http::{HttpClients, ScopedTrust, allowed, client, parse_ca_pem};
 use super::kube::{list_request, resource_path};
 use super::manifest::{LimitCeilings, Manifest, World};
 use super::{Error, HookScope};
@@ -247,6 +247,43 @@ fn the_http_allow_list_matches_hosts_and_ports() {
     assert!(check(&["[::1]"], "http://[::1]:3000/"));
     assert!(check(&["*"], "https://anything.example/"));
     assert!(!check(&[], "https://anything.example/"));
+}
+
+#[test]
+fn a_repository_ca_must_be_pem_ca_certificates() {
+    let ca = rcgen::generate_simple_self_signed(vec!["charts.internal".to_owned()]).unwrap();
+    let pem = ca.cert.pem();
+    assert_eq!(parse_ca_pem(&pem).unwrap().len(), 1);
+    assert_eq!(parse_ca_pem(&format!("{pem}{pem}")).unwrap().len(), 2);
+    let no_cert = parse_ca_pem("hello").unwrap_err();
+    assert!(no_cert.contains("no PEM certificate"), "{no_cert}");
+    let key_only = parse_ca_pem(&ca.key_pair.serialize_pem()).unwrap_err();
+    assert!(key_only.contains("no PEM certificate"), "{key_only}");
+    let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let junk = parse_ca_pem(junk).unwrap_err();
+    assert!(junk.contains("not a usable CA certificate"), "{junk}");
+    let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+    assert!(parse_ca_pem(bad_base64).is_err());
+}
+
+#[test]
+fn a_repository_ca_applies_to_its_host_and_port_only() {
+    let ca = rcgen::generate_simple_self_signed(vec!["charts.internal".to_owned()]).unwrap();
+    let roots = parse_ca_pem(&ca.cert.pem()).unwrap();
+    let clients = HttpClients {
+        shared: client(&[]).unwrap(),
+        scoped: Some(ScopedTrust::new("https://Charts.Internal/stable", &roots).unwrap()),
+    };
+    let scoped = |url: &str| {
+        let url = reqwest::Url::parse(url).unwrap();
+        !std::ptr::eq(clients.for_url(&url), &clients.shared)
+    };
+    assert!(scoped("https://charts.internal/stable/index.yaml"));
+    assert!(scoped("https://CHARTS.internal:443/x.tgz"));
+    assert!(!scoped("https://charts.internal:8443/index.yaml"));
+    assert!(!scoped("http://charts.internal/index.yaml"));
+    assert!(!scoped("https://cdn.example.com/x.tgz"));
+    assert!(!scoped("https://charts.internal.evil.com/"));
 }
 
 #[test]

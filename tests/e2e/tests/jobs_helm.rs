@@ -1,5 +1,6 @@
 //! Helm repositories synchronised by the built-in repo-sync job through the `helm-index`
-//! plugin, against a local HTTP server serving an `index.yaml` behind basic auth.
+//! plugin, against a local HTTP server serving an `index.yaml` behind basic auth, and a local
+//! HTTPS server whose certificate comes from a private CA (the repository's `caPem`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,10 +9,12 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use portico::tls::ServerTls;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{gateway_builder, plugin_dir};
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -282,5 +285,151 @@ async fn the_builtin_job_syncs_repositories_and_records_new_versions() {
         charts["items"][0]["description"],
         "A web server (candidate)"
     );
+    gw.stop().await;
+}
+
+/// Serves `INDEX_V1` at `/charts/index.yaml` over HTTPS on 127.0.0.1, with a serving
+/// certificate signed by a private CA (generated with rcgen by the gateway's own TLS module).
+/// Returns the repository URL, the CA's PEM and the folder holding the files.
+async fn private_repository() -> (String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = ServerTls::self_signed(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+    let ca_pem = tls.ca_pem.clone().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = tls.acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the CA ends the handshake: nothing to serve.
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&request);
+                let response = if head.starts_with("GET /charts/index.yaml ") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/yaml\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{INDEX_V1}",
+                        INDEX_V1.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (format!("https://{addr}/charts"), ca_pem, dir)
+}
+
+/// Starts a run of job `job_id` and waits for it to finish.
+async fn run_to_end(gw: &TestGateway, job_id: &str) -> Value {
+    let run = ok(
+        gw,
+        Method::POST,
+        &format!("/api/v1/jobs/{job_id}/run"),
+        None,
+    )
+    .await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    eventually("the sync finishes", || async {
+        let run = ok(gw, Method::GET, &format!("/api/v1/runs/{run_id}"), None).await;
+        (run["status"] != "running").then_some(run)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_with_a_private_ca_syncs_over_https() {
+    let gw = gateway_builder("jobs-helm-ca")
+        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        .env("JOB_POLL_INTERVAL_MS", "200")
+        .start()
+        .await;
+    let (url, ca_pem, _dir) = private_repository().await;
+    let job_id = eventually("the built-in job", || async {
+        let jobs = ok(&gw, Method::GET, "/api/v1/jobs", None).await;
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "helm-repo-sync")
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+
+    // A `caPem` that is not a CA certificate is refused, saying why.
+    for bad in [
+        "not a certificate",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ] {
+        let response = gw
+            .as_admin(Method::POST, "/api/v1/helm/repositories")
+            .json(&json!({"name": "private", "url": url, "caPem": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("`caPem`: "), "{body}");
+    }
+
+    // With its CA, the repository syncs.
+    let repo = ok(
+        &gw,
+        Method::POST,
+        "/api/v1/helm/repositories",
+        Some(json!({"name": "private", "url": url, "caPem": ca_pem})),
+    )
+    .await;
+    let repo_id = repo["id"].as_str().unwrap().to_owned();
+    let response = gw
+        .as_admin(Method::PUT, &format!("/api/v1/helm/repositories/{repo_id}"))
+        .json(&json!({"caPem": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let run = run_to_end(&gw, &job_id).await;
+    assert_eq!(run["status"], "success", "{run}");
+    let charts = ok(&gw, Method::GET, "/api/v1/helm/charts", None).await;
+    let newest = charts["items"].as_array().unwrap();
+    let web = find(newest, "web", "1.10.0");
+    assert_eq!(web["repository"], "private");
+    assert_eq!(web["urls"], json!([format!("{url}/web-1.10.0.tgz")]));
+    let shown = ok(&gw, Method::GET, "/api/v1/helm/repositories/private", None).await;
+    assert_eq!(shown["lastSyncStatus"], "success", "{shown}");
+    assert_eq!(shown["caPem"], ca_pem.as_str());
+
+    // Without it, the web PKI roots do not trust the server: the sync fails on the
+    // certificate and the repository records why.
+    let edited = ok(
+        &gw,
+        Method::PUT,
+        &format!("/api/v1/helm/repositories/{repo_id}"),
+        Some(json!({"caPem": null})),
+    )
+    .await;
+    assert_eq!(edited["caPem"], Value::Null);
+    let run = run_to_end(&gw, &job_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let shown = ok(&gw, Method::GET, "/api/v1/helm/repositories/private", None).await;
+    assert_eq!(shown["lastSyncStatus"], "failed", "{shown}");
+    let error = shown["lastError"].as_str().unwrap();
+    assert!(error.contains("invalid peer certificate"), "{error}");
     gw.stop().await;
 }

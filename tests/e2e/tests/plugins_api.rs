@@ -149,6 +149,7 @@ async fn plugins_are_managed_by_admins_only() {
                 url: "http://127.0.0.1:9".into(),
                 auth: None,
                 etag: None,
+                ca_pem: None,
             },
         )
         .await
@@ -279,6 +280,7 @@ async fn helm_index_syncs_a_repository_with_conditional_get() {
             password: "secret".into(),
         }),
         etag: None,
+        ca_pem: None,
     };
 
     let report = plugins
