@@ -12,7 +12,17 @@ use reqwest::Method;
 use serde_json::Value;
 
 /// A manifest for the `misbehave` test plugin in `mode`, with short limits.
-fn manifest(name: &str, mode: &str, capabilities: &str, extra_config: &str) -> String {
+/// Generous for every plugin but the looper: on a loaded 2-core machine a well-behaved call
+/// (or one producing megabytes of output) must not hit the deadline before the limit under test.
+const TIMEOUT_MS: u64 = 20_000;
+
+fn manifest(
+    name: &str,
+    mode: &str,
+    capabilities: &str,
+    extra_config: &str,
+    timeout_ms: u64,
+) -> String {
     format!(
         r#"
 name = "{name}"
@@ -23,7 +33,7 @@ world = "inspector"
 {capabilities}
 
 [limits]
-timeout-ms = 200
+timeout-ms = {timeout_ms}
 memory-mib = 32
 max-output-bytes = 1048576
 max-log-bytes = 4096
@@ -58,9 +68,21 @@ impl Fixture {
     }
 
     async fn install(&self, name: &str, mode: &str, capabilities: &str, extra: &str) {
+        self.install_with_timeout(name, mode, capabilities, extra, TIMEOUT_MS)
+            .await;
+    }
+
+    async fn install_with_timeout(
+        &self,
+        name: &str,
+        mode: &str,
+        capabilities: &str,
+        extra: &str,
+        timeout_ms: u64,
+    ) {
         let response = upload(
             &self.gw,
-            &manifest(name, mode, capabilities, extra),
+            &manifest(name, mode, capabilities, extra, timeout_ms),
             wasm("misbehave"),
         )
         .await;
@@ -120,7 +142,7 @@ async fn error_body(response: reqwest::Response) -> (u16, String, String) {
 #[tokio::test]
 async fn uploads_that_are_not_components_are_refused() {
     let f = Fixture::new("uploads_that_are_not_components_are_refused").await;
-    let text = manifest("junk", "ok", ALL, "");
+    let text = manifest("junk", "ok", ALL, "", TIMEOUT_MS);
 
     let (status, code, message) =
         error_body(upload(&f.gw, &text, b"hello world".to_vec()).await).await;
@@ -152,7 +174,7 @@ async fn uploads_that_are_not_components_are_refused() {
 async fn a_component_of_another_world_is_refused() {
     let f = Fixture::new("a_component_of_another_world_is_refused").await;
     // helm-index implements repo-sync; declared as an inspector it lacks `inspect`.
-    let text = manifest("wrong", "ok", ALL, "");
+    let text = manifest("wrong", "ok", ALL, "", TIMEOUT_MS);
     let (status, code, message) = error_body(upload(&f.gw, &text, wasm("helm-index")).await).await;
     assert_eq!((status, code.as_str()), (400, "wrong_world"));
     assert!(message.contains("world `inspector`"), "{message}");
@@ -170,7 +192,7 @@ async fn a_component_of_another_world_is_refused() {
 #[tokio::test]
 async fn an_infinite_loop_times_out() {
     let f = Fixture::new("an_infinite_loop_times_out").await;
-    f.install("looper", "loop", ALL, "").await;
+    f.install_with_timeout("looper", "loop", ALL, "", 200).await;
     match f.run("looper").await {
         Err(Error::Trap {
             plugin,
