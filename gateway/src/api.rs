@@ -143,6 +143,21 @@ impl FromRequestParts<App> for Admin {
     }
 }
 
+/// Names of tokens and webhooks: 1-63 letters, digits, `-`, `_` or `.`.
+pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "`name` must be 1-63 letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
     let api = Router::new()

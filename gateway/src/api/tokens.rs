@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Admin, ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, validate_name};
 use crate::app::App;
 use crate::auth::{Grant, Role, Token};
 use crate::crypto::{generate_token, token_hash};
@@ -133,20 +133,6 @@ async fn delete(
     app.auth.forget(&id);
     tracing::info!(token_id = %id, "token deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn validate_name(name: &str) -> ApiResult<()> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "`name` must be 1-63 letters, digits, '-', '_' or '.'",
-        ))
-    }
 }
 
 /// A random 128-bit id in hex.

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{Admin, ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, validate_name};
 use crate::app::App;
 use crate::cluster::validate_id;
 use crate::hooks::webhook::{random_id, validate_url};
@@ -192,20 +192,6 @@ async fn deliveries(
     }
     let items = app.db.deliveries(&id, limit).await?;
     Ok(Json(json!({ "items": items })))
-}
-
-fn validate_name(name: &str) -> ApiResult<()> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "`name` must be 1-63 letters, digits, '-', '_' or '.'",
-        ))
-    }
 }
 
 fn validate_secret(secret: &str) -> ApiResult<()> {
