@@ -174,13 +174,26 @@ pub fn parse_target(raw_path: &str) -> Result<Target<'_>, StatusError> {
         )));
     }
     cluster::validate_id(cluster).map_err(|e| bad(e.to_string()))?;
-    for segment in path.split('/') {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        if decoded == ".." || decoded == "." {
-            return Err(bad("`.` and `..` path segments are not allowed".to_owned()));
-        }
+    if path.split('/').any(is_dot_segment) {
+        return Err(bad("`.` and `..` path segments are not allowed".to_owned()));
     }
     Ok(Target { cluster, path })
+}
+
+/// `.` or `..`, each dot written as `.`, `%2e` or `%2E` (no allocation: every request passes
+/// here).
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 /// Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1), plus the

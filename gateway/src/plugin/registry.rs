@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -83,6 +83,21 @@ pub struct Plugins {
     local: Arc<RwLock<HashMap<String, LocalPlugin>>>,
     /// Cancelled when the gateway stops: in-flight calls end at the next epoch tick.
     shutdown: CancellationToken,
+    /// Rows and parsed manifests calls used lately, by name (see [`ROW_CACHE_TTL`]).
+    rows: Arc<Mutex<HashMap<String, CachedRow>>>,
+}
+
+/// How long a call may use a plugin's row (enabled flag, configuration, digest, manifest)
+/// without reading it again. A change made through this replica applies at once; one made
+/// through another replica within this long. Reading and parsing the row costs more than the
+/// whole call of a small plugin (see `bench/`).
+pub const ROW_CACHE_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+struct CachedRow {
+    read_at: Instant,
+    row: Arc<PluginRow>,
+    manifest: Arc<Manifest>,
 }
 
 impl Plugins {
@@ -105,6 +120,7 @@ impl Plugins {
             db,
             local: Arc::default(),
             shutdown,
+            rows: Arc::default(),
         })
     }
 
@@ -142,7 +158,10 @@ impl Plugins {
         let mut loaded = Vec::new();
         for path in manifests {
             match self.load_one(&path).await {
-                Ok(name) => loaded.push(name),
+                Ok(name) => {
+                    self.forget(&name);
+                    loaded.push(name);
+                }
                 Err(e) => {
                     tracing::error!(manifest = %path.display(), error = %e, "plugin not loaded")
                 }
@@ -267,6 +286,7 @@ impl Plugins {
                 false
             }
         };
+        self.forget(&row.name);
         tracing::info!(plugin = %row.name, version = %row.version, world = %row.world, replaced, "plugin installed");
         Ok((self.get(&row.name).await?, replaced))
     }
@@ -302,6 +322,7 @@ impl Plugins {
         if !self.db.set_plugin_enabled(name, enabled).await? {
             return Err(Error::NotFound(name.to_owned()));
         }
+        self.forget(name);
         tracing::info!(plugin = name, enabled, "plugin state changed");
         self.get(name).await
     }
@@ -316,6 +337,7 @@ impl Plugins {
         if !self.db.set_plugin_config(name, text.as_deref()).await? {
             return Err(Error::NotFound(name.to_owned()));
         }
+        self.forget(name);
         self.get(name).await
     }
 
@@ -327,6 +349,7 @@ impl Plugins {
         if !self.db.delete_plugin(name).await? {
             return Err(Error::NotFound(name.to_owned()));
         }
+        self.forget(name);
         let keep: Vec<String> = self
             .db
             .plugins()
@@ -488,6 +511,41 @@ impl Plugins {
     }
 
     /// The manifest, the prepared component and the call context of an enabled plugin.
+    /// The row of plugin `name` with its parsed manifest: from the cache when read within
+    /// [`ROW_CACHE_TTL`], else from the database.
+    async fn row(&self, name: &str) -> Result<(Arc<PluginRow>, Arc<Manifest>)> {
+        if let Some(cached) = self.rows.lock().expect("lock").get(name)
+            && cached.read_at.elapsed() < ROW_CACHE_TTL
+        {
+            return Ok((cached.row.clone(), cached.manifest.clone()));
+        }
+        let read_at = Instant::now();
+        let row = self
+            .db
+            .plugin(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+        let manifest = Arc::new(Manifest::parse(
+            &row.manifest,
+            self.host.settings().ceilings(),
+        )?);
+        let row = Arc::new(row);
+        self.rows.lock().expect("lock").insert(
+            name.to_owned(),
+            CachedRow {
+                read_at,
+                row: row.clone(),
+                manifest: manifest.clone(),
+            },
+        );
+        Ok((row, manifest))
+    }
+
+    /// Drops the cached row of `name` after this replica changed it.
+    fn forget(&self, name: &str) {
+        self.rows.lock().expect("lock").remove(name);
+    }
+
     async fn resolve(
         &self,
         name: &str,
@@ -495,16 +553,11 @@ impl Plugins {
         kube: Option<Arc<dyn KubeApi>>,
         extra_hosts: Vec<String>,
         config_override: Option<&serde_json::Value>,
-    ) -> Result<(Manifest, Arc<Prepared>, CallContext)> {
-        let row = self
-            .db
-            .plugin(name)
-            .await?
-            .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    ) -> Result<(Arc<Manifest>, Arc<Prepared>, CallContext)> {
+        let (row, manifest) = self.row(name).await?;
         if !row.enabled {
             return Err(Error::Disabled(name.to_owned()));
         }
-        let manifest = Manifest::parse(&row.manifest, self.host.settings().ceilings())?;
         if manifest.world != world {
             return Err(Error::WrongKind {
                 name: name.to_owned(),
@@ -515,7 +568,7 @@ impl Plugins {
         let loader = {
             let db = self.db.clone();
             let local = self.local.read().expect("lock").get(name).cloned();
-            let row = row.clone();
+            let row = Arc::clone(&row);
             async move {
                 if row.source == PluginSource::Upload.as_str() {
                     return db

@@ -35,6 +35,30 @@ fn hostile_paths_are_refused() {
 }
 
 #[test]
+fn dot_segments_in_every_spelling() {
+    for segment in [".", "..", "%2e", "%2E", "%2e%2E", ".%2e", "%2E."] {
+        assert!(is_dot_segment(segment), "{segment}");
+    }
+    for segment in [
+        "",
+        "...",
+        "%2e%2e%2e",
+        ".a",
+        "a.",
+        "%2",
+        "%2f",
+        "%2e%",
+        "pods",
+        ".well-known",
+    ] {
+        assert!(!is_dot_segment(segment), "{segment}");
+    }
+    // Names with dots are ordinary segments.
+    let t = parse_target("/k8s/clusters/prod/api/v1/namespaces/a.b/pods/...x").unwrap();
+    assert_eq!(t.path, "/api/v1/namespaces/a.b/pods/...x");
+}
+
+#[test]
 fn credentials_identity_and_hop_headers_are_stripped() {
     let mut headers = HeaderMap::new();
     for (name, value) in [
