@@ -90,24 +90,20 @@ pub async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let query = format!(
         "?watch=true&resourceVersion={rv}&fieldSelector=metadata.name%3D{NAME}&timeoutSeconds=3600"
     );
-    let (direct_tx, mut direct_rx) = mpsc::unbounded_channel();
-    let (portico_tx, mut portico_rx) = mpsc::unbounded_channel();
-    let direct = client
-        .get(format!("{sim}{COLLECTION}{query}"))
-        .bearer_auth(&args.sim_token)
-        .send()
-        .await?
-        .error_for_status()
-        .context("watch the simulator")?;
-    let through = client
-        .get(format!("{gateway}{COLLECTION}{query}"))
-        .bearer_auth(&args.gateway_token)
-        .send()
-        .await?
-        .error_for_status()
-        .context("watch through Portico")?;
-    let direct_task = tokio::spawn(follow(direct, direct_tx));
-    let portico_task = tokio::spawn(follow(through, portico_tx));
+    let (direct_task, mut direct_rx) = watch(
+        &client,
+        format!("{sim}{COLLECTION}{query}"),
+        &args.sim_token,
+        "the simulator directly",
+    )
+    .await?;
+    let (portico_task, mut portico_rx) = watch(
+        &client,
+        format!("{gateway}{COLLECTION}{query}"),
+        &args.gateway_token,
+        "through Portico",
+    )
+    .await?;
 
     let mut direct_samples = Vec::with_capacity(args.samples);
     let mut portico_samples = Vec::with_capacity(args.samples);
@@ -150,6 +146,27 @@ pub async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         "portico": summary(&portico_samples),
         "added": summary(&added),
     }))
+}
+
+/// Opens a watch at `url` and follows it in a task that reports each change's arrival.
+async fn watch(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    which: &str,
+) -> anyhow::Result<(
+    tokio::task::JoinHandle<()>,
+    mpsc::UnboundedReceiver<(i64, Instant)>,
+)> {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("watch {which}"))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    Ok((tokio::spawn(follow(response, tx)), rx))
 }
 
 /// Waits (at most 10 s) for the event carrying `seq`.
