@@ -12,7 +12,8 @@
 //!    starts `kube-sim --pods 10000 --nodes 50`), read through `RestKubeApi` (reqwest) wrapped
 //!    in a meter. Host time is the wall time spent inside `KubeApi::get` (round trip and body);
 //!    plugin time is the rest of the call, so it includes the host's own conversion of each
-//!    list body into per-item JSON, which is estimated separately for the largest list.
+//!    list body into per-item JSON. For comparison, the way the host converted lists before
+//!    (parse, clone, print each item) is timed separately on the largest list.
 //! 3. **Helm index**: `helm-index` syncing a generated `index.yaml` of about `--index-mb` MB
 //!    served by a small HTTP/1.1 responder on 127.0.0.1 (with an ETag, answering 304 to a
 //!    matching `If-None-Match`), then a conditional sync with that ETag. If the full size
@@ -49,10 +50,10 @@
 //!     "outputBytes",                      // findings as the host counts them (max-output-bytes)
 //!     "gets": [{"path", "status", "bytes", "ms"}],          // the last run's GETs
 //!     "largestList": {"path", "bytes", "items",
-//!       "hostReencodeMs",                 // estimate: the host's list-to-items conversion,
-//!       "hostReencodeParseMs",            // same steps, done here with serde_json (it is part
-//!       "hostReencodeCloneMs",            // of pluginMs), total and its steps; the total also
-//!       "hostReencodeSerialiseMs"}        // counts dropping the parsed list
+//!       "hostReencodeMs",                 // what turning the largest list into items costs
+//!       "hostReencodeParseMs",            // the way the host did it before it kept items as
+//!       "hostReencodeCloneMs",            // raw JSON (parse into a Value, clone, print each
+//!       "hostReencodeSerialiseMs"}        // item), for comparison; not part of pluginMs now
 //!   }
 //!   // or, when a call fails: {"plugin", "kubeApi", "limits", "error", "gets", ...}
 //!   "helmIndex": {
