@@ -319,12 +319,11 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(target) => target,
         Err(e) => return e.into_response(),
     };
-    let cluster_id = target.cluster.to_owned();
     let response = match forward(&app, &target, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    app.proxy_metrics.count(&cluster_id, response.status());
+    app.proxy_metrics.count(target.cluster, response.status());
     response
 }
 
@@ -459,11 +458,13 @@ async fn forward(
     *upstream_request.uri_mut() = uri;
     *upstream_request.version_mut() = Version::HTTP_11;
 
-    let cluster_label = ClusterLabelRef(target.cluster);
+    let cluster_label = ClusterLabel {
+        cluster: target.cluster.to_owned(),
+    };
     let in_flight = app
         .proxy_metrics
         .in_flight
-        .get_or_create(&cluster_label.owned())
+        .get_or_create(&cluster_label)
         .clone();
     in_flight.inc();
     let guard = GaugeGuard(in_flight);
@@ -474,7 +475,7 @@ async fn forward(
         tokio::time::timeout(timeout, connection.upstream.send(upstream_request, upgrade)).await;
     app.proxy_metrics
         .upstream_latency
-        .get_or_create(&cluster_label.owned())
+        .get_or_create(&cluster_label)
         .observe(started.elapsed().as_secs_f64());
     let outcome = match sent {
         Ok(Ok(response)) => Ok(response),
@@ -510,7 +511,7 @@ async fn forward(
         let open = app
             .proxy_metrics
             .open_upgrades
-            .get_or_create(&cluster_label.owned())
+            .get_or_create(&cluster_label)
             .clone();
         let cluster_id = target.cluster.to_owned();
         tokio::spawn(async move {
@@ -591,16 +592,6 @@ fn record_audit(
             path: path_and_query.chars().take(2048).collect(),
             status: status.as_u16(),
         });
-    }
-}
-
-struct ClusterLabelRef<'a>(&'a str);
-
-impl ClusterLabelRef<'_> {
-    fn owned(&self) -> ClusterLabel {
-        ClusterLabel {
-            cluster: self.0.to_owned(),
-        }
     }
 }
 

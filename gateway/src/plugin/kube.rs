@@ -314,21 +314,18 @@ fn stamp_raw(object: &str, api_version: &str, kind: &str) -> String {
     };
     let mut out = String::with_capacity(object.len() + api_version.len() + kind.len() + 24);
     out.push('{');
-    let mut fields = Vec::with_capacity(2);
     if !head.api_version.0 {
-        fields.push(("apiVersion", api_version));
-    }
-    if !head.kind.0 {
-        fields.push(("kind", kind));
-    }
-    for (name, value) in &fields {
-        out.push('"');
-        out.push_str(name);
-        out.push_str("\":");
-        out.push_str(value);
+        out.push_str("\"apiVersion\":");
+        out.push_str(api_version);
         out.push(',');
     }
-    if !fields.is_empty() && rest.trim_start().starts_with('}') {
+    if !head.kind.0 {
+        out.push_str("\"kind\":");
+        out.push_str(kind);
+        out.push(',');
+    }
+    // `{}` had no field to follow the added ones: drop the comma.
+    if out.len() > 1 && rest.trim_start().starts_with('}') {
         out.pop();
     }
     out.push_str(rest);

@@ -91,7 +91,7 @@ pub struct Plugins {
 /// without reading it again. A change made through this replica applies at once; one made
 /// through another replica within this long. Reading and parsing the row costs more than the
 /// whole call of a small plugin (see `bench/`).
-pub const ROW_CACHE_TTL: Duration = Duration::from_secs(2);
+const ROW_CACHE_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 struct CachedRow {
@@ -510,7 +510,6 @@ impl Plugins {
             .await
     }
 
-    /// The manifest, the prepared component and the call context of an enabled plugin.
     /// The row of plugin `name` with its parsed manifest: from the cache when read within
     /// [`ROW_CACHE_TTL`], else from the database.
     async fn row(&self, name: &str) -> Result<(Arc<PluginRow>, Arc<Manifest>)> {
@@ -546,6 +545,7 @@ impl Plugins {
         self.rows.lock().expect("lock").remove(name);
     }
 
+    /// The manifest, the prepared component and the call context of an enabled plugin.
     async fn resolve(
         &self,
         name: &str,
