@@ -15,7 +15,7 @@
 //!    list body into per-item JSON. For comparison, the way the host converted lists before
 //!    (parse, clone, print each item) is timed separately on the largest list.
 //! 3. **Helm index**: `helm-index` syncing a generated `index.yaml` of about `--index-mb` MB
-//!    served by a small HTTP/1.1 responder on 127.0.0.1 (with an ETag, answering 304 to a
+//!    served on 127.0.0.1 (axum) (with an ETag, answering 304 to a
 //!    matching `If-None-Match`), then a conditional sync with that ETag. If the full size
 //!    fails, the error is kept; a copy of `helm-index` with only `memory-mib` raised is
 //!    installed (as an upload, in the scratch database) to find the memory the full size needs
@@ -62,17 +62,16 @@
 //!     "indexBytes", "indexMb", "charts", "chartVersionsInIndex",
 //!     // when the full syncs work:
 //!     "syncs", "syncMs", "syncMsRuns": [...],  // full syncs (200, parsed), median
-//!     "serveMs",                          // median time the responder took to write the body
 //!     "chartVersions", "outputBytes",     // returned; outputBytes as the host counts it
 //!     // always: the conditional sync (the ETag of a full sync that worked, else the
-//!     // responder's), `syncs` times with the real plugin
+//!     // server's), `syncs` times with the real plugin
 //!     "etag", "conditionalSyncMs", "conditionalStatus", "conditional304s",
 //!     // when the full size failed:
 //!     "error", "errorAfterMs",
 //!     "raisedMemory": { "plugin": "helm-index-raised-memory", "hostCeilingMib",
 //!       "memoryMibNeeded",                // the first of 256/384/512 that worked, or null
 //!       "attempts": [{"memoryMib", "ok", "error"?, "errorAfterMs"?, "syncs", "syncMs",
-//!                     "syncMsRuns", "serveMs", "chartVersions", "outputBytes"}] },
+//!                     "syncMsRuns", "chartVersions", "outputBytes"}] },
 //!     "limitSearch": {                    // the real plugin, index sizes halved then bisected
 //!       "attempts": [{"indexMb", "indexBytes", "chartVersionsInIndex", "ok", "ms",
 //!                     "chartVersions"?, "outputBytes"?, "error"?}],
@@ -87,6 +86,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use portico::config::DatabaseUrl;
 use portico::plugin::{
@@ -95,8 +96,8 @@ use portico::plugin::{
 };
 use portico::storage::Db;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::{percentile_us, summary};
@@ -525,20 +526,19 @@ fn reencode_list(body: &[u8]) -> anyhow::Result<Reencode> {
 // ---------------------------------------------------------------------------------------------
 // 3. Helm index sync
 
-/// The index the responder serves.
+/// The index the server serves.
 #[derive(Debug)]
 struct Served {
     body: Bytes,
     etag: String,
 }
 
-/// A minimal HTTP/1.1 responder for `…/index.yaml`: one request per connection, `ETag` and
-/// `304 Not Modified` on a matching `If-None-Match`. Timings of 200 answers are kept.
+/// Serves `…/charts/index.yaml` with an `ETag`, answering `304 Not Modified` to a matching
+/// `If-None-Match`, and counts those 304s.
 #[derive(Debug, Clone)]
 struct IndexServer {
     served: Arc<Mutex<Arc<Served>>>,
-    write_times: Arc<Mutex<Vec<Duration>>>,
-    not_modified: Arc<Mutex<usize>>,
+    not_modified: Arc<AtomicUsize>,
     url: String,
 }
 
@@ -550,26 +550,16 @@ impl IndexServer {
                 body: Bytes::new(),
                 etag: "\"empty\"".to_owned(),
             }))),
-            write_times: Arc::default(),
             not_modified: Arc::default(),
             url: format!("http://{}/charts", listener.local_addr()?),
         };
-        let accept = server.clone();
+        let app = axum::Router::new()
+            .route("/charts/index.yaml", axum::routing::get(Self::answer))
+            .with_state(server.clone());
         tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let server = accept.clone();
-                tokio::spawn(async move {
-                    // A failed connection only fails the sync that made it, which reports it.
-                    let _ = server.answer(stream).await;
-                });
-            }
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
         });
         Ok(server)
     }
@@ -581,61 +571,38 @@ impl IndexServer {
         });
     }
 
-    async fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 || head.len() > 64 << 10 {
-                return Ok(());
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        let path = head
-            .lines()
-            .next()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .unwrap_or("");
-        let if_none_match = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("if-none-match")
-                .then(|| value.trim().to_owned())
-        });
-        if !path.ends_with("/index.yaml") {
-            stream
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await?;
-            return stream.shutdown().await;
-        }
-        let served = self.served.lock().expect("lock").clone();
-        if if_none_match.as_deref() == Some(served.etag.as_str()) {
-            *self.not_modified.lock().expect("lock") += 1;
-            let head = format!(
-                "HTTP/1.1 304 Not Modified\r\netag: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                served.etag
+    fn not_modified(&self) -> usize {
+        self.not_modified.load(Ordering::Relaxed)
+    }
+
+    async fn answer(
+        State(server): State<Self>,
+        headers: HeaderMap,
+    ) -> (StatusCode, [(header::HeaderName, String); 2], Bytes) {
+        let served = server.served.lock().expect("lock").clone();
+        let etag = served.etag.clone();
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|value| value.as_bytes() == etag.as_bytes())
+        {
+            server.not_modified.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::NOT_MODIFIED,
+                [
+                    (header::ETAG, etag),
+                    (header::CONTENT_TYPE, "application/x-yaml".to_owned()),
+                ],
+                Bytes::new(),
             );
-            stream.write_all(head.as_bytes()).await?;
-            return stream.shutdown().await;
         }
-        let started = Instant::now();
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-yaml\r\netag: {}\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n",
-            served.etag,
-            served.body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&served.body).await?;
-        stream.shutdown().await?;
-        self.write_times
-            .lock()
-            .expect("lock")
-            .push(started.elapsed());
-        Ok(())
+        (
+            StatusCode::OK,
+            [
+                (header::ETAG, etag),
+                (header::CONTENT_TYPE, "application/x-yaml".to_owned()),
+            ],
+            served.body.clone(),
+        )
     }
 }
 
@@ -805,7 +772,6 @@ async fn helm_index(plugins: &Plugins, index_mb: f64, syncs: usize) -> anyhow::R
     let (index, charts, versions_in_index) = generate_index(target);
     let index_bytes = index.len();
     server.set(index, generation);
-    server.write_times.lock().expect("lock").clear();
     let mut result = serde_json::Map::new();
     result.insert("plugin".to_owned(), json!(HELM));
     result.insert("limits".to_owned(), limits);
@@ -831,9 +797,9 @@ async fn helm_index(plugins: &Plugins, index_mb: f64, syncs: usize) -> anyhow::R
     };
 
     // The second, conditional sync: the ETag of a full sync (or, when none worked, the one
-    // the responder gives this index), which the responder answers 304.
+    // the server gives this index), which the server answers 304.
     let etag = etag.unwrap_or_else(|| server.served.lock().expect("lock").etag.clone());
-    let before = *server.not_modified.lock().expect("lock");
+    let before = server.not_modified();
     let mut conditional = Vec::new();
     let mut status = "unchanged".to_owned();
     for _ in 0..syncs.max(1) {
@@ -850,7 +816,7 @@ async fn helm_index(plugins: &Plugins, index_mb: f64, syncs: usize) -> anyhow::R
             }
         }
     }
-    let answered_304 = *server.not_modified.lock().expect("lock") - before;
+    let answered_304 = server.not_modified() - before;
     result.insert("etag".to_owned(), json!(etag));
     result.insert(
         "conditionalSyncMs".to_owned(),
@@ -876,7 +842,6 @@ fn insert_all(into: &mut serde_json::Map<String, Value>, from: Value) {
 #[derive(Debug, Default)]
 struct FullSyncs {
     times: Vec<Duration>,
-    serve_times: Vec<Duration>,
     chart_versions: Option<usize>,
     output_bytes: usize,
     etag: Option<String>,
@@ -889,7 +854,6 @@ impl FullSyncs {
             "syncs": self.times.len(),
             "syncMs": median_ms(&self.times),
             "syncMsRuns": self.times.iter().map(|t| millis(*t)).collect::<Vec<_>>(),
-            "serveMs": median_ms(&self.serve_times),
             "chartVersions": self.chart_versions,
             "outputBytes": self.output_bytes,
         })
@@ -903,7 +867,6 @@ async fn full_syncs(
     syncs: usize,
 ) -> FullSyncs {
     let mut full = FullSyncs::default();
-    server.write_times.lock().expect("lock").clear();
     for _ in 0..syncs.max(1) {
         let run = sync(plugins, name, &server.url, None).await;
         match run.outcome {
@@ -921,7 +884,6 @@ async fn full_syncs(
             }
         }
     }
-    full.serve_times = server.write_times.lock().expect("lock").clone();
     full
 }
 
