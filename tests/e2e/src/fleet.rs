@@ -3,10 +3,13 @@
 //! resync 5 s, expired-lease cleanup every second).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube_sim::KubeSim;
+
 use crate::gateway::{TestGateway, TestGatewayBuilder};
+use crate::postgres::TestPostgres;
 
 /// The secret key every replica of a test fleet shares.
 pub const FLEET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -37,6 +40,47 @@ pub fn replica(
         .env("LEADER_RETRY_PERIOD_SECONDS", "1")
         .env("RESYNC_PERIOD_SECONDS", "5")
         .env("LEASE_CLEANUP_INTERVAL_SECONDS", "1")
+}
+
+/// What a fleet shares: a throwaway PostgreSQL database, a simulator as the host cluster (its
+/// kubeconfig written to a temporary folder) and a second simulator as the managed cluster.
+#[derive(Debug)]
+pub struct Fleet {
+    _pg: TestPostgres,
+    pub db_url: String,
+    pub host: KubeSim,
+    pub managed: KubeSim,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Starts it, or returns `None` where [`TestPostgres::start_or_skip`] skips `test`.
+    pub async fn start(test: &str) -> Option<Self> {
+        let pg = TestPostgres::start_or_skip(test)?;
+        let db_url = pg.create_database("fleet").unwrap();
+        let host = KubeSim::start().await.unwrap();
+        let managed = KubeSim::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        host.write_kubeconfig(dir.path().join("host.kubeconfig"))
+            .unwrap();
+        Some(Self {
+            _pg: pg,
+            db_url,
+            host,
+            managed,
+            dir,
+        })
+    }
+
+    /// The host cluster's kubeconfig.
+    pub fn host_kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("host.kubeconfig")
+    }
+
+    /// [`replica`] on this fleet.
+    pub fn replica(&self, name: &str, admin_token: &str) -> TestGatewayBuilder {
+        replica(&self.db_url, &self.host_kubeconfig(), name, admin_token)
+    }
 }
 
 /// Whether this replica leads right now.

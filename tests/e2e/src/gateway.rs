@@ -174,8 +174,8 @@ impl TestGateway {
 }
 
 impl TestGateway {
-    /// Registers `kubeconfig` as cluster `id` and connects it; returns the connect answer.
-    pub async fn add_cluster(&self, id: &str, kubeconfig: &str) -> Result<serde_json::Value> {
+    /// Registers `kubeconfig` as cluster `id` (201), without connecting it.
+    pub async fn register_cluster(&self, id: &str, kubeconfig: &str) -> Result<()> {
         let response = self
             .as_admin(reqwest::Method::POST, "/api/v1/clusters")
             .json(&serde_json::json!({"id": id, "kubeconfig": kubeconfig}))
@@ -187,6 +187,12 @@ impl TestGateway {
             response.status(),
             response.text().await?
         );
+        Ok(())
+    }
+
+    /// Registers `kubeconfig` as cluster `id` and connects it; returns the connect answer.
+    pub async fn add_cluster(&self, id: &str, kubeconfig: &str) -> Result<serde_json::Value> {
+        self.register_cluster(id, kubeconfig).await?;
         let response = self
             .as_admin(
                 reqwest::Method::POST,

@@ -2,54 +2,20 @@
 //! simulator as the managed cluster, with short lease timings (3 s leases, 1 s renewals,
 //! leader 3/2/1 s, cleanup every second).
 
-use std::path::Path;
 use std::time::Duration;
 
 use kube_sim::KubeSim;
-use portico_e2e::fleet::{self, is_leader};
+use portico_e2e::fleet::{self, Fleet, is_leader};
 use portico_e2e::gateway::TestGateway;
-use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
 const ADMIN: &str = "coordination-admin-token";
 
-struct Fleet {
-    _pg: TestPostgres,
-    db_url: String,
-    host: KubeSim,
-    managed: KubeSim,
-    dir: tempfile::TempDir,
-}
-
-impl Fleet {
-    async fn start(test: &str) -> Option<Self> {
-        let pg = TestPostgres::start_or_skip(test)?;
-        let db_url = pg.create_database("fleet").unwrap();
-        let host = KubeSim::start().await.unwrap();
-        let managed = KubeSim::start().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        host.write_kubeconfig(dir.path().join("host.kubeconfig"))
-            .unwrap();
-        Some(Self {
-            _pg: pg,
-            db_url,
-            host,
-            managed,
-            dir,
-        })
-    }
-
-    async fn replica(&self, name: &str) -> TestGateway {
-        replica(&self.db_url, &self.dir.path().join("host.kubeconfig"), name).await
-    }
-}
-
-async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
-    fleet::replica(db_url, host_kubeconfig, name, ADMIN)
-        .start()
-        .await
+/// A started replica of `fleet`.
+async fn replica(fleet: &Fleet, name: &str) -> TestGateway {
+    fleet.replica(name, ADMIN).start().await
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
@@ -78,16 +44,6 @@ async fn wait_state(gws: &[&TestGateway], id: &str, want: &str) {
         })
         .await;
     }
-}
-
-async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {
-    let response = gw
-        .as_admin(Method::POST, "/api/v1/clusters")
-        .json(&json!({"id": id, "kubeconfig": kubeconfig}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 async fn post(gw: &TestGateway, path: &str) -> Value {
@@ -138,9 +94,9 @@ async fn connect_and_disconnect_reach_every_replica() {
     let Some(fleet) = Fleet::start("connect_and_disconnect_reach_every_replica").await else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
-    let b = fleet.replica("replica-b").await;
-    let c = fleet.replica("replica-c").await;
+    let a = replica(&fleet, "replica-a").await;
+    let b = replica(&fleet, "replica-b").await;
+    let c = replica(&fleet, "replica-c").await;
     for gw in [&a, &b, &c] {
         eventually("ready", || async {
             let r = gw
@@ -154,7 +110,9 @@ async fn connect_and_disconnect_reach_every_replica() {
     }
 
     // Registered through A, connected through A: B and C connect from the lease.
-    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
     let view = post(&a, "/api/v1/clusters/managed/connect").await;
     assert_eq!(view["state"], "connected", "{view}");
     wait_state(&[&a, &b, &c], "managed", "connected").await;
@@ -243,11 +201,13 @@ async fn a_killed_holder_and_leader_is_replaced_without_disconnecting() {
     let Some(fleet) = Fleet::start("a_killed_holder_and_leader_is_replaced").await else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
+    let a = replica(&fleet, "replica-a").await;
     eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
-    let b = fleet.replica("replica-b").await;
-    let c = fleet.replica("replica-c").await;
-    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    let b = replica(&fleet, "replica-b").await;
+    let c = replica(&fleet, "replica-c").await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
     post(&a, "/api/v1/clusters/managed/connect").await;
     wait_state(&[&a, &b, &c], "managed", "connected").await;
 
@@ -286,11 +246,13 @@ async fn an_expired_lease_of_an_unwanted_cluster_is_deleted() {
     else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
+    let a = replica(&fleet, "replica-a").await;
     eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
-    let b = fleet.replica("replica-b").await;
-    let c = fleet.replica("replica-c").await;
-    register(&c, "managed", &fleet.managed.kubeconfig()).await;
+    let b = replica(&fleet, "replica-b").await;
+    let c = replica(&fleet, "replica-c").await;
+    c.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
     post(&c, "/api/v1/clusters/managed/connect").await;
     wait_state(&[&a, &b, &c], "managed", "connected").await;
 
@@ -321,9 +283,9 @@ async fn graceful_stop_releases_leadership() {
     let Some(fleet) = Fleet::start("graceful_stop_releases_leadership").await else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
+    let a = replica(&fleet, "replica-a").await;
     eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
-    let b = fleet.replica("replica-b").await;
+    let b = replica(&fleet, "replica-b").await;
     let before = fleet
         .host
         .get(
@@ -395,10 +357,12 @@ async fn a_frozen_host_apiserver_makes_the_leader_step_down_but_proxying_continu
     let Some(fleet) = Fleet::start("a_frozen_host_apiserver").await else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
+    let a = replica(&fleet, "replica-a").await;
     eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
-    let b = fleet.replica("replica-b").await;
-    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    let b = replica(&fleet, "replica-b").await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
     post(&a, "/api/v1/clusters/managed/connect").await;
     wait_state(&[&a, &b], "managed", "connected").await;
 
@@ -447,10 +411,12 @@ async fn colliding_lease_names_fall_back_to_eight_bytes() {
         return;
     };
     let (first, second) = colliding_ids();
-    let a = fleet.replica("replica-a").await;
-    let b = fleet.replica("replica-b").await;
+    let a = replica(&fleet, "replica-a").await;
+    let b = replica(&fleet, "replica-b").await;
     for id in [&first, &second] {
-        register(&a, id, &fleet.managed.kubeconfig()).await;
+        a.register_cluster(id, &fleet.managed.kubeconfig())
+            .await
+            .unwrap();
         post(&a, &format!("/api/v1/clusters/{id}/connect")).await;
     }
     wait_state(&[&a, &b], &first, "connected").await;
@@ -498,9 +464,11 @@ async fn a_lease_that_could_not_be_created_is_retried_and_delete_lets_go_everywh
     let Some(fleet) = Fleet::start("a_lease_that_could_not_be_created_is_retried").await else {
         return;
     };
-    let a = fleet.replica("replica-a").await;
-    let b = fleet.replica("replica-b").await;
-    register(&a, "managed", &fleet.managed.kubeconfig()).await;
+    let a = replica(&fleet, "replica-a").await;
+    let b = replica(&fleet, "replica-b").await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
 
     // The host apiserver is unreachable while A connects: A connects locally anyway and
     // creates the lease once the host is back, at which point B follows.

@@ -3,7 +3,6 @@
 //! scheduler re-reads the jobs every 200 ms, leader timings are short (3/2/1 s).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,10 +12,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use kube_sim::KubeSim;
-use portico_e2e::fleet::{self, is_leader};
+use portico_e2e::fleet::{self, Fleet, is_leader};
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{gateway_builder, plugin_dir, upload, wasm};
-use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -53,65 +51,47 @@ spec:
     spec: {containers: [{name: c, image: 'nginx:1.27'}]}
 ";
 
-struct Fleet {
-    _pg: TestPostgres,
-    db_url: String,
-    _host: KubeSim,
-    managed: KubeSim,
-    dir: tempfile::TempDir,
+/// A fleet whose managed cluster holds [`SEED`].
+async fn start_fleet(test: &str) -> Option<Fleet> {
+    let fleet = Fleet::start(test).await?;
+    fleet.managed.load_yaml(SEED).unwrap();
+    Some(fleet)
 }
 
-impl Fleet {
-    async fn start(test: &str) -> Option<Self> {
-        let pg = TestPostgres::start_or_skip(test)?;
-        let db_url = pg.create_database("jobs").unwrap();
-        let host = KubeSim::start().await.unwrap();
-        let managed = KubeSim::start().await.unwrap();
-        managed.load_yaml(SEED).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        host.write_kubeconfig(dir.path().join("host.kubeconfig"))
-            .unwrap();
-        Some(Self {
-            _pg: pg,
-            db_url,
-            _host: host,
-            managed,
-            dir,
-        })
-    }
-
-    async fn replica(&self, name: &str) -> TestGateway {
-        replica(&self.db_url, &self.dir.path().join("host.kubeconfig"), name).await
-    }
-
-    /// Three replicas, A leading; `managed` connected everywhere, `ghost` registered but
-    /// never connected.
-    async fn three(&self) -> [TestGateway; 3] {
-        let a = self.replica("replica-a").await;
-        eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
-        let b = self.replica("replica-b").await;
-        let c = self.replica("replica-c").await;
-        register(&a, "managed", &self.managed.kubeconfig()).await;
-        register(&a, "ghost", &self.managed.kubeconfig()).await;
-        ok(&a, Method::POST, "/api/v1/clusters/managed/connect", None).await;
-        for gw in [&a, &b, &c] {
-            eventually("managed is connected everywhere", || async {
-                let view = ok(gw, Method::GET, "/api/v1/clusters/managed", None).await;
-                (view["state"] == "connected").then_some(())
-            })
-            .await;
-        }
-        [a, b, c]
-    }
-}
-
-async fn replica(db_url: &str, host_kubeconfig: &Path, name: &str) -> TestGateway {
-    fleet::replica(db_url, host_kubeconfig, name, ADMIN)
+/// A started replica of `fleet` with the plugin directory, fast job polling and webhook
+/// retries.
+async fn replica(fleet: &Fleet, name: &str) -> TestGateway {
+    fleet
+        .replica(name, ADMIN)
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
         .env("JOB_POLL_INTERVAL_MS", "200")
         .env("WEBHOOK_RETRY_DELAY_MS", "20")
         .start()
         .await
+}
+
+/// Three replicas, A leading; `managed` connected everywhere, `ghost` registered but never
+/// connected.
+async fn three(fleet: &Fleet) -> [TestGateway; 3] {
+    let a = replica(fleet, "replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = replica(fleet, "replica-b").await;
+    let c = replica(fleet, "replica-c").await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
+    a.register_cluster("ghost", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
+    ok(&a, Method::POST, "/api/v1/clusters/managed/connect", None).await;
+    for gw in [&a, &b, &c] {
+        eventually("managed is connected everywhere", || async {
+            let view = ok(gw, Method::GET, "/api/v1/clusters/managed", None).await;
+            (view["state"] == "connected").then_some(())
+        })
+        .await;
+    }
+    [a, b, c]
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
@@ -129,16 +109,6 @@ fn term(gw: &TestGateway) -> Option<i64> {
 
 fn instance(gw: &TestGateway) -> String {
     gw.gateway().app().config.instance_id.clone()
-}
-
-async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {
-    let response = gw
-        .as_admin(Method::POST, "/api/v1/clusters")
-        .json(&json!({"id": id, "kubeconfig": kubeconfig}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 /// A request that must succeed; its JSON body (`null` when empty).
@@ -191,10 +161,10 @@ fn assert_no_duplicates(runs: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_leader_runs_inspections_and_follower_edits_reach_it() {
-    let Some(fleet) = Fleet::start("only_the_leader_runs_inspections").await else {
+    let Some(fleet) = start_fleet("only_the_leader_runs_inspections").await else {
         return;
     };
-    let [a, b, c] = fleet.three().await;
+    let [a, b, c] = three(&fleet).await;
     let leader_term = term(&a).expect("A leads");
 
     // Validation: a bad cron is a clear 400.
@@ -415,10 +385,10 @@ mode = "loop"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_killed_mid_run_is_replaced_without_duplicate_runs() {
-    let Some(fleet) = Fleet::start("a_leader_killed_mid_run").await else {
+    let Some(fleet) = start_fleet("a_leader_killed_mid_run").await else {
         return;
     };
-    let [a, b, c] = fleet.three().await;
+    let [a, b, c] = three(&fleet).await;
     let response = upload(&a, SLOW_MANIFEST, wasm("misbehave")).await;
     assert_eq!(
         response.status(),
@@ -565,7 +535,9 @@ async fn finished_runs_are_notified_signed_with_retries_and_only_on_failure() {
     gw.add_cluster("managed", &managed.kubeconfig())
         .await
         .unwrap();
-    register(&gw, "ghost", &managed.kubeconfig()).await;
+    gw.register_cluster("ghost", &managed.kubeconfig())
+        .await
+        .unwrap();
     let (receiver, url) = Receiver::start().await;
     // Subscribed to no real cluster's events: only job notifications reach it.
     let webhook = ok(

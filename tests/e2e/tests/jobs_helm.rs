@@ -71,22 +71,13 @@ entries:
       urls: [https://cdn.example.com/db-0.1.0.tgz]
 "#;
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    portico_e2e::fleet::eventually(what, WAIT, check).await
 }
 
 async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {

@@ -8,18 +8,7 @@ use portico::plugin::{Severity, World};
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{gateway_builder, plugin_dir, upload, wasm};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-/// Registers a cluster through the API, without connecting it.
-async fn register(gw: &TestGateway, id: &str, kubeconfig: &str) {
-    let response = gw
-        .as_admin(Method::POST, "/api/v1/clusters")
-        .json(&json!({"id": id, "kubeconfig": kubeconfig}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-}
+use serde_json::Value;
 
 fn args(database_url: &str, plugin: &str, cluster: &str) -> PluginRunArgs {
     PluginRunArgs {
@@ -61,7 +50,9 @@ async fn plugin_run_inspects_a_registered_cluster() {
         "sqlite://{}/plugin-run.db",
         env!("PORTICO_PLUGIN_TEST_DATA")
     );
-    register(&gw, "broken", &sim.kubeconfig()).await;
+    gw.register_cluster("broken", &sim.kubeconfig())
+        .await
+        .unwrap();
 
     // The built-in checks from the plugin folder.
     let run = commands::run_plugin(&args(&database_url, "builtin-checks", "broken"))
@@ -148,7 +139,9 @@ async fn plugin_run_uses_the_database_and_reports_failures() {
         "sqlite://{}/plugin-run-db.db",
         env!("PORTICO_PLUGIN_TEST_DATA")
     );
-    register(&gw, "broken", &sim.kubeconfig()).await;
+    gw.register_cluster("broken", &sim.kubeconfig())
+        .await
+        .unwrap();
     let manifest = include_str!("../../../plugins/examples/require-labels/manifest.toml");
     let response = upload(&gw, manifest, wasm("require-labels")).await;
     assert_eq!(response.status(), 201);
@@ -204,7 +197,7 @@ async fn plugin_run_uses_the_database_and_reports_failures() {
 
     // A cluster that does not answer.
     let dead = sim.kubeconfig().replace(&sim.url(), "https://127.0.0.1:1");
-    register(&gw, "dead", &dead).await;
+    gw.register_cluster("dead", &dead).await.unwrap();
     let error = commands::run_plugin(&args(&database_url, "builtin-checks", "dead"))
         .await
         .unwrap_err();
