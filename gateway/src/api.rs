@@ -3,16 +3,18 @@
 //! Errors are JSON `{"error": {"code", "message"}}`; `code` is a stable machine-readable word.
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Router, middleware};
 use serde_json::json;
 
 use crate::app::App;
+use crate::audit::{AuditEntry, AuditKind};
 use crate::auth::{AuthError, Principal};
+use crate::server::ClientAddr;
 use crate::storage::StorageError;
 use crate::telemetry;
 
@@ -116,12 +118,73 @@ impl FromRequestParts<App> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let header = match parts.headers.get(header::AUTHORIZATION) {
-            Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?),
-            None => None,
-        };
-        Ok(app.auth.authenticate(header).await?)
+        if let Some(Authenticated(result)) = parts.extensions.get::<Authenticated>() {
+            return Ok(result.clone()?);
+        }
+        Ok(authenticate(app, &parts.headers).await?)
     }
+}
+
+/// The caller of an admin API request, authenticated once by [`authenticate_and_audit`].
+#[derive(Debug, Clone)]
+struct Authenticated(Result<Principal, AuthError>);
+
+async fn authenticate(app: &App, headers: &header::HeaderMap) -> Result<Principal, AuthError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?),
+        None => None,
+    };
+    app.auth.authenticate(header).await
+}
+
+/// Middleware of `/api/v1`: authenticates the caller once for the handler, and audits every
+/// change (POST, PUT, PATCH, DELETE), refused ones included.
+async fn authenticate_and_audit(
+    State(app): State<App>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let caller = authenticate(&app, request.headers()).await;
+    request
+        .extensions_mut()
+        .insert(Authenticated(caller.clone()));
+    let method = request.method().clone();
+    let change = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    // The full path: inside the nested router the URI has lost its `/api/v1` prefix.
+    let path: String = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().path(), |uri| uri.0.path())
+        .chars()
+        .take(2048)
+        .collect();
+    let source = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    if change {
+        let caller = caller.ok();
+        app.audit.record(AuditEntry {
+            at: crate::storage::now_millis(),
+            kind: AuditKind::Api,
+            token_id: caller
+                .as_ref()
+                .map(|p| p.token.id.clone())
+                .unwrap_or_default(),
+            token_name: caller.map(|p| p.token.name.clone()).unwrap_or_default(),
+            cluster: String::new(),
+            verb: method.as_str().to_ascii_lowercase(),
+            path,
+            status: response.status().as_u16(),
+            source,
+        });
+    }
+    response
 }
 
 /// A caller with the admin role (403 for other valid tokens).
@@ -158,6 +221,14 @@ pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// The `--metrics-listen` listener's surface: `GET /metrics` without a token.
+pub fn metrics_router(metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(health::open_metrics))
+        .fallback(|| async { ApiError::not_found("this listener serves only /metrics") })
+        .with_state(metrics)
+}
+
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
     let api = Router::new()
@@ -168,7 +239,11 @@ pub fn router(app: App) -> Router {
         .merge(plugins::routes())
         .merge(webhooks::routes())
         .merge(jobs::routes())
-        .merge(helm::routes());
+        .merge(helm::routes())
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            authenticate_and_audit,
+        ));
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::crypto::{generate_token, token_hash};
 use crate::storage::{self, Db};
@@ -147,18 +148,160 @@ pub enum AuthError {
     Unavailable,
 }
 
-/// Checks bearer tokens against the database, with a short positive cache.
+/// A name sent as `Impersonate-User` or `Impersonate-Group`: 1-1024 printable ASCII
+/// characters, no leading or trailing space (HTTP would trim it into another name).
+pub fn impersonation_header(name: &str) -> Result<http::HeaderValue, String> {
+    let printable = name.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if name.is_empty() || name.len() > 1024 {
+        return Err("must be 1-1024 characters".to_owned());
+    }
+    if !printable || name.trim() != name {
+        return Err(
+            "must be printable ASCII without control characters or leading/trailing spaces"
+                .to_owned(),
+        );
+    }
+    http::HeaderValue::from_str(name).map_err(|e| e.to_string())
+}
+
+/// Checks bearer tokens against the database, with a short positive cache, and tracks the
+/// long-lived requests each token holds open.
 #[derive(Debug)]
 pub struct Authenticator {
     db: Db,
     cache: Mutex<HashMap<String, (Arc<Token>, Instant)>>,
+    streams: Arc<Streams>,
+}
+
+/// Long-lived requests (watches, followed logs, upgrades) open per token id.
+#[derive(Debug)]
+struct Streams {
+    max_per_token: usize,
+    open: Mutex<HashMap<String, TokenStreams>>,
+}
+
+#[derive(Debug)]
+struct TokenStreams {
+    token: Arc<Token>,
+    count: usize,
+    /// Cancelled when the token is revoked or expires: every stream of the token ends.
+    revoked: CancellationToken,
+}
+
+/// One open long-lived request. Dropping it frees the token's slot.
+#[derive(Debug)]
+pub struct StreamGuard {
+    streams: Arc<Streams>,
+    token_id: String,
+    revoked: CancellationToken,
+}
+
+impl StreamGuard {
+    /// Completes when the token is revoked or expires.
+    pub fn revoked(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.revoked.clone().cancelled_owned()
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().expect("stream table lock");
+        if let Some(entry) = open.get_mut(&self.token_id) {
+            entry.count -= 1;
+            if entry.count == 0 {
+                open.remove(&self.token_id);
+            }
+        }
+    }
 }
 
 impl Authenticator {
-    pub fn new(db: Db) -> Self {
+    /// `max_streams_per_token`: long-lived requests one token may hold open at once.
+    pub fn new(db: Db, max_streams_per_token: usize) -> Self {
         Self {
             db,
             cache: Mutex::new(HashMap::new()),
+            streams: Arc::new(Streams {
+                max_per_token: max_streams_per_token,
+                open: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Takes one of the token's long-lived request slots; `Err(limit)` when all are taken.
+    pub fn open_stream(&self, token: &Arc<Token>) -> Result<StreamGuard, usize> {
+        let mut open = self.streams.open.lock().expect("stream table lock");
+        let entry = open
+            .entry(token.id.clone())
+            .or_insert_with(|| TokenStreams {
+                token: token.clone(),
+                count: 0,
+                revoked: CancellationToken::new(),
+            });
+        if entry.count >= self.streams.max_per_token {
+            return Err(self.streams.max_per_token);
+        }
+        entry.count += 1;
+        Ok(StreamGuard {
+            streams: self.streams.clone(),
+            token_id: token.id.clone(),
+            revoked: entry.revoked.clone(),
+        })
+    }
+
+    /// Ends the streams of tokens that were deleted (on any replica) or expired. Runs until
+    /// `stop`, every [`CACHE_TTL`]: the same bound as the cache gives every other request. A
+    /// token store that cannot be read ends nothing (the token was valid when last seen);
+    /// expiry is decided locally and always applies.
+    pub async fn watch_streams(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(CACHE_TTL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let held: Vec<Arc<Token>> = self
+                .streams
+                .open
+                .lock()
+                .expect("stream table lock")
+                .values()
+                .map(|entry| entry.token.clone())
+                .collect();
+            for token in held {
+                let gone = if token.expired_at(storage::now_millis()) {
+                    Some("expired")
+                } else {
+                    match self.db.token(&token.id).await {
+                        Ok(None) => Some("revoked"),
+                        Ok(Some(current)) if current.expired_at(storage::now_millis()) => {
+                            Some("expired")
+                        }
+                        Ok(Some(_)) => None,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot re-check the tokens of open streams");
+                            None
+                        }
+                    }
+                };
+                if let Some(why) = gone {
+                    tracing::info!(token = %token.name, why, "closing the token's open streams");
+                    self.end_streams(&token.id);
+                }
+            }
+        }
+    }
+
+    fn end_streams(&self, token_id: &str) {
+        if let Some(entry) = self
+            .streams
+            .open
+            .lock()
+            .expect("stream table lock")
+            .get(token_id)
+        {
+            entry.revoked.cancel();
         }
     }
 
@@ -210,12 +353,13 @@ impl Authenticator {
         Ok(Principal { token })
     }
 
-    /// Drops a token from the cache (after it was deleted here).
+    /// Drops a token from the cache and ends its open streams (after it was deleted here).
     pub fn forget(&self, token_id: &str) {
         self.cache
             .lock()
             .expect("token cache lock")
             .retain(|_, (t, _)| t.id != token_id);
+        self.end_streams(token_id);
     }
 }
 

@@ -427,6 +427,33 @@ pub struct ServeArgs {
     #[arg(long, env = "JOB_POLL_INTERVAL_MS", default_value_t = 5000)]
     pub job_poll_interval_ms: u64,
 
+    /// A second, plain-HTTP listener that serves only `GET /metrics`, without a token (for a
+    /// Prometheus on the pod network). On the main listener `/metrics` needs an admin token.
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// Bound on a client sending a request's headers: from the connection's start (after the
+    /// TLS handshake) or the first byte of a later request, to the end of its headers.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub http_header_timeout_seconds: u64,
+
+    /// A connection with no request in flight and no traffic for this long is closed.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub http_idle_timeout_seconds: u64,
+
+    /// Open client connections at most; past it the listener stops accepting until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Long-lived proxied requests (watches, `logs -f`, exec, attach, port-forward) open at
+    /// once per token; more are answered 429.
+    #[arg(long, env = "MAX_STREAMS_PER_TOKEN", default_value_t = 200)]
+    pub max_streams_per_token: usize,
+
+    /// Days the audit log keeps an entry.
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

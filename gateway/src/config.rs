@@ -40,6 +40,17 @@ pub enum ConfigError {
         /// Environment variable.
         env: &'static str,
     },
+    /// A count flag that must be positive is zero.
+    #[error("--{flag} / {env}: must be at least 1")]
+    Zero {
+        /// Flag name without dashes.
+        flag: &'static str,
+        /// Environment variable.
+        env: &'static str,
+    },
+    /// `--metrics-listen` is not `HOST:PORT`.
+    #[error("--metrics-listen / METRICS_LISTEN: `{0}` is not an address like 0.0.0.0:9464")]
+    MetricsListen(String),
     /// Leader timings that client-go would reject as well.
     #[error("leader election timings: {0}")]
     LeaderTimings(String),
@@ -204,6 +215,14 @@ pub struct Config {
     pub hook_delivery: crate::hooks::DeliveryOptions,
     /// How often the leader's scheduler re-reads the jobs table.
     pub job_poll_interval: Duration,
+    /// The plain-HTTP `/metrics` listener, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Header, idle and connection-count bounds of the listeners.
+    pub connections: ConnectionLimits,
+    /// Long-lived proxied requests per token at once.
+    pub max_streams_per_token: usize,
+    /// How long audit entries are kept.
+    pub audit_retention: Duration,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -295,6 +314,43 @@ impl Config {
             None => None,
         };
 
+        let metrics_listen = match args.metrics_listen.filter(|a| !a.is_empty()) {
+            Some(addr) => Some(
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::MetricsListen(addr.clone()))?,
+            ),
+            None => None,
+        };
+        let connections = ConnectionLimits {
+            header_timeout: positive(
+                args.http_header_timeout_seconds,
+                "http-header-timeout-seconds",
+                "HTTP_HEADER_TIMEOUT_SECONDS",
+            )?,
+            idle_timeout: positive(
+                args.http_idle_timeout_seconds,
+                "http-idle-timeout-seconds",
+                "HTTP_IDLE_TIMEOUT_SECONDS",
+            )?,
+            max_connections: at_least_one(
+                args.max_connections,
+                "max-connections",
+                "MAX_CONNECTIONS",
+            )?,
+        };
+        let max_streams_per_token = at_least_one(
+            args.max_streams_per_token,
+            "max-streams-per-token",
+            "MAX_STREAMS_PER_TOKEN",
+        )?;
+        if args.audit_retention_days == 0 {
+            return Err(ConfigError::Zero {
+                flag: "audit-retention-days",
+                env: "AUDIT_RETENTION_DAYS",
+            });
+        }
+        let audit_retention = Duration::from_secs(args.audit_retention_days.min(36_500) * 86_400);
+
         if !valid_product_name(&args.product_name) {
             return Err(ConfigError::ProductName(args.product_name));
         }
@@ -359,9 +415,31 @@ impl Config {
             tls,
             hook_delivery,
             job_poll_interval: Duration::from_millis(args.job_poll_interval_ms.clamp(10, 60_000)),
+            metrics_listen,
+            connections,
+            max_streams_per_token,
+            audit_retention,
             warnings,
         })
     }
+}
+
+fn at_least_one(value: usize, flag: &'static str, env: &'static str) -> Result<usize> {
+    if value == 0 {
+        return Err(ConfigError::Zero { flag, env });
+    }
+    Ok(value)
+}
+
+/// Bounds on the listeners' client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From the connection's start, or a later request's first byte, to the end of its headers.
+    pub header_timeout: Duration,
+    /// No request in flight and no bytes either way for this long: the connection is closed.
+    pub idle_timeout: Duration,
+    /// Open connections at most (accepting pauses at the cap).
+    pub max_connections: usize,
 }
 
 fn positive(seconds: u64, flag: &'static str, env: &'static str) -> Result<Duration> {

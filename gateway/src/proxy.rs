@@ -15,7 +15,10 @@
 //! Errors are Kubernetes `Status` objects so `kubectl` prints them. Bodies are never buffered:
 //! a watch event reaches the client when the apiserver sends it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicI64;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -33,9 +36,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::json;
 
 use crate::app::App;
-use crate::audit::AuditEntry;
-use crate::auth::{Access, AuthError, Principal};
+use crate::audit::{AuditEntry, AuditKind};
+use crate::auth::{Access, AuthError, Grant, Principal, StreamGuard, Token};
 use crate::cluster::{self, ClusterError};
+use crate::server::ClientAddr;
+
+/// Set from the TCP peer; a client's own value is never forwarded.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Where the proxy is mounted.
 pub const PREFIX: &str = "/k8s/clusters/";
@@ -174,10 +181,44 @@ pub fn parse_target(raw_path: &str) -> Result<Target<'_>, StatusError> {
         )));
     }
     cluster::validate_id(cluster).map_err(|e| bad(e.to_string()))?;
+    if let Some(problem) = path_problem(path) {
+        return Err(bad(format!("{problem} in the path are not allowed")));
+    }
     if path.split('/').any(is_dot_segment) {
         return Err(bad("`.` and `..` path segments are not allowed".to_owned()));
     }
     Ok(Target { cluster, path })
+}
+
+/// Spellings that a server or proxy behind the cluster might decode into another path than
+/// the one vetted here: encoded `/` and `\`, an encoded `%` (double encoding: `%252e%252e`),
+/// `;` path parameters (`..;`), encoded control characters, a raw `\`, and a `%` that is not
+/// followed by two hex digits. No Kubernetes resource path needs any of them.
+fn path_problem(path: &str) -> Option<&'static str> {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let decoded = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                match decoded {
+                    None => return Some("malformed percent-encodings"),
+                    Some(b'/' | b'\\') => return Some("encoded slashes"),
+                    Some(b'%') => return Some("encoded `%` (double encoding)"),
+                    Some(b';') => return Some("`;` path parameters"),
+                    Some(c) if c < 0x20 || c == 0x7f => return Some("encoded control characters"),
+                    Some(_) => i += 3,
+                }
+            }
+            b';' => return Some("`;` path parameters"),
+            b'\\' => return Some("backslashes"),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// `.` or `..`, each dot written as `.`, `%2e` or `%2E` (no allocation: every request passes
@@ -203,12 +244,23 @@ fn strip_request_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::HOST);
     headers.remove(header::PROXY_AUTHORIZATION);
-    let impersonation: Vec<HeaderName> = headers
+    // Portico's own session, never the cluster's business.
+    headers.remove(header::COOKIE);
+    // Claims about the client's address: X-Forwarded-For is set from the TCP peer.
+    headers.remove(header::FORWARDED);
+    headers.remove(X_FORWARDED_FOR);
+    headers.remove("x-real-ip");
+    // Identity claims: impersonation, and the apiserver's front-proxy headers
+    // (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`).
+    let claims: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("impersonate-"))
+        .filter(|name| {
+            let name = name.as_str();
+            name.starts_with("impersonate-") || name.starts_with("x-remote-")
+        })
         .cloned()
         .collect();
-    for name in impersonation {
+    for name in claims {
         headers.remove(name);
     }
 }
@@ -319,66 +371,80 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(target) => target,
         Err(e) => return e.into_response(),
     };
-    let response = match forward(&app, &target, request).await {
+    let mut registered = false;
+    let response = match forward(&app, &target, &mut registered, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    app.proxy_metrics.count(target.cluster, response.status());
+    // Only registered clusters get a series of their own: anyone can send any id.
+    let label = if registered {
+        target.cluster
+    } else {
+        UNREGISTERED
+    };
+    app.proxy_metrics.count(label, response.status());
     response
+}
+
+/// The metric label of requests for ids that are not registered clusters (or not known to be,
+/// for callers who did not authenticate). Cluster ids start with a letter or digit.
+pub const UNREGISTERED: &str = "_unregistered";
+
+/// What the audit log needs to know about one request, gathered as it is vetted.
+struct Call<'a> {
+    target: &'a Target<'a>,
+    method: Method,
+    upgrade: bool,
+    /// Path and query as forwarded.
+    path_and_query: String,
+    client: Option<ClientAddr>,
 }
 
 async fn forward(
     app: &App,
     target: &Target<'_>,
+    registered: &mut bool,
     mut request: Request,
 ) -> Result<Response, StatusError> {
-    let principal = authenticate(app, request.headers()).await?;
-    let upgrade = is_upgrade(request.headers());
-    let method = request.method().clone();
-    let grant = principal.grant_for(target.cluster).ok_or_else(|| {
-        StatusError::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!(
-                "token `{}` has no grant for cluster `{}`",
-                principal.token.name, target.cluster
-            ),
-        )
-    })?;
-    let read_only = matches!(method, Method::GET | Method::HEAD) && !upgrade;
-    if grant.access == Access::Read && !read_only {
-        return Err(StatusError::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!(
-                "token `{}` has read access to cluster `{}`: {} {} needs write access",
-                principal.token.name,
-                target.cluster,
-                if upgrade { "upgrade" } else { method.as_str() },
-                target.path
-            ),
-        ));
-    }
+    let query = request.uri().query().map(str::to_owned);
+    let call = Call {
+        target,
+        method: request.method().clone(),
+        upgrade: is_upgrade(request.headers()),
+        path_and_query: match &query {
+            Some(q) => format!("{}?{q}", target.path),
+            None => target.path.to_owned(),
+        },
+        client: request.extensions().get::<ClientAddr>().copied(),
+    };
+    // In memory and bounded by the registry: safe before authentication.
+    let local = app.clusters.connection(target.cluster);
+    *registered = local.is_some();
 
-    let connection = match app.clusters.connection(target.cluster) {
-        Some(c) if c.is_connected() => c,
-        Some(c) => {
-            let state = c.state();
-            return Err(StatusError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                format!(
-                    "cluster `{}` is not connected on this replica ({:?}{})",
-                    target.cluster,
-                    state.phase,
-                    state
-                        .last_error
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )
-                .to_lowercase(),
-            ));
+    // 1. Who is calling, and may they do this here?
+    let principal = match authenticate(app, request.headers()).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            record_refusal(app, None, &call, e.code);
+            return Err(e);
         }
+    };
+    let grant = authorize(&principal, &call).inspect_err(|e| {
+        record_refusal(app, Some(&principal), &call, e.code);
+    })?;
+    // Built before anything is sent: a request whose identity cannot be expressed is refused.
+    let impersonation = if grant.impersonate {
+        impersonation_headers(&principal.token).inspect_err(|e| {
+            record_refusal(app, Some(&principal), &call, e.code);
+        })?
+    } else {
+        Vec::new()
+    };
+
+    // 2. Is the cluster connected here?
+    let connection = match local {
+        Some(c) if c.is_connected() => c,
+        Some(c) => return Err(not_connected(target.cluster, Some(c.state()))),
         None => {
             return Err(match app.clusters.record(target.cluster).await {
                 Err(ClusterError::NotFound(_)) => StatusError::new(
@@ -389,45 +455,63 @@ async fn forward(
                 Err(e) => {
                     tracing::error!(error = %e, "cluster lookup failed");
                     StatusError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalError",
-                        "cluster lookup failed",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "cluster lookup failed; try again",
                     )
                 }
-                Ok(_) => StatusError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    format!(
-                        "cluster `{}` is not connected on this replica",
-                        target.cluster
-                    ),
-                ),
+                Ok(_) => {
+                    *registered = true;
+                    not_connected(target.cluster, None)
+                }
             });
         }
     };
 
-    let query = request.uri().query().map(str::to_owned);
-    let path_and_query = match &query {
-        Some(q) => format!("{}?{q}", target.path),
-        None => target.path.to_owned(),
+    // 3. A long-lived request holds one of the token's stream slots and ends when the token
+    //    is revoked or expires.
+    let stream = if is_long_lived(target.path, query.as_deref(), call.upgrade) {
+        match app.auth.open_stream(&principal.token) {
+            Ok(stream) => Some(stream),
+            Err(limit) => {
+                let e = StatusError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    format!(
+                        "token `{}` already has {limit} long-lived requests (watches, streams, \
+                         exec) open; close some first",
+                        principal.token.name
+                    ),
+                );
+                record_refusal(app, Some(&principal), &call, e.code);
+                return Err(e);
+            }
+        }
+    } else {
+        None
     };
-    let uri = connection.upstream.uri(&path_and_query).map_err(|e| {
+
+    // 4. The upstream request: the cluster's credentials, the caller's identity if the grant
+    //    impersonates, nothing of the caller's own credentials or identity claims.
+    let uri = connection.upstream.uri(&call.path_and_query).map_err(|e| {
         StatusError::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("bad path: {e}"),
         )
     })?;
-    let audit_verb = verb(&method, target.path, upgrade);
-
-    // Take the client side's upgrade handle before the request is consumed.
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let client_upgrade = call.upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
-    strip_request_headers(&mut parts.headers, upgrade);
-    if upgrade {
+    strip_request_headers(&mut parts.headers, call.upgrade);
+    if call.upgrade {
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    }
+    if let Some(ClientAddr(peer)) = call.client
+        && let Ok(value) = HeaderValue::from_str(&peer.ip().to_string())
+    {
+        parts.headers.insert(X_FORWARDED_FOR, value);
     }
     match connection.upstream.authorization().await {
         Ok(Some(value)) => {
@@ -442,22 +526,14 @@ async fn forward(
             ));
         }
     }
-    if grant.impersonate {
-        let token = &principal.token;
-        let user = token.impersonate_user.as_deref().unwrap_or(&token.name);
-        if let Ok(value) = HeaderValue::from_str(user) {
-            parts.headers.insert("impersonate-user", value);
-        }
-        for group in &token.impersonate_groups {
-            if let Ok(value) = HeaderValue::from_str(group) {
-                parts.headers.append("impersonate-group", value);
-            }
-        }
+    for (name, value) in impersonation {
+        parts.headers.append(name, value);
     }
     let mut upstream_request = http::Request::from_parts(parts, body);
     *upstream_request.uri_mut() = uri;
     *upstream_request.version_mut() = Version::HTTP_11;
 
+    // 5. Send, bounded until the response head.
     let cluster_label = ClusterLabel {
         cluster: target.cluster.to_owned(),
     };
@@ -468,11 +544,13 @@ async fn forward(
         .clone();
     in_flight.inc();
     let guard = GaugeGuard(in_flight);
-
     let timeout = head_timeout(app.config.upstream_timeout, query.as_deref());
     let started = Instant::now();
-    let sent =
-        tokio::time::timeout(timeout, connection.upstream.send(upstream_request, upgrade)).await;
+    let sent = tokio::time::timeout(
+        timeout,
+        connection.upstream.send(upstream_request, call.upgrade),
+    )
+    .await;
     app.proxy_metrics
         .upstream_latency
         .get_or_create(&cluster_label)
@@ -498,12 +576,15 @@ async fn forward(
         Ok(response) => response.status(),
         Err(e) => e.code,
     };
-    record_audit(app, &principal, target, &path_and_query, audit_verb, status);
+    if let Some(verb) = verb(&call.method, target.path, call.upgrade) {
+        record(app, Some(&principal), &call, verb, status);
+    }
     let mut upstream_response = outcome?;
     if upstream_response.status() == StatusCode::UNAUTHORIZED {
         connection.upstream.invalidate_credentials();
     }
 
+    // 6. Hand the answer back: splice an upgrade, or stream the body as it arrives.
     if upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -513,24 +594,13 @@ async fn forward(
             .open_upgrades
             .get_or_create(&cluster_label)
             .clone();
-        let cluster_id = target.cluster.to_owned();
-        tokio::spawn(async move {
-            let _in_flight = guard;
-            let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(cluster = %cluster_id, error = %e, "upgrade failed");
-                    return;
-                }
-            };
-            open.inc();
-            let _open = GaugeGuard(open);
-            let mut client = TokioIo::new(client);
-            let mut upstream = TokioIo::new(upstream);
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                tracing::debug!(cluster = %cluster_id, error = %e, "upgraded stream ended");
-            }
-        });
+        tokio::spawn(splice(
+            target.cluster.to_owned(),
+            client_upgrade,
+            upstream_upgrade,
+            open,
+            (guard, stream),
+        ));
         let (mut parts, _) = upstream_response.into_parts();
         parts.headers.remove(header::TRANSFER_ENCODING);
         return Ok(Response::from_parts(parts, Body::empty()));
@@ -539,12 +609,194 @@ async fn forward(
     let (mut parts, body) = upstream_response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     parts.version = Version::HTTP_11;
-    // The guard lives as long as the body streams.
-    let body = body.map_frame(move |frame| {
-        let _ = &guard;
-        frame
-    });
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let body = match stream {
+        Some(stream) => Body::new(Revocable::new(body, stream, guard)),
+        // The guard lives as long as the body streams.
+        None => Body::new(body.map_frame(move |frame| {
+            let _ = &guard;
+            frame
+        })),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// The strongest grant of `principal` for the call's cluster, if it allows the call.
+fn authorize(principal: &Principal, call: &Call<'_>) -> Result<Grant, StatusError> {
+    let target = call.target;
+    let grant = principal.grant_for(target.cluster).ok_or_else(|| {
+        StatusError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "token `{}` has no grant for cluster `{}`",
+                principal.token.name, target.cluster
+            ),
+        )
+    })?;
+    let read_only = matches!(call.method, Method::GET | Method::HEAD) && !call.upgrade;
+    if grant.access == Access::Read && !read_only {
+        return Err(StatusError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "token `{}` has read access to cluster `{}`: {} {} needs write access",
+                principal.token.name,
+                target.cluster,
+                if call.upgrade {
+                    "upgrade"
+                } else {
+                    call.method.as_str()
+                },
+                target.path
+            ),
+        ));
+    }
+    Ok(grant)
+}
+
+/// `Impersonate-User` and `Impersonate-Group` for a grant that impersonates. Names are checked
+/// when a token is created; one that still cannot be sent (a token stored before that check)
+/// refuses the request: sending it without the headers would act with the gateway's own
+/// credential.
+fn impersonation_headers(token: &Token) -> Result<Vec<(HeaderName, HeaderValue)>, StatusError> {
+    let refuse = |what: &str| {
+        StatusError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "token `{}`: its impersonated {what} cannot be sent as a header; the request \
+                 was refused (recreate the token with a valid name)",
+                token.name
+            ),
+        )
+    };
+    let user = token.impersonate_user.as_deref().unwrap_or(&token.name);
+    let mut headers = Vec::with_capacity(1 + token.impersonate_groups.len());
+    let value = crate::auth::impersonation_header(user).map_err(|_| refuse("user"))?;
+    headers.push((HeaderName::from_static("impersonate-user"), value));
+    for group in &token.impersonate_groups {
+        let value = crate::auth::impersonation_header(group).map_err(|_| refuse("group"))?;
+        headers.push((HeaderName::from_static("impersonate-group"), value));
+    }
+    Ok(headers)
+}
+
+fn not_connected(cluster: &str, state: Option<cluster::LocalState>) -> StatusError {
+    let detail = state
+        .map(|state| {
+            format!(
+                " ({:?}{})",
+                state.phase,
+                state
+                    .last_error
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+            .to_lowercase()
+        })
+        .unwrap_or_default();
+    StatusError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        format!("cluster `{cluster}` is not connected on this replica{detail}"),
+    )
+}
+
+/// Watches (`?watch=true`, `/watch/` paths), followed logs and upgrades: requests that stay
+/// open as long as the client wants.
+fn is_long_lived(path: &str, query: Option<&str>, upgrade: bool) -> bool {
+    // Go's strconv.ParseBool, as the apiserver reads these parameters.
+    let truthy = |v: &str| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True");
+    upgrade
+        || path.contains("/watch/")
+        || query.is_some_and(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .any(|(k, v)| matches!(k, "watch" | "follow") && truthy(v))
+        })
+}
+
+/// Splices an upgraded connection until either side closes or the token loses its right.
+async fn splice(
+    cluster: String,
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    open: Gauge<i64, AtomicI64>,
+    guards: (GaugeGuard, Option<StreamGuard>),
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(%cluster, error = %e, "upgrade failed");
+            return;
+        }
+    };
+    open.inc();
+    let _open = GaugeGuard(open);
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let revoked = guards.1.as_ref().map(StreamGuard::revoked);
+    let revoked = async {
+        match revoked {
+            Some(revoked) => revoked.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(e) = result {
+                tracing::debug!(%cluster, error = %e, "upgraded stream ended");
+            }
+        }
+        () = revoked => {
+            tracing::info!(%cluster, "token revoked or expired: upgraded stream closed");
+        }
+    }
+}
+
+/// A long-lived response body that ends (with an error, so the client sees a cut stream, not
+/// a clean end) when its token is revoked or expires.
+struct Revocable {
+    inner: hyper::body::Incoming,
+    revoked: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    _guards: (StreamGuard, GaugeGuard),
+}
+
+impl Revocable {
+    fn new(inner: hyper::body::Incoming, stream: StreamGuard, in_flight: GaugeGuard) -> Self {
+        Self {
+            inner,
+            revoked: Box::pin(stream.revoked()),
+            _guards: (stream, in_flight),
+        }
+    }
+}
+
+impl hyper::body::Body for Revocable {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
+        if self.revoked.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(
+                "the token was revoked or expired",
+            ))));
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(axum::Error::new)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, StatusError> {
@@ -574,25 +826,39 @@ fn auth_status(e: AuthError) -> StatusError {
     }
 }
 
-fn record_audit(
+/// Audits a request Portico refused itself (401, 403, 429), whatever its method.
+fn record_refusal(app: &App, principal: Option<&Principal>, call: &Call<'_>, status: StatusCode) {
+    if matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) {
+        let verb = verb(&call.method, call.target.path, call.upgrade)
+            .unwrap_or_else(|| call.method.as_str().to_ascii_lowercase());
+        record(app, principal, call, verb, status);
+    }
+}
+
+fn record(
     app: &App,
-    principal: &Principal,
-    target: &Target<'_>,
-    path_and_query: &str,
-    verb: Option<String>,
+    principal: Option<&Principal>,
+    call: &Call<'_>,
+    verb: String,
     status: StatusCode,
 ) {
-    if let Some(verb) = verb {
-        app.audit.record(AuditEntry {
-            at: crate::storage::now_millis(),
-            token_id: principal.token.id.clone(),
-            token_name: principal.token.name.clone(),
-            cluster: target.cluster.to_owned(),
-            verb,
-            path: path_and_query.chars().take(2048).collect(),
-            status: status.as_u16(),
-        });
-    }
+    app.audit.record(AuditEntry {
+        at: crate::storage::now_millis(),
+        kind: AuditKind::Proxy,
+        token_id: principal.map(|p| p.token.id.clone()).unwrap_or_default(),
+        token_name: principal.map(|p| p.token.name.clone()).unwrap_or_default(),
+        cluster: call.target.cluster.to_owned(),
+        verb,
+        path: call.path_and_query.chars().take(2048).collect(),
+        status: status.as_u16(),
+        source: call
+            .client
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default(),
+    });
 }
 
 /// Decrements a gauge when dropped.

@@ -8,12 +8,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,13 +28,18 @@ use crate::app::{App, Shared};
 use crate::audit::AuditLog;
 use crate::auth::{self, Authenticator};
 use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, spec};
-use crate::config::{Config, DatabaseUrl, HostCluster, TlsMode};
+use crate::config::{Config, ConnectionLimits, DatabaseUrl, HostCluster, TlsMode};
 use crate::coord::{CoordError, Coordinator, LeaderWork};
 use crate::crypto::{KeyError, SecretKey};
 use crate::proxy::ProxyMetrics;
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
 use crate::tls::{ServerTls, TlsError};
+
+mod conn;
+
+pub use conn::ClientAddr;
+use conn::{Activity, Verdict};
 
 /// Name of the generated key file in the data folder (standalone SQLite).
 pub const SECRET_KEY_FILE: &str = "secret.key";
@@ -78,9 +88,13 @@ pub enum StartError {
 pub struct Gateway {
     app: App,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     generated_admin_token: Option<String>,
     stop_accepting: CancellationToken,
-    server: JoinHandle<()>,
+    /// Closes every open connection at once.
+    force_close: CancellationToken,
+    /// The accept loops (the main listener, and the metrics listener if any).
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -156,7 +170,13 @@ impl Gateway {
             }
         };
         let ready = coord.listed();
-        let audit = AuditLog::start(db.clone(), &metrics, &tasks, shutdown.clone());
+        let audit = AuditLog::start(
+            db.clone(),
+            config.audit_retention,
+            &metrics,
+            &tasks,
+            shutdown.clone(),
+        );
         let plugins = crate::plugin::Plugins::start(
             crate::plugin::HostSettings::for_config(&config),
             db.clone(),
@@ -164,8 +184,9 @@ impl Gateway {
             shutdown.clone(),
         )
         .await?;
+        let auth = Authenticator::new(db.clone(), config.max_streams_per_token);
         let app = App::new(Shared {
-            auth: Authenticator::new(db.clone()),
+            auth,
             proxy_metrics: ProxyMetrics::new(&metrics),
             clusters,
             coord,
@@ -180,6 +201,12 @@ impl Gateway {
             shutdown,
             tasks,
         });
+        {
+            let app = app.clone();
+            app.tasks
+                .clone()
+                .spawn(async move { app.auth.watch_streams(app.shutdown.clone()).await });
+        }
         crate::hooks::start(&app, hook_events)?;
         crate::jobs::start(&app);
         if app.config.in_cluster {
@@ -193,13 +220,45 @@ impl Gateway {
         }
 
         let stop_accepting = CancellationToken::new();
-        let router = api::router(app.clone());
-        let server = tokio::spawn(serve_connections(
+        let force_close = CancellationToken::new();
+        let connection_metrics = ConnectionMetrics::new(&app.metrics);
+        let limits = app.config.connections;
+        let mut servers = Vec::new();
+        let mut metrics_addr = None;
+        if let Some(addr) = app.config.metrics_listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            tracing::info!(address = %bound, "metrics listening");
+            metrics_addr = Some(bound);
+            servers.push(tokio::spawn(serve_connections(
+                listener,
+                Listener {
+                    tls: None,
+                    router: api::metrics_router(app.metrics.clone()),
+                    limits,
+                    slots: Arc::new(Semaphore::new(METRICS_CONNECTIONS)),
+                    metrics: connection_metrics.clone(),
+                },
+                stop_accepting.clone(),
+                force_close.clone(),
+            )));
+        }
+        servers.push(tokio::spawn(serve_connections(
             listener,
-            app.tls.clone(),
-            router,
+            Listener {
+                tls: app.tls.clone(),
+                router: api::router(app.clone()),
+                limits,
+                slots: Arc::new(Semaphore::new(limits.max_connections)),
+                metrics: connection_metrics,
+            },
             stop_accepting.clone(),
-        ));
+            force_close.clone(),
+        )));
         tracing::info!(
             address = %local_addr,
             instance = %app.config.instance_id,
@@ -208,15 +267,22 @@ impl Gateway {
         Ok(Self {
             app,
             local_addr,
+            metrics_addr,
             generated_admin_token,
             stop_accepting,
-            server,
+            force_close,
+            servers,
         })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the `/metrics` listener (`--metrics-listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The admin token generated by this start, if it was the first.
@@ -232,7 +298,10 @@ impl Gateway {
     /// Stops at once, like a killed process: no lease is released, no request finishes.
     pub async fn crash(self) {
         self.stop_accepting.cancel();
-        self.server.abort();
+        self.force_close.cancel();
+        for server in &self.servers {
+            server.abort();
+        }
         self.app.coord.abandon();
         self.app.shutdown.cancel();
         self.app.tasks.close();
@@ -246,13 +315,13 @@ impl Gateway {
         let timeout = self.app.config.shutdown_timeout;
         tracing::info!(?timeout, "shutting down: no longer accepting connections");
         self.stop_accepting.cancel();
-        let mut server = self.server;
-        if tokio::time::timeout(timeout, &mut server).await.is_err() {
+        let finished = futures::future::join_all(self.servers);
+        if tokio::time::timeout(timeout, finished).await.is_err() {
             tracing::warn!(
                 ?timeout,
                 "in-flight requests did not finish in time; closing them"
             );
-            server.abort();
+            self.force_close.cancel();
         }
         // Leader work stops, then the leader lease is released and the instance lease deleted.
         self.app.coord.shutdown().await;
@@ -310,20 +379,41 @@ pub async fn settle_secret_key(
     Ok(key)
 }
 
+/// Open connections at most on the metrics listener.
+const METRICS_CONNECTIONS: usize = 64;
+
 /// How long a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `stop`, serving HTTP/1.1 (with upgrades) and HTTP/2 over plain TCP
-/// or TLS, then waits for open connections to finish (the caller bounds that wait).
-async fn serve_connections(
-    listener: TcpListener,
+/// What the accept loop needs besides the listener.
+#[derive(Debug, Clone)]
+struct Listener {
     tls: Option<ServerTls>,
     router: axum::Router,
+    limits: ConnectionLimits,
+    /// Open connections; accepting waits for a permit.
+    slots: Arc<Semaphore>,
+    metrics: Arc<ConnectionMetrics>,
+}
+
+/// Accepts connections until `stop`, serving HTTP/1.1 (with upgrades) and HTTP/2 over plain TCP
+/// or TLS, then waits for open connections to finish gracefully, or until `force` closes them.
+async fn serve_connections(
+    listener: TcpListener,
+    config: Listener,
     stop: CancellationToken,
+    force: CancellationToken,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let builder = ConnectionBuilder::new(TokioExecutor::new());
     loop {
+        let permit = tokio::select! {
+            permit = config.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop.cancelled() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -337,46 +427,153 @@ async fn serve_connections(
             () = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    watcher.watch(connection).await
-                }
-                Some(tls) => {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    watcher.watch(connection).await
-                }
+        let config = config.clone();
+        let (stop, force) = (stop.clone(), force.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            config.metrics.open.inc();
+            let _open = OpenConnection(config.metrics.clone());
+            let Some(tls) = config.tls.clone() else {
+                let activity = Activity::new(false);
+                let io = conn::Tracked::new(stream, activity.clone());
+                serve_one(io, peer, activity, &config, &builder, stop, force).await;
+                return;
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        config.metrics.closed("handshake_timeout");
+                        return;
+                    }
+                };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let activity = Activity::new(h2);
+            let io = conn::Tracked::new(stream, activity.clone());
+            serve_one(io, peer, activity, &config, &builder, stop, force).await;
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = force.cancelled() => {}
+    }
+}
+
+/// Serves one connection until it ends, the client misbehaves (header timeout: closed at
+/// once), it idles (closed gracefully), the gateway stops (graceful) or `force` fires.
+async fn serve_one<I>(
+    io: I,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    config: &Listener,
+    builder: &ConnectionBuilder<TokioExecutor>,
+    stop: CancellationToken,
+    force: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper::service::Service as _;
+    let router = TowerToHyperService::new(config.router.clone());
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(ClientAddr(peer));
+        let guard = requests.request_started();
+        let response = router.call(request);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| conn::GuardedBody::new(body, guard)),
+            )
+        }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut check = tokio::time::interval(conn::check_interval(&config.limits));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = stop.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = force.cancelled() => return,
+            _ = check.tick() => match activity.verdict(&config.limits) {
+                Verdict::Keep => {}
+                Verdict::HeaderTimeout => {
+                    tracing::debug!(%peer, "request headers not complete in time: closing");
+                    config.metrics.closed("header_timeout");
+                    return;
+                }
+                Verdict::Idle if !closing => {
+                    config.metrics.closed("idle");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                // Still idle after a graceful close was asked for: close at once.
+                Verdict::Idle => return,
+            },
+        }
+    }
+}
+
+/// Connection counts for `/metrics`.
+#[derive(Debug, Default)]
+struct ConnectionMetrics {
+    open: Gauge,
+    closed: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+impl ConnectionMetrics {
+    fn new(metrics: &Metrics) -> Arc<Self> {
+        let this = Arc::new(Self::default());
+        metrics.register(|registry| {
+            registry.register(
+                "http_connections_open",
+                "Open client connections",
+                this.open.clone(),
+            );
+            registry.register(
+                "http_connections_closed_by_gateway",
+                "Client connections the gateway closed, by reason (header_timeout, idle, \
+                 handshake_timeout)",
+                this.closed.clone(),
+            );
+        });
+        this
+    }
+
+    fn closed(&self, reason: &'static str) {
+        self.closed.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
+/// Decrements the open-connection gauge when the connection's task ends.
+struct OpenConnection(Arc<ConnectionMetrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.dec();
+    }
 }
 
 /// Names the generated serving certificate covers: loopback, the host name, and the host of

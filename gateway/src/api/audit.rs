@@ -1,4 +1,5 @@
-//! `GET /api/v1/audit`: mutating proxied requests, newest first.
+//! `GET /api/v1/audit`: mutating and refused proxied requests and admin API changes, newest
+//! first.
 
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
+use crate::audit::AuditKind;
 use crate::storage::audit::AuditQuery;
 
 pub fn routes() -> Router<App> {
@@ -17,6 +19,8 @@ pub fn routes() -> Router<App> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// `proxy` or `api`.
+    kind: Option<String>,
     cluster: Option<String>,
     token: Option<String>,
     /// Unix milliseconds: entries older than this.
@@ -34,9 +38,17 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 1000"));
     }
+    let kind = match params.kind.as_deref() {
+        None => None,
+        Some(text) => Some(
+            AuditKind::parse(text)
+                .ok_or_else(|| ApiError::bad_request("`kind` must be `proxy` or `api`"))?,
+        ),
+    };
     let items = app
         .db
         .audit(&AuditQuery {
+            kind,
             cluster: params.cluster,
             token_name: params.token,
             before: params.before,

@@ -1,5 +1,6 @@
-//! Liveness, readiness and the Prometheus endpoint (no authentication: keep them on the pod
-//! network; the deploy manifests restrict who reaches them).
+//! Liveness and readiness (no authentication: keep them on the pod network; the deploy
+//! manifests restrict who reaches them) and the Prometheus endpoint: an admin token on the main
+//! listener (its series name every cluster), none on the `--metrics-listen` listener.
 
 use std::time::Duration;
 
@@ -9,7 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use std::sync::Arc;
+
+use super::Admin;
 use crate::app::App;
+use crate::telemetry::Metrics;
 
 /// The process is up and serving HTTP.
 pub async fn live() -> impl IntoResponse {
@@ -37,12 +42,22 @@ pub async fn ready(State(app): State<App>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
+/// `GET /metrics` on the main listener: admin only.
+pub async fn metrics(State(app): State<App>, Admin(_): Admin) -> impl IntoResponse {
+    exposition(&app.metrics)
+}
+
+/// `GET /metrics` on the `--metrics-listen` listener.
+pub async fn open_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    exposition(&metrics)
+}
+
+fn exposition(metrics: &Metrics) -> impl IntoResponse + use<> {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.encode(),
+        metrics.encode(),
     )
 }

@@ -56,6 +56,16 @@ async fn create(
             ));
         }
     }
+    // What the proxy sends as `Impersonate-User`/`Impersonate-Group` must be sendable, or
+    // it would have to refuse every request of the token.
+    if let Some(user) = body.impersonate_user.as_deref().filter(|u| !u.is_empty()) {
+        crate::auth::impersonation_header(user)
+            .map_err(|e| ApiError::bad_request(format!("`impersonateUser` {e}")))?;
+    }
+    for group in &body.impersonate_groups {
+        crate::auth::impersonation_header(group)
+            .map_err(|e| ApiError::bad_request(format!("`impersonateGroups`: each group {e}")))?;
+    }
     let now = now_millis();
     let expires_at = match (&body.expires_at, body.ttl_seconds) {
         (Some(_), Some(_)) => {

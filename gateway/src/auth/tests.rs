@@ -43,3 +43,21 @@ fn grants_reject_unknown_access_levels() {
     let err = serde_json::from_str::<Grant>(r#"{"cluster":"a","access":"admin"}"#).unwrap_err();
     assert!(err.to_string().contains("admin"), "{err}");
 }
+
+#[test]
+fn impersonation_names_must_be_sendable_as_they_are() {
+    for ok in [
+        "bob",
+        "bob@example.com",
+        "system:serviceaccount:ns:sa",
+        "a b",
+    ] {
+        assert!(impersonation_header(ok).is_ok(), "{ok}");
+    }
+    let long = "x".repeat(1025);
+    for bad in [
+        "", "bob\n", "bob\r", "\tbob", " bob", "bob ", "bøb", "a\u{7f}", &long,
+    ] {
+        assert!(impersonation_header(bad).is_err(), "{bad:?}");
+    }
+}

@@ -28,6 +28,20 @@ fn hostile_paths_are_refused() {
         "/k8s/clusters/prod/./api",
         "/k8s/clusters//api",
         "/k8s/clusters/-bad/api",
+        // Spellings something behind the cluster's address might decode into another path.
+        "/k8s/clusters/prod/api/v1/pods%2F..%2Fsecrets",
+        "/k8s/clusters/prod/api/v1/pods%2fx",
+        "/k8s/clusters/prod/api/%252e%252e/secrets",
+        "/k8s/clusters/prod/api/v1/%25",
+        "/k8s/clusters/prod/api/v1/pods/..;/secrets",
+        "/k8s/clusters/prod/api/v1/pods;x=1",
+        "/k8s/clusters/prod/api/v1/pods%3b",
+        "/k8s/clusters/prod/api/v1/pods%5C..",
+        "/k8s/clusters/prod/api/v1/pods\\..",
+        "/k8s/clusters/prod/api/v1/pods%00",
+        "/k8s/clusters/prod/api/v1/pods%7F",
+        "/k8s/clusters/prod/api/v1/pods%2",
+        "/k8s/clusters/prod/api/v1/pods%zz",
     ] {
         let err = parse_target(path).unwrap_err();
         assert_eq!(err.code, StatusCode::BAD_REQUEST, "{path}");
@@ -53,6 +67,8 @@ fn dot_segments_in_every_spelling() {
     ] {
         assert!(!is_dot_segment(segment), "{segment}");
     }
+    // Ordinary percent-encodings pass (a field selector's `=` in a path, a space).
+    assert!(parse_target("/k8s/clusters/prod/api/v1/pods/a%3Db%20c").is_ok());
     // Names with dots are ordinary segments.
     let t = parse_target("/k8s/clusters/prod/api/v1/namespaces/a.b/pods/...x").unwrap();
     assert_eq!(t.path, "/api/v1/namespaces/a.b/pods/...x");
@@ -73,6 +89,13 @@ fn credentials_identity_and_hop_headers_are_stripped() {
         ("te", "trailers"),
         ("upgrade", "websocket"),
         ("host", "gateway"),
+        ("x-remote-user", "system:admin"),
+        ("x-remote-group", "system:masters"),
+        ("x-remote-extra-scopes", "all"),
+        ("cookie", "session=1"),
+        ("forwarded", "for=203.0.113.7"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-real-ip", "203.0.113.7"),
         ("accept", "application/json"),
         ("user-agent", "kubectl"),
     ] {
@@ -141,4 +164,32 @@ fn head_timeouts_follow_requested_server_timeouts() {
     assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
     assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
     assert_eq!(parse_go_duration("5x"), None);
+}
+
+#[test]
+fn long_lived_requests_are_watches_followed_logs_and_upgrades() {
+    assert!(is_long_lived("/api/v1/pods", Some("watch=true"), false));
+    assert!(is_long_lived(
+        "/api/v1/pods",
+        Some("limit=5&watch=1"),
+        false
+    ));
+    assert!(is_long_lived("/api/v1/watch/pods", None, false));
+    assert!(is_long_lived(
+        "/api/v1/namespaces/a/pods/p/log",
+        Some("follow=true"),
+        false
+    ));
+    assert!(is_long_lived(
+        "/api/v1/namespaces/a/pods/p/exec",
+        None,
+        true
+    ));
+    assert!(!is_long_lived("/api/v1/pods", Some("watch=false"), false));
+    assert!(!is_long_lived("/api/v1/pods", None, false));
+    assert!(!is_long_lived(
+        "/api/v1/namespaces/a/pods/p/log",
+        None,
+        false
+    ));
 }

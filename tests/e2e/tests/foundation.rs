@@ -383,7 +383,7 @@ async fn health_and_metrics() {
         .await
         .unwrap();
     let metrics = gw
-        .request(Method::GET, "/metrics")
+        .as_admin(Method::GET, "/metrics")
         .send()
         .await
         .unwrap()

@@ -176,7 +176,7 @@ async fn metrics_until(gw: &TestGateway, line: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let text = gw
-            .request(Method::GET, "/metrics")
+            .as_admin(Method::GET, "/metrics")
             .send()
             .await
             .unwrap()

@@ -201,7 +201,7 @@ async fn kubectl_works_through_the_gateway() -> anyhow::Result<()> {
 
     // Per-cluster metrics.
     let metrics = gw
-        .request(Method::GET, "/metrics")
+        .as_admin(Method::GET, "/metrics")
         .send()
         .await?
         .text()

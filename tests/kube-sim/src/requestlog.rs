@@ -2,7 +2,8 @@
 
 use std::sync::Mutex;
 
-/// Headers the log keeps (lower case); `impersonate-extra-*` are kept too.
+/// Headers the log keeps (lower case); `impersonate-extra-*` and `x-remote-*` (front-proxy
+/// identity headers) are kept too.
 pub const LOGGED_HEADERS: &[&str] = &[
     "authorization",
     "impersonate-user",
@@ -11,6 +12,10 @@ pub const LOGGED_HEADERS: &[&str] = &[
     "user-agent",
     "accept",
     "content-type",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-real-ip",
 ];
 
 /// One request as received.

@@ -237,7 +237,9 @@ fn record(req: &Request<Incoming>, user: Option<&User>) -> RequestRecord {
         .headers()
         .iter()
         .filter(|(k, _)| {
-            LOGGED_HEADERS.contains(&k.as_str()) || k.as_str().starts_with("impersonate-extra-")
+            LOGGED_HEADERS.contains(&k.as_str())
+                || k.as_str().starts_with("impersonate-extra-")
+                || k.as_str().starts_with("x-remote-")
         })
         .map(|(k, v)| {
             (
