@@ -15,11 +15,7 @@
 //! Errors are Kubernetes `Status` objects so `kubectl` prints them. Bodies are never buffered:
 //! a watch event reaches the client when the apiserver sends it.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::AtomicI64;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -27,90 +23,23 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{AuditEntry, AuditKind};
-use crate::auth::{Access, AuthError, Grant, Principal, StreamGuard, Token};
+use crate::auth::{Access, AuthError, Grant, Principal, Token};
 use crate::cluster::{self, ClusterError};
 use crate::server::ClientAddr;
-
-/// Set from the TCP peer; a client's own value is never forwarded.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+use headers::{
+    X_FORWARDED_FOR, head_timeout, is_upgrade, strip_hop_by_hop, strip_request_headers, verb,
+};
+pub use metrics::ProxyMetrics;
+use metrics::{ClusterLabel, GaugeGuard};
+pub use path::{Target, parse_target};
+use stream::{Revocable, splice};
 
 /// Where the proxy is mounted.
 pub const PREFIX: &str = "/k8s/clusters/";
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabels {
-    cluster: String,
-    code: u16,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ClusterLabel {
-    cluster: String,
-}
-
-/// Per-cluster proxy metrics.
-#[derive(Debug)]
-pub struct ProxyMetrics {
-    requests: Family<CodeLabels, Counter>,
-    upstream_latency: Family<ClusterLabel, Histogram>,
-    in_flight: Family<ClusterLabel, Gauge<i64, AtomicI64>>,
-    open_upgrades: Family<ClusterLabel, Gauge<i64, AtomicI64>>,
-}
-
-impl ProxyMetrics {
-    pub fn new(metrics: &crate::telemetry::Metrics) -> Self {
-        let this = Self {
-            requests: Family::default(),
-            upstream_latency: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0001, 2.0, 20))
-            }),
-            in_flight: Family::default(),
-            open_upgrades: Family::default(),
-        };
-        metrics.register(|registry| {
-            registry.register(
-                "proxy_requests",
-                "Proxied requests by cluster and status code (Portico's own errors included)",
-                this.requests.clone(),
-            );
-            registry.register(
-                "proxy_upstream_duration_seconds",
-                "Time from sending upstream to the response head, by cluster",
-                this.upstream_latency.clone(),
-            );
-            registry.register(
-                "proxy_in_flight_requests",
-                "Proxied requests whose response is still streaming, by cluster",
-                this.in_flight.clone(),
-            );
-            registry.register(
-                "proxy_open_upgrades",
-                "Spliced upgraded connections (exec, attach, port-forward), by cluster",
-                this.open_upgrades.clone(),
-            );
-        });
-        this
-    }
-
-    fn count(&self, cluster: &str, code: StatusCode) {
-        self.requests
-            .get_or_create(&CodeLabels {
-                cluster: cluster.to_owned(),
-                code: code.as_u16(),
-            })
-            .inc();
-    }
-}
 
 /// A Kubernetes `Status` failure.
 #[derive(Debug)]
@@ -154,214 +83,6 @@ impl IntoResponse for StatusError {
         }
         response
     }
-}
-
-/// The cluster id and upstream path of a proxy URL, vetted.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Target<'a> {
-    pub cluster: &'a str,
-    /// Starts with `/`; the raw (still percent-encoded) path after the id.
-    pub path: &'a str,
-}
-
-/// Splits and vets the raw request path. Works on the encoded form: an encoded slash in the id
-/// or a `..` segment in any spelling is refused, never normalised into another resource.
-pub fn parse_target(raw_path: &str) -> Result<Target<'_>, StatusError> {
-    let bad = |message: String| StatusError::new(StatusCode::BAD_REQUEST, "BadRequest", message);
-    let rest = raw_path
-        .strip_prefix(PREFIX)
-        .ok_or_else(|| bad("not a proxy path".to_owned()))?;
-    let (cluster, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if cluster.contains('%') {
-        return Err(bad(format!(
-            "encoded characters are not allowed in the cluster id `{cluster}`"
-        )));
-    }
-    cluster::validate_id(cluster).map_err(|e| bad(e.to_string()))?;
-    if let Some(problem) = path_problem(path) {
-        return Err(bad(format!("{problem} in the path are not allowed")));
-    }
-    if path.split('/').any(is_dot_segment) {
-        return Err(bad("`.` and `..` path segments are not allowed".to_owned()));
-    }
-    Ok(Target { cluster, path })
-}
-
-/// Spellings that a server or proxy behind the cluster might decode into another path than
-/// the one vetted here: encoded `/` and `\`, an encoded `%` (double encoding: `%252e%252e`),
-/// `;` path parameters (`..;`), encoded control characters, a raw `\`, and a `%` that is not
-/// followed by two hex digits. No Kubernetes resource path needs any of them.
-fn path_problem(path: &str) -> Option<&'static str> {
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let decoded = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-                match decoded {
-                    None => return Some("malformed percent-encodings"),
-                    Some(b'/' | b'\\') => return Some("encoded slashes"),
-                    Some(b'%') => return Some("encoded `%` (double encoding)"),
-                    Some(b';') => return Some("`;` path parameters"),
-                    Some(c) if c < 0x20 || c == 0x7f => return Some("encoded control characters"),
-                    Some(_) => i += 3,
-                }
-            }
-            b';' => return Some("`;` path parameters"),
-            b'\\' => return Some("backslashes"),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// `.` or `..`, each dot written as `.`, `%2e` or `%2E` (no allocation: every request passes
-/// here).
-fn is_dot_segment(segment: &str) -> bool {
-    let mut rest = segment.as_bytes();
-    let mut dots = 0;
-    while !rest.is_empty() {
-        rest = match rest {
-            [b'.', tail @ ..] => tail,
-            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
-            _ => return false,
-        };
-        dots += 1;
-    }
-    dots == 1 || dots == 2
-}
-
-/// Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1), plus the
-/// caller's credentials and identity claims, which the cluster must not see.
-fn strip_request_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
-    strip_hop_by_hop(headers, keep_upgrade);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::HOST);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    // Portico's own session, never the cluster's business.
-    headers.remove(header::COOKIE);
-    // Claims about the client's address: X-Forwarded-For is set from the TCP peer.
-    headers.remove(header::FORWARDED);
-    headers.remove(X_FORWARDED_FOR);
-    headers.remove("x-real-ip");
-    // Identity claims: impersonation, and the apiserver's front-proxy headers
-    // (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`).
-    let claims: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name.starts_with("impersonate-") || name.starts_with("x-remote-")
-        })
-        .cloned()
-        .collect();
-    for name in claims {
-        headers.remove(name);
-    }
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !(keep_upgrade && name == header::UPGRADE) {
-            headers.remove(name);
-        }
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::PROXY_AUTHENTICATE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
-    }
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
-    }
-}
-
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
-/// What the audit log calls a request.
-fn verb(method: &Method, path: &str, upgrade: bool) -> Option<String> {
-    let sub = path.rsplit('/').next().unwrap_or_default();
-    if upgrade || matches!(sub, "exec" | "attach" | "portforward") && *method == Method::POST {
-        return Some(match sub {
-            "exec" | "attach" | "portforward" => sub.to_owned(),
-            _ => "upgrade".to_owned(),
-        });
-    }
-    match *method {
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
-            Some(method.as_str().to_ascii_lowercase())
-        }
-        _ => None,
-    }
-}
-
-/// Bound on waiting for the response head: the configured timeout, or longer when the client
-/// asked the apiserver for a longer server-side `timeout`/`timeoutSeconds`.
-fn head_timeout(default: Duration, query: Option<&str>) -> Duration {
-    let requested = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .filter_map(|pair| pair.split_once('='))
-        .filter_map(|(k, v)| match k {
-            "timeoutSeconds" => v.parse::<u64>().ok().map(Duration::from_secs),
-            "timeout" => parse_go_duration(v),
-            _ => None,
-        })
-        .max();
-    match requested {
-        Some(t) => default.max(t + Duration::from_secs(5)),
-        None => default,
-    }
-}
-
-/// `30s`, `1m`, `1m30s`, `500ms` (what clients put in `?timeout=`).
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1000.0,
-            _ => return None,
-        };
-        total += Duration::try_from_secs_f64(seconds).ok()?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 /// The proxy handler.
@@ -716,89 +437,6 @@ fn is_long_lived(path: &str, query: Option<&str>, upgrade: bool) -> bool {
         })
 }
 
-/// Splices an upgraded connection until either side closes or the token loses its right.
-async fn splice(
-    cluster: String,
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    open: Gauge<i64, AtomicI64>,
-    guards: (GaugeGuard, Option<StreamGuard>),
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::warn!(%cluster, error = %e, "upgrade failed");
-            return;
-        }
-    };
-    open.inc();
-    let _open = GaugeGuard(open);
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    let revoked = guards.1.as_ref().map(StreamGuard::revoked);
-    let revoked = async {
-        match revoked {
-            Some(revoked) => revoked.await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(e) = result {
-                tracing::debug!(%cluster, error = %e, "upgraded stream ended");
-            }
-        }
-        () = revoked => {
-            tracing::info!(%cluster, "token revoked or expired: upgraded stream closed");
-        }
-    }
-}
-
-/// A long-lived response body that ends (with an error, so the client sees a cut stream, not
-/// a clean end) when its token is revoked or expires.
-struct Revocable {
-    inner: hyper::body::Incoming,
-    revoked: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
-    _guards: (StreamGuard, GaugeGuard),
-}
-
-impl Revocable {
-    fn new(inner: hyper::body::Incoming, stream: StreamGuard, in_flight: GaugeGuard) -> Self {
-        Self {
-            inner,
-            revoked: Box::pin(stream.revoked()),
-            _guards: (stream, in_flight),
-        }
-    }
-}
-
-impl hyper::body::Body for Revocable {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
-        if self.revoked.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(axum::Error::new(
-                "the token was revoked or expired",
-            ))));
-        }
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(axum::Error::new)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, StatusError> {
     let header = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(
@@ -861,14 +499,10 @@ fn record(
     });
 }
 
-/// Decrements a gauge when dropped.
-struct GaugeGuard(Gauge<i64, AtomicI64>);
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
+mod headers;
+mod metrics;
+mod path;
+mod stream;
 
 #[cfg(test)]
 mod tests;
