@@ -95,6 +95,14 @@ impl From<StorageError> for ApiError {
                 "conflict",
                 format!("{what} already exists"),
             ),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 Self::new(

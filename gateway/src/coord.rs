@@ -82,6 +82,11 @@ pub struct LeaderView {
     pub acquire_time: Option<String>,
     pub renew_time: Option<String>,
     pub instance_id: String,
+    /// Why the lease could not be read just now (host apiserver unreachable): `holder` is then
+    /// the holder as last seen and `isLeader` this replica's own view, which is what matters
+    /// during an outage (a leader that cannot renew steps down on its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_error: Option<String>,
 }
 
 /// Coordination of this replica.
@@ -271,9 +276,26 @@ impl Coordinator {
                 acquire_time: None,
                 renew_time: None,
                 instance_id: self.instance_id.clone(),
+                lease_error: None,
             });
         };
-        let lease = c.elector.lease().await?;
+        let lease = match c.elector.lease().await {
+            Ok(lease) => lease,
+            Err(e) => {
+                // The host apiserver is down or frozen: this replica's own view still answers.
+                return Ok(LeaderView {
+                    mode: "leases",
+                    lease: Some(c.elector.name().to_owned()),
+                    holder: state.holder,
+                    is_leader: state.is_leader,
+                    transitions: state.term,
+                    acquire_time: None,
+                    renew_time: None,
+                    instance_id: self.instance_id.clone(),
+                    lease_error: Some(e.to_string()),
+                });
+            }
+        };
         let spec = lease
             .as_ref()
             .and_then(|l| l.spec.clone())
@@ -287,6 +309,7 @@ impl Coordinator {
             acquire_time: spec.acquire_time.map(|t| t.0.to_string()),
             renew_time: spec.renew_time.map(|t| t.0.to_string()),
             instance_id: self.instance_id.clone(),
+            lease_error: None,
         })
     }
 

@@ -24,6 +24,12 @@ pub mod settings;
 pub mod tokens;
 pub mod webhooks;
 
+/// How long a query waits for a pooled connection (opening one included) before it fails with
+/// [`StorageError::is_unavailable`]. While the database is down every query waits this long
+/// (sqlx retries refused connections until then), so it bounds how long an outage holds each
+/// request before its 503; a busy pool that cannot serve within it is overloaded anyway.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -58,6 +64,32 @@ pub enum StorageError {
     /// Any other database error.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+}
+
+impl StorageError {
+    /// The database cannot be reached right now (down, restarting, refusing or dropping
+    /// connections, or no pooled connection within the acquire timeout): a retry later may
+    /// succeed, so callers answer 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Query(e) => match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL: class 08 (connection exception), 57P01-57P03 (the server is
+                // shutting down, crashed or starting), 53300 (too many connections).
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -95,7 +127,7 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&conn_url)
             .await
             .map_err(|source| StorageError::Connect {

@@ -1,5 +1,6 @@
 //! A throwaway PostgreSQL cluster: `initdb` into a temporary folder, `pg_ctl start` on a free
-//! loopback port, stopped and removed on drop.
+//! loopback port, stopped and removed on drop. Fault tests stop and start it again on the same
+//! port ([`TestPostgres::stop`], [`TestPostgres::start`]).
 //!
 //! The binaries come from `PG_BIN`, else `PATH`, else the newest `/usr/lib/postgresql/*/bin`.
 //! PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user (or
@@ -10,6 +11,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
@@ -21,6 +23,9 @@ pub struct TestPostgres {
     bin: PathBuf,
     run_as: Option<String>,
     port: u16,
+    /// Whether the server runs (false between [`TestPostgres::stop`] and
+    /// [`TestPostgres::start`]).
+    running: AtomicBool,
 }
 
 const SUPERUSER: &str = "portico";
@@ -63,6 +68,7 @@ impl TestPostgres {
             bin: bin.to_owned(),
             run_as,
             port: 0,
+            running: AtomicBool::new(false),
         };
         pg.run(
             "initdb",
@@ -83,38 +89,86 @@ impl TestPostgres {
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port()?;
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                 -c max_connections=200"
-            );
-            let log = pg.dir.path().join("server.log");
-            match pg.run(
-                "pg_ctl",
-                &[
-                    "start",
-                    "-w",
-                    "-t",
-                    "60",
-                    "-D",
-                    path_str(&data)?,
-                    "-l",
-                    path_str(&log)?,
-                    "-o",
-                    &options,
-                ],
-            ) {
-                Ok(_) => {
+            match pg.pg_ctl_start(port) {
+                Ok(()) => {
                     pg.port = port;
+                    pg.running.store(true, Ordering::SeqCst);
                     return Ok(pg);
                 }
-                Err(e) => {
-                    let log = std::fs::read_to_string(&log).unwrap_or_default();
-                    last_error = Some(e.context(log));
-                }
+                Err(e) => last_error = Some(e),
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// `pg_ctl start` on `port`, waiting until the server accepts connections; the server log
+    /// is the error's context on failure.
+    fn pg_ctl_start(&self, port: u16) -> Result<()> {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=200"
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &options,
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| e.context(std::fs::read_to_string(&log).unwrap_or_default()))
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open sessions are terminated, as in a restart
+    /// of a real database) and waits until it is down. Clients then get connection refused.
+    pub fn stop(&self) -> Result<()> {
+        self.stop_with("fast")
+    }
+
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`: no shutdown checkpoint,
+    /// sessions cut).
+    pub fn kill(&self) -> Result<()> {
+        self.stop_with("immediate")
+    }
+
+    fn stop_with(&self, mode: &str) -> Result<()> {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &["stop", "-w", "-m", mode, "-D", path_str(&data)?],
+        )?;
+        self.running.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port, with the same data; returns once it
+    /// accepts connections.
+    pub fn start(&self) -> Result<()> {
+        self.pg_ctl_start(self.port)?;
+        self.running.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// [`TestPostgres::stop`], then [`TestPostgres::start`].
+    pub fn restart(&self) -> Result<()> {
+        self.stop()?;
+        self.start()
+    }
+
+    /// Whether the server runs.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
     }
 
     /// The server's port on 127.0.0.1.
@@ -165,7 +219,7 @@ impl TestPostgres {
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
-        if self.port == 0 {
+        if self.port == 0 || !self.is_running() {
             return;
         }
         let data = self.dir.path().join("data");
