@@ -482,6 +482,32 @@ pub async fn run_now(app: &App, job: Job) -> Result<Run> {
     Ok(run)
 }
 
+/// How long the end of a run is retried while the database cannot be written.
+const RECORD_END_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Records the end of a run, retrying (1 s, doubling to 15 s, for up to [`RECORD_END_FOR`] or
+/// until the gateway stops) while the database is away, so a run never stays `running` because
+/// of a database restart.
+async fn record_end(app: &App, run: &Run) {
+    let started = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        let Err(e) = app.db.finish_run(run).await else {
+            return;
+        };
+        if started.elapsed() >= RECORD_END_FOR || app.shutdown.is_cancelled() {
+            tracing::error!(run = %run.id, error = %e, "cannot record the end of a run; giving up");
+            return;
+        }
+        tracing::warn!(run = %run.id, error = %e, "cannot record the end of a run; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = app.shutdown.cancelled() => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
 /// Executes a claimed run to its end and records the result. Dropping the future cancels the
 /// in-flight plugin calls.
 pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
@@ -490,9 +516,7 @@ pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
         JobKind::RepoSync => helm::sync(app, job, &mut run).await,
     }
     run.finished_at = Some(now_millis());
-    if let Err(e) = app.db.finish_run(&run).await {
-        tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
-    }
+    record_end(app, &run).await;
     notify(app, job, &run).await;
     if let Err(e) = app.db.prune_runs(&job.id, KEEP_RUNS).await {
         tracing::debug!(job = %job.name, error = %e, "cannot prune old runs");

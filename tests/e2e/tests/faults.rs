@@ -799,9 +799,6 @@ async fn postgres_restarted_under_load_answers_503_and_recovers() {
 /// connected on this replica, or not registered at all, needs the database to tell 404 from
 /// 503: it should be a 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "gateway bug outside this suite's scope: proxy.rs answers a storage error in the \
-            lookup of a cluster not connected on this replica with 500 `cluster lookup failed` \
-            instead of 503 (the proxy module is another engineer's)"]
 async fn a_proxy_request_to_a_cluster_not_connected_here_is_503_while_postgres_is_down() {
     let Some(pg) = TestPostgres::start_or_skip("proxy_lookup_while_postgres_is_down") else {
         return;
@@ -848,9 +845,6 @@ async fn a_proxy_request_to_a_cluster_not_connected_here_is_503_while_postgres_i
 /// A manual run whose plugin is still reading the cluster when PostgreSQL stops, and that ends
 /// while it is down: once PostgreSQL is back the run must not stay `running`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "gateway bug outside this suite's scope: jobs.rs records the end of a run once \
-            (`finish_run`); when that write fails because the database is down, the run stays \
-            `running` forever (the jobs module is not this suite's to change)"]
 async fn a_job_run_that_ends_while_postgres_is_down_is_not_left_running() {
     let Some(pg) = TestPostgres::start_or_skip("job_run_ends_while_postgres_is_down") else {
         return;
