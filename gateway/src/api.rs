@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::audit::{AuditEntry, AuditKind};
 use crate::auth::{AuthError, Principal};
-use crate::server::ClientAddr;
+use crate::peer::ClientAddr;
 use crate::storage::StorageError;
 use crate::telemetry;
 

@@ -15,6 +15,7 @@ pub mod coord;
 pub mod crypto;
 pub mod hooks;
 pub mod jobs;
+pub mod peer;
 pub mod plugin;
 pub mod proxy;
 pub mod server;

@@ -29,7 +29,7 @@ use crate::app::App;
 use crate::audit::{AuditEntry, AuditKind};
 use crate::auth::{Access, AuthError, Grant, Principal, Token};
 use crate::cluster::{self, ClusterError};
-use crate::server::ClientAddr;
+use crate::peer::ClientAddr;
 use headers::{
     X_FORWARDED_FOR, head_timeout, is_upgrade, strip_hop_by_hop, strip_request_headers, verb,
 };

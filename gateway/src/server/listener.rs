@@ -1,0 +1,218 @@
+//! The accept loop: TLS handshakes, the connection cap, and one task per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::conn::{self, Activity, Verdict};
+use crate::config::ConnectionLimits;
+use crate::peer::ClientAddr;
+use crate::telemetry::Metrics;
+use crate::tls::ServerTls;
+
+/// How long a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the accept loop needs besides the listener.
+#[derive(Debug, Clone)]
+pub(super) struct Listener {
+    pub(super) tls: Option<ServerTls>,
+    pub(super) router: axum::Router,
+    pub(super) limits: ConnectionLimits,
+    /// Open connections; accepting waits for a permit.
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) metrics: Arc<ConnectionMetrics>,
+}
+
+/// Accepts connections until `stop`, serving HTTP/1.1 (with upgrades) and HTTP/2 over plain TCP
+/// or TLS, then waits for open connections to finish gracefully, or until `force` closes them.
+pub(super) async fn serve_connections(
+    listener: TcpListener,
+    config: Listener,
+    stop: CancellationToken,
+    force: CancellationToken,
+) {
+    let connections = TaskTracker::new();
+    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    loop {
+        let permit = tokio::select! {
+            permit = config.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let config = config.clone();
+        let (stop, force) = (stop.clone(), force.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            config.metrics.open.inc();
+            let _open = OpenConnection(config.metrics.clone());
+            let Some(tls) = config.tls.clone() else {
+                let activity = Activity::new(false);
+                let io = conn::Tracked::new(stream, activity.clone());
+                serve_one(io, peer, activity, &config, &builder, stop, force).await;
+                return;
+            };
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        config.metrics.closed("handshake_timeout");
+                        return;
+                    }
+                };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let activity = Activity::new(h2);
+            let io = conn::Tracked::new(stream, activity.clone());
+            serve_one(io, peer, activity, &config, &builder, stop, force).await;
+        });
+    }
+    drop(listener);
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = force.cancelled() => {}
+    }
+}
+
+/// Serves one connection until it ends, the client misbehaves (header timeout: closed at
+/// once), it idles (closed gracefully), the gateway stops (graceful) or `force` fires.
+async fn serve_one<I>(
+    io: I,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    config: &Listener,
+    builder: &ConnectionBuilder<TokioExecutor>,
+    stop: CancellationToken,
+    force: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper::service::Service as _;
+    let router = TowerToHyperService::new(config.router.clone());
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(ClientAddr(peer));
+        let guard = requests.request_started();
+        let response = router.call(request);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| conn::GuardedBody::new(body, guard)),
+            )
+        }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut check = tokio::time::interval(conn::check_interval(&config.limits));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = stop.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = force.cancelled() => return,
+            _ = check.tick() => match activity.verdict(&config.limits) {
+                Verdict::Keep => {}
+                Verdict::HeaderTimeout => {
+                    tracing::debug!(%peer, "request headers not complete in time: closing");
+                    config.metrics.closed("header_timeout");
+                    return;
+                }
+                Verdict::Idle if !closing => {
+                    config.metrics.closed("idle");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                // Still idle after a graceful close was asked for: close at once.
+                Verdict::Idle => return,
+            },
+        }
+    }
+}
+
+/// Connection counts for `/metrics`.
+#[derive(Debug, Default)]
+pub(super) struct ConnectionMetrics {
+    open: Gauge,
+    closed: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+impl ConnectionMetrics {
+    pub(super) fn new(metrics: &Metrics) -> Arc<Self> {
+        let this = Arc::new(Self::default());
+        metrics.register(|registry| {
+            registry.register(
+                "http_connections_open",
+                "Open client connections",
+                this.open.clone(),
+            );
+            registry.register(
+                "http_connections_closed_by_gateway",
+                "Client connections the gateway closed, by reason (header_timeout, idle, \
+                 handshake_timeout)",
+                this.closed.clone(),
+            );
+        });
+        this
+    }
+
+    fn closed(&self, reason: &'static str) {
+        self.closed.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
+/// Decrements the open-connection gauge when the connection's task ends.
+struct OpenConnection(Arc<ConnectionMetrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.dec();
+    }
+}
