@@ -220,3 +220,36 @@ fn in_cluster_uses_the_service_account() {
     assert_eq!(spec.server, "https://[fd00::1]:443");
     assert!(in_cluster(dir.path(), None, None).is_err());
 }
+
+#[test]
+fn parse_errors_say_where_and_what_but_never_echo_the_text() {
+    let cases = [
+        // A syntax error on the line after a token.
+        (
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: s3cret-token\n  \
+             extra: [unclosed\n",
+            "YAML syntax error",
+        ),
+        // A secret where a list belongs.
+        (
+            "apiVersion: v1\nkind: Config\nclusters: s3cret-token\n",
+            "expected sequence",
+        ),
+        // A secret where text belongs.
+        (
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: [s3cret-token]\n",
+            "wrong type",
+        ),
+    ];
+    for (text, kind) in cases {
+        let err = parse_kubeconfig(text).unwrap_err();
+        assert!(matches!(err, SpecError::Malformed(_)), "{err}");
+        let message = err.to_string();
+        assert!(!message.contains("s3cret"), "`{message}` echoes the input");
+        assert!(message.contains(kind), "`{message}` should say {kind}");
+        assert!(
+            message.contains("line ") && message.contains("column "),
+            "`{message}` should say where"
+        );
+    }
+}
