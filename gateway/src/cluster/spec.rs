@@ -7,6 +7,7 @@
 //! tokens). The spec is what is sealed in the database.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use kube::config::{AuthInfo, Kubeconfig, KubeconfigError};
@@ -40,6 +41,45 @@ pub enum SpecError {
     /// A server URL that is not http(s).
     #[error("cluster server `{0}` is not an http:// or https:// URL")]
     Server(String),
+    /// A server URL carrying credentials (user info, a query string): the URL is stored and
+    /// logged in plain text, unlike the sealed credentials.
+    #[error(
+        "cluster server `{server}` has {what} in its URL, where credentials would be stored and \
+         logged in plain text; give credentials in the kubeconfig's user (token, client \
+         certificate) instead"
+    )]
+    ServerCredentials {
+        /// The URL with the offending parts masked.
+        server: String,
+        /// What it carries.
+        what: &'static str,
+    },
+    /// Credentials that would travel over plain HTTP.
+    #[error(
+        "cluster server `{server}` is plain http://, which would send the user's {credential} \
+         unencrypted; use https://, or start the gateway with \
+         --allow-insecure-cluster-credentials (ALLOW_INSECURE_CLUSTER_CREDENTIALS) to allow it"
+    )]
+    InsecureCredentials {
+        /// The URL (masked as in [`SpecError::ServerCredentials`]).
+        server: String,
+        /// "bearer token", "basic auth password"…
+        credential: &'static str,
+    },
+    /// A loopback, link-local or unspecified server with `--deny-local-cluster-servers`.
+    #[error(
+        "cluster server `{server}` is a {kind} address, refused by --deny-local-cluster-servers \
+         (DENY_LOCAL_CLUSTER_SERVERS)"
+    )]
+    LocalServer {
+        /// The URL (masked).
+        server: String,
+        /// "loopback", "link-local" or "unspecified".
+        kind: &'static str,
+    },
+    /// A credential that cannot be sent (e.g. not a valid HTTP header value).
+    #[error("unusable credential: {0}")]
+    Credential(String),
     /// An auth method Portico cannot use on the user's behalf.
     #[error("unsupported authentication: {0}")]
     Unsupported(String),
@@ -153,6 +193,97 @@ impl Origin<'_> {
             allow_exec,
         }
     }
+}
+
+/// What the operator lets cluster servers be, checked at registration (and, for local
+/// addresses, again at every connection: see [`super::upstream`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerPolicy {
+    /// Credentials may go to an `http://` server (`--allow-insecure-cluster-credentials`).
+    pub allow_insecure_credentials: bool,
+    /// Loopback, link-local and unspecified servers are refused
+    /// (`--deny-local-cluster-servers`).
+    pub deny_local: bool,
+}
+
+/// Checks a resolved spec against the operator's policy.
+pub fn check_policy(spec: &ClusterSpec, policy: ServerPolicy) -> Result<()> {
+    let url: http::Uri = spec
+        .server
+        .parse()
+        .map_err(|_| SpecError::Server(mask_url(&spec.server)))?;
+    if url.scheme_str() == Some("http") && !policy.allow_insecure_credentials {
+        let credential = match &spec.auth {
+            RequestAuth::None => None,
+            RequestAuth::Token { .. } => Some("bearer token"),
+            RequestAuth::TokenFile { .. } => Some("bearer token (tokenFile)"),
+            RequestAuth::Exec(_) => Some("bearer token (from its exec plugin)"),
+            RequestAuth::Basic { .. } => Some("basic auth password"),
+        };
+        if let Some(credential) = credential {
+            return Err(SpecError::InsecureCredentials {
+                server: mask_url(&spec.server),
+                credential,
+            });
+        }
+    }
+    if policy.deny_local
+        && let Some(kind) = url.host().and_then(ip_literal).and_then(local_address_kind)
+    {
+        return Err(SpecError::LocalServer {
+            server: mask_url(&spec.server),
+            kind,
+        });
+    }
+    Ok(())
+}
+
+/// The IP address of a URL host that is an IP literal (`10.0.0.1`, `[::1]`).
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Why `ip` counts as local for `--deny-local-cluster-servers`: loopback, link-local or
+/// unspecified (IPv4-mapped IPv6 addresses count as their IPv4 address).
+pub fn local_address_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("loopback"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        // 0.0.0.0/8 is "this host" (connecting to it reaches the local machine).
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V6(v6) if v6.is_loopback() => Some("loopback"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("link-local"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("unspecified"),
+        _ => None,
+    }
+}
+
+/// A server URL fit for messages and logs: user info and anything after `?` or `#` masked.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, authority, path, tail) = split_url(url);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.chars().next() {
+        Some(c) => format!("{c}***"),
+        None => String::new(),
+    };
+    format!("{scheme}{authority}{path}{tail}")
+}
+
+/// `scheme://`, authority, path, and the rest from the first `?` or `#`.
+fn split_url(url: &str) -> (&str, &str, &str, &str) {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let (rest, tail) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    (scheme, authority, path, tail)
 }
 
 /// Parses kubeconfig text. A parse error says where and what kind of problem, never the text
@@ -276,12 +407,7 @@ pub fn resolve(
         .as_deref()
         .map(|s| s.trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let url: http::Uri = server
-        .parse()
-        .map_err(|_| SpecError::Server(server.clone()))?;
-    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-        return Err(SpecError::Server(server));
-    }
+    check_server_url(&server)?;
     if cluster.proxy_url.is_some() {
         return Err(SpecError::Unsupported(
             "`proxy-url` on the cluster (Portico connects to the apiserver directly)".to_owned(),
@@ -300,6 +426,24 @@ pub fn resolve(
         if certs.is_empty() {
             return Err(SpecError::Certificate(
                 "certificate-authority holds no PEM certificate".to_owned(),
+            ));
+        }
+        // What the connection will trust: PEM blocks that are not X.509 certificates would
+        // otherwise only fail the first connect.
+        let total = certs.len();
+        let (usable, _) = rustls::RootCertStore::empty().add_parsable_certificates(certs);
+        if usable == 0 {
+            return Err(SpecError::Certificate(
+                "certificate-authority holds no usable CA certificate (its PEM blocks are not \
+                 X.509 certificates)"
+                    .to_owned(),
+            ));
+        }
+        if usable < total {
+            warnings.push(format!(
+                "context `{name}`: {} of the {total} certificate-authority certificates do not \
+                 parse and are ignored",
+                total - usable
             ));
         }
     }
@@ -382,12 +526,13 @@ fn user_credentials(
     };
 
     let auth = if let Some(token) = &user.token {
-        RequestAuth::Token {
-            token: token.expose_secret().trim().to_owned(),
-        }
+        let token = token.expose_secret().trim().to_owned();
+        header_safe_token("token", &token)?;
+        RequestAuth::Token { token }
     } else if let Some(path) = &user.token_file {
         // Read once now so a wrong path fails registration, not the first request.
-        read_file("tokenFile", path, origin)?;
+        let token = read_file("tokenFile", path, origin)?;
+        header_safe_token("tokenFile", token.trim())?;
         RequestAuth::TokenFile {
             path: absolute(path, origin.base_dir),
         }
@@ -442,6 +587,46 @@ fn user_credentials(
         ));
     }
     Ok((client_cert, auth))
+}
+
+/// The server URL must be http(s) with a host, and carry no credentials: user info and query
+/// strings are refused (the URL is stored and logged in plain text), and so are fragments.
+fn check_server_url(server: &str) -> Result<()> {
+    let (_, authority, _, tail) = split_url(server);
+    let what = if authority.contains('@') {
+        Some("user info (`user:password@`)")
+    } else if tail.starts_with('?') {
+        Some("a query string")
+    } else if tail.starts_with('#') {
+        Some("a fragment")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(SpecError::ServerCredentials {
+            server: mask_url(server),
+            what,
+        });
+    }
+    let url: http::Uri = server
+        .parse()
+        .map_err(|_| SpecError::Server(mask_url(server)))?;
+    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
+        return Err(SpecError::Server(mask_url(server)));
+    }
+    Ok(())
+}
+
+/// A token goes into `Authorization: Bearer …`: refuse one that is not a valid header value
+/// now rather than at the first connect. The message never shows the token.
+fn header_safe_token(field: &str, token: &str) -> Result<()> {
+    match http::HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SpecError::Credential(format!(
+            "the user's {field} contains characters not allowed in an HTTP header (control \
+             characters such as line breaks, or non-ASCII text); check that it was copied whole"
+        ))),
+    }
 }
 
 /// The spec of the cluster this pod runs in: the service account's token (a path: it rotates)
