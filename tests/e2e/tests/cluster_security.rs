@@ -1,6 +1,6 @@
 //! What registration refuses (credentials in the server URL, credentials over plain HTTP,
-//! unusable CAs and tokens, local servers when the operator denies them), and error bodies that
-//! never echo a kubeconfig.
+//! unusable CAs and tokens, local servers when the operator denies them), error bodies that
+//! never echo a kubeconfig, and kubeconfig export trusting only Host headers naming the gateway.
 
 use kube_sim::KubeSim;
 use kube_sim::kubeconfig::{Credentials, render};
@@ -262,6 +262,99 @@ async fn local_cluster_servers_are_refused_when_the_operator_denies_them() -> an
         sim.requests().is_empty(),
         "no request reached the simulator: {:?}",
         sim.requests()
+    );
+    gw.stop().await;
+    Ok(())
+}
+
+/// `GET /api/v1/clusters/sim/kubeconfig` with `Host: host`: status and body.
+async fn export_with_host(gw: &TestGateway, host: &str) -> anyhow::Result<(u16, String)> {
+    let response = gw
+        .as_admin(Method::GET, "/api/v1/clusters/sim/kubeconfig")
+        .header("host", host)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.text().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_export_trusts_only_hosts_the_gateway_serves() -> anyhow::Result<()> {
+    let sim = KubeSim::start().await?;
+
+    // HTTPS with the generated certificate.
+    let gw = TestGateway::builder()
+        .args(["--admin-token", ADMIN])
+        .start()
+        .await;
+    assert_eq!(register(&gw, "sim", &sim.kubeconfig()).await?.0, 201);
+    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+    let (status, body) = export_with_host(&gw, "evil.example:443").await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("evil.example") && body.contains("--public-url"),
+        "{body}"
+    );
+    assert!(!body.contains(ADMIN), "{body}");
+    let served = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    for host in &served {
+        let (status, body) = export_with_host(&gw, host).await?;
+        assert_eq!(status, 200, "{host}: {body}");
+        assert!(
+            body.contains(&format!("server: https://{host}/k8s/clusters/sim")),
+            "{host}: {body}"
+        );
+    }
+    // The machine's host name is on the generated certificate.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    let hostname = hostname.trim();
+    if !hostname.is_empty() {
+        let (status, body) = export_with_host(&gw, &format!("{hostname}:{port}")).await?;
+        assert_eq!(status, 200, "{hostname}: {body}");
+    }
+    gw.stop().await;
+
+    // Plain HTTP: no certificate names, the advertised address still counts.
+    let gw = TestGateway::builder()
+        .args([
+            "--admin-token",
+            ADMIN,
+            "--plain-http",
+            "--advertise-address",
+            "portico-0.portico.example:3618",
+        ])
+        .start()
+        .await;
+    assert_eq!(register(&gw, "sim", &sim.kubeconfig()).await?.0, 201);
+    let (status, body) = export_with_host(&gw, "evil.example").await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = export_with_host(&gw, "portico-0.portico.example:3618").await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("server: http://portico-0.portico.example:3618/k8s/clusters/sim"),
+        "{body}"
+    );
+    gw.stop().await;
+
+    // With --public-url the Host header plays no part.
+    let gw = TestGateway::builder()
+        .args([
+            "--admin-token",
+            ADMIN,
+            "--public-url",
+            "https://portico.example",
+        ])
+        .start()
+        .await;
+    assert_eq!(register(&gw, "sim", &sim.kubeconfig()).await?.0, 201);
+    let (status, body) = export_with_host(&gw, "evil.example").await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("server: https://portico.example/k8s/clusters/sim"),
+        "{body}"
     );
     gw.stop().await;
     Ok(())
