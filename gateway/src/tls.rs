@@ -95,6 +95,10 @@ impl ServerTls {
                 "generated a private CA and serving certificate for HTTPS"
             );
         }
+        crate::storage::files::tighten_file(&key_path).map_err(|source| TlsError::Write {
+            path: key_path.clone(),
+            source,
+        })?;
         let ca_pem = read(&ca_path, "generated CA")?;
         let cert_pem = read(&cert_path, "generated certificate")?;
         let key_pem = read(&key_path, "generated key")?;
@@ -213,6 +217,10 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
         source,
     };
     let mut file = options.open(path).map_err(error)?;
+    // Exactly `mode`, whatever the umask.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)?;
     Ok(())
 }
