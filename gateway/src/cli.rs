@@ -232,6 +232,20 @@ pub struct ImportArgs {
     #[arg(long)]
     pub connect: bool,
 
+    /// Same as `portico serve`: accept bearer tokens and basic auth for `http://` cluster servers, which sends them
+    /// unencrypted.
+    #[arg(long, env = "ALLOW_INSECURE_CLUSTER_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_insecure_cluster_credentials: bool,
+
+    /// Same as `portico serve`: refuse cluster servers at loopback, link-local (e.g. 169.254.169.254) and unspecified
+    /// addresses: the server's IP at registration, every resolved address at connection.
+    #[arg(long, env = "DENY_LOCAL_CLUSTER_SERVERS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub deny_local_cluster_servers: bool,
+
     /// Same as `portico serve`.
     #[arg(
         long,
@@ -391,6 +405,20 @@ pub struct ServeArgs {
           default_value = "false", default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_exec_credentials: bool,
+
+    /// Accept bearer tokens and basic auth for `http://` cluster servers, which sends them
+    /// unencrypted.
+    #[arg(long, env = "ALLOW_INSECURE_CLUSTER_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_insecure_cluster_credentials: bool,
+
+    /// Refuse cluster servers at loopback, link-local (e.g. 169.254.169.254) and unspecified
+    /// addresses: the server's IP at registration, every resolved address at connection.
+    #[arg(long, env = "DENY_LOCAL_CLUSTER_SERVERS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub deny_local_cluster_servers: bool,
 
     /// PEM certificate chain for HTTPS on the listener.
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]

@@ -25,7 +25,7 @@ pub mod credentials;
 pub mod spec;
 pub mod upstream;
 
-use spec::{ClusterSpec, Origin, SpecError};
+use spec::{ClusterSpec, Origin, ServerPolicy, SpecError};
 use upstream::{PoolOptions, Upstream, UpstreamError};
 
 /// A cluster operation that failed.
@@ -69,6 +69,11 @@ pub struct ClusterOptions {
     pub pool: PoolOptions,
     /// Accept exec credential plugins in kubeconfigs sent to the API.
     pub allow_exec_credentials: bool,
+    /// Accept credentials for `http://` servers (`--allow-insecure-cluster-credentials`).
+    pub allow_insecure_credentials: bool,
+    /// Refuse loopback, link-local and unspecified servers, at registration and at every
+    /// connection (`--deny-local-cluster-servers`).
+    pub deny_local_servers: bool,
 }
 
 impl Default for ClusterOptions {
@@ -81,6 +86,8 @@ impl Default for ClusterOptions {
             backoff_max: Duration::from_secs(60),
             pool: PoolOptions::default(),
             allow_exec_credentials: false,
+            allow_insecure_credentials: false,
+            deny_local_servers: false,
         }
     }
 }
@@ -361,6 +368,7 @@ impl ClusterManager {
         validate_id(&new.id)?;
         let config = spec::parse_kubeconfig(&new.kubeconfig)?;
         let resolved = spec::resolve(&config, new.context.as_deref(), origin)?;
+        spec::check_policy(&resolved.spec, self.policy())?;
         let now = storage::now_millis();
         let record = ClusterRecord {
             sealed_credentials: self.seal(&new.id, &resolved.spec),
@@ -429,6 +437,7 @@ impl ClusterManager {
                 update.context.as_deref(),
                 Origin::api(self.options.allow_exec_credentials),
             )?;
+            spec::check_policy(&resolved.spec, self.policy())?;
             record.sealed_credentials = self.seal(id, &resolved.spec);
             record.server = resolved.spec.server.clone();
             record.context = Some(resolved.context);
@@ -486,7 +495,11 @@ impl ClusterManager {
 
     async fn connect_record(&self, record: &ClusterRecord, initiator: bool) -> Result<LocalState> {
         let spec = self.open(record)?;
-        let upstream = Upstream::new(&spec, self.options.pool)?;
+        let pool = PoolOptions {
+            deny_local_servers: self.options.deny_local_servers,
+            ..self.options.pool
+        };
+        let upstream = Upstream::new(&spec, pool)?;
         let connection = Arc::new(Connection {
             id: record.id.clone(),
             revision: record.config_revision,
@@ -594,6 +607,14 @@ impl ClusterManager {
             }
         }
         Ok(connected)
+    }
+
+    /// What registration accepts as a cluster server.
+    fn policy(&self) -> ServerPolicy {
+        ServerPolicy {
+            allow_insecure_credentials: self.options.allow_insecure_credentials,
+            deny_local: self.options.deny_local_servers,
+        }
     }
 
     fn seal(&self, id: &str, spec: &ClusterSpec) -> Vec<u8> {

@@ -99,7 +99,11 @@ pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, Command
     let manager = ClusterManager::new(
         db.clone(),
         key,
-        ClusterOptions::default(),
+        ClusterOptions {
+            allow_insecure_credentials: args.allow_insecure_cluster_credentials,
+            deny_local_servers: args.deny_local_cluster_servers,
+            ..ClusterOptions::default()
+        },
         &Metrics::new(),
         ClusterEvents::new("portico-cli"),
         CancellationToken::new(),

@@ -210,6 +210,10 @@ pub struct Config {
     /// Base URL for exported kubeconfigs, without a trailing slash.
     pub public_url: Option<String>,
     pub allow_exec_credentials: bool,
+    /// Credentials may go to `http://` cluster servers.
+    pub allow_insecure_cluster_credentials: bool,
+    /// Loopback, link-local and unspecified cluster servers are refused.
+    pub deny_local_cluster_servers: bool,
     pub tls: TlsMode,
     /// How webhooks are delivered.
     pub hook_delivery: crate::hooks::DeliveryOptions,
@@ -412,6 +416,8 @@ impl Config {
             upstream_timeout,
             public_url,
             allow_exec_credentials: args.allow_exec_credentials,
+            allow_insecure_cluster_credentials: args.allow_insecure_cluster_credentials,
+            deny_local_cluster_servers: args.deny_local_cluster_servers,
             tls,
             hook_delivery,
             job_poll_interval: Duration::from_millis(args.job_poll_interval_ms.clamp(10, 60_000)),

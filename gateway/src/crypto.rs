@@ -99,7 +99,10 @@ impl SecretKey {
             source,
         };
         match std::fs::read_to_string(path) {
-            Ok(text) => return Ok((Self::parse(&text)?, false)),
+            Ok(text) => {
+                crate::storage::files::tighten_file(path).map_err(file_error)?;
+                return Ok((Self::parse(&text)?, false));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(file_error(e)),
         }
@@ -110,6 +113,8 @@ impl SecretKey {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         match options.open(path) {
             Ok(mut file) => {
+                // Exactly 0600 whatever the umask took away.
+                crate::storage::files::private_file(path).map_err(file_error)?;
                 writeln!(file, "{}", key.to_base64()).map_err(file_error)?;
                 file.sync_all().map_err(file_error)?;
                 Ok((key, true))

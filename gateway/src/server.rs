@@ -135,6 +135,8 @@ impl Gateway {
             ClusterOptions {
                 heartbeat_interval: config.heartbeat_interval,
                 allow_exec_credentials: config.allow_exec_credentials,
+                allow_insecure_credentials: config.allow_insecure_cluster_credentials,
+                deny_local_servers: config.deny_local_cluster_servers,
                 ..ClusterOptions::default()
             },
             &metrics,

@@ -5,7 +5,7 @@
 //! (`BLOB`/`BYTEA`, `INTEGER`/`BIGINT`). Timestamps are unix milliseconds in `BIGINT` columns,
 //! flags are text, so the `Any` driver's small type set covers every column.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -16,6 +16,7 @@ use crate::config::DatabaseUrl;
 
 pub mod audit;
 pub mod clusters;
+pub mod files;
 pub mod helm;
 pub mod jobs;
 pub mod leader_terms;
@@ -40,6 +41,14 @@ pub enum StorageError {
     #[error("cannot create the database folder `{path}`: {source}")]
     CreateDir {
         /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A database file's mode could not be set.
+    #[error("cannot make `{path}` private (mode 0600): {source}")]
+    FileMode {
+        /// The file.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
@@ -114,12 +123,7 @@ impl Db {
         install_default_drivers();
         let (backend, conn_url, max_connections) = match url {
             DatabaseUrl::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
-                        path: dir.to_owned(),
-                        source,
-                    })?;
-                }
+                prepare_sqlite_files(path)?;
                 let url = format!("sqlite://{}?mode=rwc", path.display());
                 (Backend::Sqlite, url, 4)
             }
@@ -139,6 +143,10 @@ impl Db {
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await?;
+            if let DatabaseUrl::Sqlite(path) = url {
+                // SQLite gives them the database file's mode; this catches older ones.
+                tighten_sidecars(path)?;
+            }
         }
         let db = Self { pool, backend };
         db.migrate().await?;
@@ -173,6 +181,38 @@ impl Db {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The data folder 0700 (created if missing), the database file 0600 (created empty if
+/// missing, so SQLite opens a private file and gives its `-wal` and `-shm` files the same
+/// mode), whatever the umask; looser modes left by earlier starts are tightened.
+fn prepare_sqlite_files(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        files::private_dir(dir, name.as_deref()).map_err(|source| StorageError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    files::private_file(path).map_err(|source| StorageError::FileMode {
+        path: path.to_owned(),
+        source,
+    })?;
+    tighten_sidecars(path)
+}
+
+/// Tightens the database's `-wal`, `-shm` and `-journal` files that exist.
+fn tighten_sidecars(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut sidecar = path.as_os_str().to_owned();
+        sidecar.push(suffix);
+        let sidecar = PathBuf::from(sidecar);
+        files::tighten_file(&sidecar).map_err(|source| StorageError::FileMode {
+            path: sidecar.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Maps a unique-key violation to [`StorageError::Conflict`] naming `what`.

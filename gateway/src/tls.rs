@@ -63,6 +63,8 @@ pub struct ServerTls {
     pub acceptor: TlsAcceptor,
     /// PEM of the generated CA (self-signed mode), put into exported kubeconfigs.
     pub ca_pem: Option<String>,
+    /// The serving certificate (the chain's first), for the names it covers.
+    leaf: CertificateDer<'static>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -93,6 +95,10 @@ impl ServerTls {
                 "generated a private CA and serving certificate for HTTPS"
             );
         }
+        crate::storage::files::tighten_file(&key_path).map_err(|source| TlsError::Write {
+            path: key_path.clone(),
+            source,
+        })?;
         let ca_pem = read(&ca_path, "generated CA")?;
         let cert_pem = read(&cert_path, "generated certificate")?;
         let key_pem = read(&key_path, "generated key")?;
@@ -116,6 +122,7 @@ impl ServerTls {
                     path: cert_path.to_owned(),
                     kind: "certificate",
                 })?;
+        let leaf = chain[0].clone();
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| TlsError::Pem {
             what: "key file",
             path: key_path.to_owned(),
@@ -130,7 +137,18 @@ impl ServerTls {
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             ca_pem,
+            leaf,
         })
+    }
+
+    /// Whether the serving certificate is valid for `host` (a DNS name or an IP address), as a
+    /// client verifying it would decide.
+    pub fn serves_name(&self, host: &str) -> bool {
+        let Ok(name) = rustls_pki_types::ServerName::try_from(host) else {
+            return false;
+        };
+        rustls::server::ParsedCertificate::try_from(&self.leaf)
+            .is_ok_and(|cert| rustls::client::verify_server_name(&cert, &name).is_ok())
     }
 }
 
@@ -199,6 +217,10 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
         source,
     };
     let mut file = options.open(path).map_err(error)?;
+    // Exactly `mode`, whatever the umask.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)?;
     Ok(())
 }

@@ -257,12 +257,56 @@ async fn kubeconfig(
                 .ok_or_else(|| {
                     ApiError::bad_request("no Host header; start the gateway with --public-url")
                 })?;
+            // The kubeconfig carries the caller's token: a Host header naming someone else's
+            // server (a spoofed header, DNS rebinding) would send that token there.
+            if !served_host(&app, &host) {
+                return Err(ApiError::bad_request(format!(
+                    "the request's host `{host}` is not one this gateway knows it serves \
+                     (loopback, the listen or advertised address, or a name on its serving \
+                     certificate); start the gateway with --public-url (PUBLIC_URL) set to \
+                     the URL clients use"
+                )));
+            }
             let scheme = if app.tls.is_some() { "https" } else { "http" };
             format!("{scheme}://{host}")
         }
     };
     let ca = app.tls.as_ref().and_then(|t| t.ca_pem.as_deref());
     Ok(render_kubeconfig(&base, &id, token, ca).into_response())
+}
+
+/// Whether `authority` (a Host header: `host[:port]`) names this gateway: a loopback name or
+/// address, the listen address, the advertised address's host, or a name the serving
+/// certificate covers. The port is not compared (port forwards and load balancers change it).
+fn served_host(app: &App, authority: &str) -> bool {
+    let Some(host) = host_of(authority) else {
+        return false;
+    };
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() || (ip == app.config.listen.ip() && !ip.is_unspecified()) {
+            return true;
+        }
+    }
+    if host_of(&app.config.advertise_address).is_some_and(|advertised| advertised == host) {
+        return true;
+    }
+    app.tls.as_ref().is_some_and(|tls| tls.serves_name(&host))
+}
+
+/// The host of `host[:port]`, lower case, without IPv6 brackets or a trailing dot.
+fn host_of(authority: &str) -> Option<String> {
+    let authority: http::uri::Authority = authority.parse().ok()?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
 }
 
 /// The YAML of a one-context kubeconfig for `{base}/k8s/clusters/{id}`, trusting `ca_pem`

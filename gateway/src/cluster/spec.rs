@@ -7,9 +7,10 @@
 //! tokens). The spec is what is sealed in the database.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
-use kube::config::{AuthInfo, Kubeconfig};
+use kube::config::{AuthInfo, Kubeconfig, KubeconfigError};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::ExposeSecret;
@@ -40,6 +41,45 @@ pub enum SpecError {
     /// A server URL that is not http(s).
     #[error("cluster server `{0}` is not an http:// or https:// URL")]
     Server(String),
+    /// A server URL carrying credentials (user info, a query string): the URL is stored and
+    /// logged in plain text, unlike the sealed credentials.
+    #[error(
+        "cluster server `{server}` has {what} in its URL, where credentials would be stored and \
+         logged in plain text; give credentials in the kubeconfig's user (token, client \
+         certificate) instead"
+    )]
+    ServerCredentials {
+        /// The URL with the offending parts masked.
+        server: String,
+        /// What it carries.
+        what: &'static str,
+    },
+    /// Credentials that would travel over plain HTTP.
+    #[error(
+        "cluster server `{server}` is plain http://, which would send the user's {credential} \
+         unencrypted; use https://, or start the gateway with \
+         --allow-insecure-cluster-credentials (ALLOW_INSECURE_CLUSTER_CREDENTIALS) to allow it"
+    )]
+    InsecureCredentials {
+        /// The URL (masked as in [`SpecError::ServerCredentials`]).
+        server: String,
+        /// "bearer token", "basic auth password"…
+        credential: &'static str,
+    },
+    /// A loopback, link-local or unspecified server with `--deny-local-cluster-servers`.
+    #[error(
+        "cluster server `{server}` is a {kind} address, refused by --deny-local-cluster-servers \
+         (DENY_LOCAL_CLUSTER_SERVERS)"
+    )]
+    LocalServer {
+        /// The URL (masked).
+        server: String,
+        /// "loopback", "link-local" or "unspecified".
+        kind: &'static str,
+    },
+    /// A credential that cannot be sent (e.g. not a valid HTTP header value).
+    #[error("unusable credential: {0}")]
+    Credential(String),
     /// An auth method Portico cannot use on the user's behalf.
     #[error("unsupported authentication: {0}")]
     Unsupported(String),
@@ -155,15 +195,162 @@ impl Origin<'_> {
     }
 }
 
-/// Parses kubeconfig text.
+/// What the operator lets cluster servers be, checked at registration (and, for local
+/// addresses, again at every connection: see [`super::upstream`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerPolicy {
+    /// Credentials may go to an `http://` server (`--allow-insecure-cluster-credentials`).
+    pub allow_insecure_credentials: bool,
+    /// Loopback, link-local and unspecified servers are refused
+    /// (`--deny-local-cluster-servers`).
+    pub deny_local: bool,
+}
+
+/// Checks a resolved spec against the operator's policy.
+pub fn check_policy(spec: &ClusterSpec, policy: ServerPolicy) -> Result<()> {
+    let url: http::Uri = spec
+        .server
+        .parse()
+        .map_err(|_| SpecError::Server(mask_url(&spec.server)))?;
+    if url.scheme_str() == Some("http") && !policy.allow_insecure_credentials {
+        let credential = match &spec.auth {
+            RequestAuth::None => None,
+            RequestAuth::Token { .. } => Some("bearer token"),
+            RequestAuth::TokenFile { .. } => Some("bearer token (tokenFile)"),
+            RequestAuth::Exec(_) => Some("bearer token (from its exec plugin)"),
+            RequestAuth::Basic { .. } => Some("basic auth password"),
+        };
+        if let Some(credential) = credential {
+            return Err(SpecError::InsecureCredentials {
+                server: mask_url(&spec.server),
+                credential,
+            });
+        }
+    }
+    if policy.deny_local
+        && let Some(kind) = url.host().and_then(ip_literal).and_then(local_address_kind)
+    {
+        return Err(SpecError::LocalServer {
+            server: mask_url(&spec.server),
+            kind,
+        });
+    }
+    Ok(())
+}
+
+/// The IP address of a URL host that is an IP literal (`10.0.0.1`, `[::1]`).
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Why `ip` counts as local for `--deny-local-cluster-servers`: loopback, link-local or
+/// unspecified (IPv4-mapped IPv6 addresses count as their IPv4 address).
+pub fn local_address_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("loopback"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        // 0.0.0.0/8 is "this host" (connecting to it reaches the local machine).
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V6(v6) if v6.is_loopback() => Some("loopback"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("link-local"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("unspecified"),
+        _ => None,
+    }
+}
+
+/// A server URL fit for messages and logs: user info and anything after `?` or `#` masked.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, authority, path, tail) = split_url(url);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.chars().next() {
+        Some(c) => format!("{c}***"),
+        None => String::new(),
+    };
+    format!("{scheme}{authority}{path}{tail}")
+}
+
+/// `scheme://`, authority, path, and the rest from the first `?` or `#`.
+fn split_url(url: &str) -> (&str, &str, &str, &str) {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let (rest, tail) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    (scheme, authority, path, tail)
+}
+
+/// Parses kubeconfig text. A parse error says where and what kind of problem, never the text
+/// itself (a kubeconfig holds tokens and keys, and the message goes to API clients and logs).
 pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig> {
-    let config = Kubeconfig::from_yaml(text).map_err(|e| SpecError::Malformed(e.to_string()))?;
+    let config =
+        Kubeconfig::from_yaml(text).map_err(|e| SpecError::Malformed(describe_parse_error(&e)))?;
     if config.clusters.is_empty() && config.contexts.is_empty() {
         return Err(SpecError::Malformed(
             "no clusters and no contexts: is this a kubeconfig?".to_owned(),
         ));
     }
     Ok(config)
+}
+
+fn describe_parse_error(error: &KubeconfigError) -> String {
+    match error {
+        KubeconfigError::Parse(error) => describe_yaml_error(error),
+        // Merging the documents of a multi-document file: fixed texts.
+        KubeconfigError::KindMismatch | KubeconfigError::ApiVersionMismatch => error.to_string(),
+        _ => "not a kubeconfig".to_owned(),
+    }
+}
+
+/// The kind and position of a YAML error. Every arm uses only what the schema or the parser
+/// defines (expected types, field names), never a scalar from the input.
+fn describe_yaml_error(error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    let mut error = error.without_snippet();
+    if let E::AliasError { error: inner, .. } = error {
+        error = inner.without_snippet();
+    }
+    let what = match error {
+        E::ExternalMessage { .. } => "YAML syntax error".to_owned(),
+        E::Eof { .. } => "unexpected end of the document".to_owned(),
+        E::SerdeInvalidType { expected, .. } => {
+            format!("value of the wrong type (expected {expected})")
+        }
+        E::SerdeInvalidValue { expected, .. } => format!("invalid value (expected {expected})"),
+        E::SerdeInvalidLength { expected, .. } => {
+            format!("wrong number of elements (expected {expected})")
+        }
+        E::SerdeUnknownVariant { expected, .. } => {
+            format!("unknown variant (expected one of: {})", expected.join(", "))
+        }
+        E::SerdeUnknownField { .. } => "unknown field".to_owned(),
+        E::SerdeMissingField { field, .. } => format!("missing field `{field}`"),
+        E::DuplicateMappingKey { .. } => "duplicate key".to_owned(),
+        E::Unexpected { expected, .. } => format!("value of the wrong type (expected {expected})"),
+        E::NullIntoString { .. } => "null where text is expected".to_owned(),
+        E::InvalidScalar { ty, .. } => format!("value that is not a valid {ty}"),
+        E::InvalidUtf8Input => "input that is not UTF-8".to_owned(),
+        E::UnknownAnchor { .. } => "alias of an unknown anchor".to_owned(),
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "document too large or too deeply nested".to_owned()
+        }
+        _ => "invalid YAML or not a kubeconfig".to_owned(),
+    };
+    match error.location() {
+        Some(at) if at.line() > 0 => {
+            format!("{what} at line {}, column {}", at.line(), at.column())
+        }
+        _ => what,
+    }
 }
 
 /// The names of every context, in file order.
@@ -220,12 +407,7 @@ pub fn resolve(
         .as_deref()
         .map(|s| s.trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let url: http::Uri = server
-        .parse()
-        .map_err(|_| SpecError::Server(server.clone()))?;
-    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-        return Err(SpecError::Server(server));
-    }
+    check_server_url(&server)?;
     if cluster.proxy_url.is_some() {
         return Err(SpecError::Unsupported(
             "`proxy-url` on the cluster (Portico connects to the apiserver directly)".to_owned(),
@@ -244,6 +426,24 @@ pub fn resolve(
         if certs.is_empty() {
             return Err(SpecError::Certificate(
                 "certificate-authority holds no PEM certificate".to_owned(),
+            ));
+        }
+        // What the connection will trust: PEM blocks that are not X.509 certificates would
+        // otherwise only fail the first connect.
+        let total = certs.len();
+        let (usable, _) = rustls::RootCertStore::empty().add_parsable_certificates(certs);
+        if usable == 0 {
+            return Err(SpecError::Certificate(
+                "certificate-authority holds no usable CA certificate (its PEM blocks are not \
+                 X.509 certificates)"
+                    .to_owned(),
+            ));
+        }
+        if usable < total {
+            warnings.push(format!(
+                "context `{name}`: {} of the {total} certificate-authority certificates do not \
+                 parse and are ignored",
+                total - usable
             ));
         }
     }
@@ -326,12 +526,13 @@ fn user_credentials(
     };
 
     let auth = if let Some(token) = &user.token {
-        RequestAuth::Token {
-            token: token.expose_secret().trim().to_owned(),
-        }
+        let token = token.expose_secret().trim().to_owned();
+        header_safe_token("token", &token)?;
+        RequestAuth::Token { token }
     } else if let Some(path) = &user.token_file {
         // Read once now so a wrong path fails registration, not the first request.
-        read_file("tokenFile", path, origin)?;
+        let token = read_file("tokenFile", path, origin)?;
+        header_safe_token("tokenFile", token.trim())?;
         RequestAuth::TokenFile {
             path: absolute(path, origin.base_dir),
         }
@@ -386,6 +587,46 @@ fn user_credentials(
         ));
     }
     Ok((client_cert, auth))
+}
+
+/// The server URL must be http(s) with a host, and carry no credentials: user info and query
+/// strings are refused (the URL is stored and logged in plain text), and so are fragments.
+fn check_server_url(server: &str) -> Result<()> {
+    let (_, authority, _, tail) = split_url(server);
+    let what = if authority.contains('@') {
+        Some("user info (`user:password@`)")
+    } else if tail.starts_with('?') {
+        Some("a query string")
+    } else if tail.starts_with('#') {
+        Some("a fragment")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(SpecError::ServerCredentials {
+            server: mask_url(server),
+            what,
+        });
+    }
+    let url: http::Uri = server
+        .parse()
+        .map_err(|_| SpecError::Server(mask_url(server)))?;
+    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
+        return Err(SpecError::Server(mask_url(server)));
+    }
+    Ok(())
+}
+
+/// A token goes into `Authorization: Bearer …`: refuse one that is not a valid header value
+/// now rather than at the first connect. The message never shows the token.
+fn header_safe_token(field: &str, token: &str) -> Result<()> {
+    match http::HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SpecError::Credential(format!(
+            "the user's {field} contains characters not allowed in an HTTP header (control \
+             characters such as line breaks, or non-ASCII text); check that it was copied whole"
+        ))),
+    }
 }
 
 /// The spec of the cluster this pod runs in: the service account's token (a path: it rotates)

@@ -4,7 +4,10 @@
 //! HTTP/1.1 by ALPN (so many requests share a few connections when the apiserver speaks h2), the
 //! other offers only HTTP/1.1, because `Upgrade` (exec, attach, port-forward) exists only there.
 
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,15 +18,17 @@ use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
+use tower_service::Service;
 
 use super::credentials::{CredentialError, Credentials};
-use super::spec::{ClusterSpec, parse_certs};
+use super::spec::{ClusterSpec, ip_literal, local_address_kind, mask_url, parse_certs};
 
 /// HTTP/2 settings toward apiservers, near those of Go's HTTP/2 client (client-go, kubectl):
 /// the largest DATA frame we accept, and the flow-control windows we grant.
@@ -37,6 +42,17 @@ pub enum UpstreamError {
     /// TLS material that rustls refuses.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// A loopback, link-local or unspecified server with `--deny-local-cluster-servers`.
+    #[error(
+        "{server} is a {kind} address, refused by --deny-local-cluster-servers \
+         (DENY_LOCAL_CLUSTER_SERVERS)"
+    )]
+    LocalServer {
+        /// The apiserver (masked).
+        server: String,
+        /// "loopback", "link-local" or "unspecified".
+        kind: &'static str,
+    },
     /// The credential could not be produced.
     #[error(transparent)]
     Credential(#[from] CredentialError),
@@ -74,6 +90,10 @@ pub struct PoolOptions {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_host: usize,
+    /// Never connect to loopback, link-local or unspecified addresses: an IP literal server is
+    /// refused here, a name's such addresses are dropped at every resolution (a name with no
+    /// other address fails to connect).
+    pub deny_local_servers: bool,
 }
 
 impl Default for PoolOptions {
@@ -82,11 +102,12 @@ impl Default for PoolOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             max_idle_per_host: 64,
+            deny_local_servers: false,
         }
     }
 }
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, Body>;
+type HyperClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Body>;
 
 /// The pooled client of one cluster.
 #[derive(Debug)]
@@ -114,8 +135,19 @@ impl Upstream {
             .cloned()
             .ok_or_else(|| UpstreamError::Tls(format!("server URL {} has no host", spec.server)))?;
         let prefix = uri.path().trim_end_matches('/').to_owned();
+        if options.deny_local_servers
+            && let Some(kind) = ip_literal(authority.host()).and_then(local_address_kind)
+        {
+            return Err(UpstreamError::LocalServer {
+                server: mask_url(&spec.server),
+                kind,
+            });
+        }
         let tls = tls_config(spec)?;
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+            inner: GaiResolver::new(),
+            deny_local: options.deny_local_servers,
+        });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(options.connect_timeout));
@@ -274,6 +306,54 @@ impl Upstream {
                 server: self.server.clone(),
                 seconds: timeout.as_secs(),
             })?
+    }
+}
+
+/// The system resolver; with `deny_local`, loopback, link-local and unspecified addresses are
+/// dropped from every answer, so a name cannot lead a connection to them (checked on each
+/// resolution: a name that changes its answer is checked again).
+#[derive(Debug, Clone)]
+struct GuardedResolver {
+    inner: GaiResolver,
+    deny_local: bool,
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, std::io::Error>> + Send>>;
+
+impl Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let deny_local = self.deny_local;
+        let lookup = self.inner.call(name.clone());
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> = lookup.await?.collect();
+            if !deny_local {
+                return Ok(addresses.into_iter());
+            }
+            let (refused, kept): (Vec<_>, Vec<_>) = addresses
+                .into_iter()
+                .partition(|a| local_address_kind(a.ip()).is_some());
+            if kept.is_empty() && !refused.is_empty() {
+                let list: Vec<String> = refused.iter().map(|a| a.ip().to_string()).collect();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "`{name}` resolves only to loopback, link-local or unspecified \
+                         addresses ({}), refused by --deny-local-cluster-servers",
+                        list.join(", ")
+                    ),
+                ));
+            }
+            Ok(kept.into_iter())
+        })
     }
 }
 

@@ -202,3 +202,15 @@ fn advertise_address_defaults_to_pod_ip_then_listen() {
     .unwrap();
     assert_eq!(c.advertise_address, "portico-0:3618");
 }
+
+#[test]
+fn cluster_server_flags_reach_the_configuration() {
+    let c = config(&[], &[]).unwrap();
+    assert!(!c.allow_insecure_cluster_credentials && !c.deny_local_cluster_servers);
+    let c = config(
+        &["--deny-local-cluster-servers"],
+        &[("ALLOW_INSECURE_CLUSTER_CREDENTIALS", "true")],
+    )
+    .unwrap();
+    assert!(c.allow_insecure_cluster_credentials && c.deny_local_cluster_servers);
+}

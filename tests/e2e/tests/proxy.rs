@@ -701,6 +701,8 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
         contexts: vec![],
         connect: true,
+        allow_insecure_cluster_credentials: false,
+        deny_local_cluster_servers: false,
         database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
         secret_key: None,
     };
@@ -794,6 +796,8 @@ async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Resul
         kubeconfig: path,
         contexts: vec![],
         connect: false,
+        allow_insecure_cluster_credentials: false,
+        deny_local_cluster_servers: false,
         database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
         secret_key: None,
     })

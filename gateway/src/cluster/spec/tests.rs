@@ -220,3 +220,219 @@ fn in_cluster_uses_the_service_account() {
     assert_eq!(spec.server, "https://[fd00::1]:443");
     assert!(in_cluster(dir.path(), None, None).is_err());
 }
+
+fn spec_of(cluster: &str, user: &str) -> Result<ClusterSpec> {
+    resolve_text(&kubeconfig(cluster, user, "main"), None, api()).map(|r| r.spec)
+}
+
+#[test]
+fn credentials_in_the_server_url_are_refused_and_never_shown() {
+    let cases = [
+        ("https://admin:s3cret@k:6443", "user info"),
+        ("https://s3cret@k:6443/prefix", "user info"),
+        ("https://k:6443?token=s3cret", "query string"),
+        ("https://k:6443/prefix/?access_token=s3cret", "query string"),
+        ("https://k:6443/#s3cret", "fragment"),
+        ("ftp://admin:s3cret@k", "user info"),
+    ];
+    for (server, what) in cases {
+        let err = spec_of(&format!("    server: '{server}'"), "    token: t").unwrap_err();
+        assert!(
+            matches!(err, SpecError::ServerCredentials { .. }),
+            "{server}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(what), "{server}: `{text}` should say {what}");
+        assert!(
+            !text.contains("s3cret"),
+            "{server}: `{text}` shows the secret"
+        );
+    }
+    // A URL that does not parse at all is not shown with its user info either.
+    let err = spec_of("    server: 'https://admin:s3cret@k k'", "    token: t")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(
+        mask_url("https://u:p@k:6443/a/b?x=1"),
+        "https://***@k:6443/a/b?***"
+    );
+    assert_eq!(mask_url("https://k:6443/a"), "https://k:6443/a");
+}
+
+#[test]
+fn credentials_over_plain_http_need_the_operator_to_allow_them() {
+    let (cert, key) = cert_and_key();
+    let strict = ServerPolicy::default();
+    let allow = ServerPolicy {
+        allow_insecure_credentials: true,
+        ..ServerPolicy::default()
+    };
+    for (user, credential) in [
+        ("    token: t", "bearer token"),
+        ("    username: u\n    password: p", "basic auth"),
+    ] {
+        let spec = spec_of("    server: http://k:8080", user).unwrap();
+        let err = check_policy(&spec, strict).unwrap_err();
+        assert!(
+            matches!(err, SpecError::InsecureCredentials { .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(credential), "{text}");
+        assert!(
+            text.contains("--allow-insecure-cluster-credentials"),
+            "{text}"
+        );
+        check_policy(&spec, allow).unwrap();
+        let spec = spec_of("    server: https://k:8443", user).unwrap();
+        check_policy(&spec, strict).unwrap();
+    }
+    // No secret travels in a header with a client certificate (which plain HTTP never sends).
+    let spec = spec_of(
+        "    server: http://k:8080",
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}",
+            b64(&cert),
+            b64(&key)
+        ),
+    )
+    .unwrap();
+    check_policy(&spec, strict).unwrap();
+}
+
+#[test]
+fn local_servers_are_refused_when_the_operator_denies_them() {
+    let deny = ServerPolicy {
+        deny_local: true,
+        ..ServerPolicy::default()
+    };
+    for (server, kind) in [
+        ("https://127.0.0.1:6443", "loopback"),
+        ("https://127.3.2.1", "loopback"),
+        ("https://[::1]:6443", "loopback"),
+        ("https://[::ffff:127.0.0.1]:6443", "loopback"),
+        ("https://169.254.169.254", "link-local"),
+        ("https://[fe80::1]:6443", "link-local"),
+        ("https://0.0.0.0:6443", "unspecified"),
+        ("https://[::]:6443", "unspecified"),
+    ] {
+        let spec = spec_of(&format!("    server: '{server}'"), "    token: t").unwrap();
+        check_policy(&spec, ServerPolicy::default()).unwrap();
+        let err = check_policy(&spec, deny).unwrap_err();
+        assert!(
+            matches!(err, SpecError::LocalServer { .. }),
+            "{server}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(kind), "{server}: {text}");
+        assert!(text.contains("--deny-local-cluster-servers"), "{text}");
+    }
+    for server in [
+        "https://10.0.0.1:6443",
+        "https://[fd00::1]:6443",
+        "https://k.example:6443",
+    ] {
+        let spec = spec_of(&format!("    server: '{server}'"), "    token: t").unwrap();
+        check_policy(&spec, deny).unwrap();
+    }
+}
+
+#[test]
+fn a_ca_that_is_not_x509_is_refused_at_registration() {
+    // PEM framing around bytes that are no certificate: rustls would ignore it at connect and
+    // trust nothing.
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let err = spec_of(
+        &format!(
+            "    server: https://k\n    certificate-authority-data: {}",
+            b64(garbage)
+        ),
+        "    token: t",
+    )
+    .unwrap_err();
+    assert!(matches!(err, SpecError::Certificate(_)), "{err}");
+    assert!(
+        err.to_string().contains("no usable CA certificate"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), garbage).unwrap();
+    let local = Origin {
+        base_dir: Some(dir.path()),
+        allow_files: true,
+        allow_exec: false,
+    };
+    let text = kubeconfig(
+        "    server: https://k\n    certificate-authority: ca.crt",
+        "    token: t",
+        "main",
+    );
+    let err = resolve_text(&text, None, local).unwrap_err();
+    assert!(
+        err.to_string().contains("no usable CA certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tokens_that_cannot_be_a_header_are_refused_at_registration() {
+    let err = spec_of(
+        "    server: https://k",
+        "    token: \"s3cret\\nX-Injected: 1\"",
+    )
+    .unwrap_err();
+    assert!(matches!(err, SpecError::Credential(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("HTTP header"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret\u{1}token\n").unwrap();
+    let local = Origin {
+        base_dir: Some(dir.path()),
+        allow_files: true,
+        allow_exec: false,
+    };
+    let text = kubeconfig("    server: https://k", "    tokenFile: token", "main");
+    let err = resolve_text(&text, None, local).unwrap_err().to_string();
+    assert!(
+        err.contains("tokenFile") && err.contains("HTTP header"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn parse_errors_say_where_and_what_but_never_echo_the_text() {
+    let cases = [
+        // A syntax error on the line after a token.
+        (
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: s3cret-token\n  \
+             extra: [unclosed\n",
+            "YAML syntax error",
+        ),
+        // A secret where a list belongs.
+        (
+            "apiVersion: v1\nkind: Config\nclusters: s3cret-token\n",
+            "expected sequence",
+        ),
+        // A secret where text belongs.
+        (
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: [s3cret-token]\n",
+            "wrong type",
+        ),
+    ];
+    for (text, kind) in cases {
+        let err = parse_kubeconfig(text).unwrap_err();
+        assert!(matches!(err, SpecError::Malformed(_)), "{err}");
+        let message = err.to_string();
+        assert!(!message.contains("s3cret"), "`{message}` echoes the input");
+        assert!(message.contains(kind), "`{message}` should say {kind}");
+        assert!(
+            message.contains("line ") && message.contains("column "),
+            "`{message}` should say where"
+        );
+    }
+}
