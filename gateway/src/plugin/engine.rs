@@ -20,6 +20,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{self, inspector, lifecycle_hook, repo_sync, types};
 use super::host::{CallContext, CallReport, HostState, error_kind};
+use super::http::{AddressPolicy, HttpClients};
 use super::manifest::{LimitCeilings, World};
 use super::{Error, Result, TrapReason};
 
@@ -32,6 +33,9 @@ pub struct HostSettings {
     pub max_memory_mib: u64,
     /// The longest call timeout a manifest may ask for.
     pub max_timeout: Duration,
+    /// Let plugin HTTP reach loopback, link-local and unspecified addresses
+    /// (`--plugin-http-allow-local`); refused by default.
+    pub http_allow_local: bool,
     /// How often the engine's epoch advances (the granularity of deadlines).
     pub epoch_tick: Duration,
     /// Where compiled components are cached across restarts; `None`: no disk cache.
@@ -44,6 +48,7 @@ impl Default for HostSettings {
             max_concurrent_calls: 16,
             max_memory_mib: 512,
             max_timeout: Duration::from_secs(600),
+            http_allow_local: false,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
         }
@@ -54,7 +59,10 @@ impl HostSettings {
     /// The defaults, with the compile cache in the data folder (SQLite) or the system's
     /// temporary folder (PostgreSQL: no data folder).
     pub fn for_config(config: &crate::config::Config) -> Self {
-        Self::for_database(&config.database)
+        Self {
+            http_allow_local: config.plugin_http_allow_local,
+            ..Self::for_database(&config.database)
+        }
     }
 
     /// The defaults, with the compile cache beside `database` as [`HostSettings::for_config`]
@@ -103,6 +111,7 @@ struct Inner {
     prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<Prepared>>>>>,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
+    http_policy: AddressPolicy,
     _ticker: EpochTicker,
 }
 
@@ -168,7 +177,8 @@ impl PluginHost {
         bindings::http::add_to_linker::<HostState, Data>(&mut linker, |s| s)
             .map_err(|e| host_err("http", e))?;
 
-        let http = super::http::client(&[]).map_err(Error::Host)?;
+        let http_policy = AddressPolicy::new(settings.http_allow_local);
+        let http = super::http::client(&[], &http_policy).map_err(Error::Host)?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -178,6 +188,7 @@ impl PluginHost {
                 prepared: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(n as usize)),
                 http,
+                http_policy,
                 settings,
                 _ticker: ticker,
             }),
@@ -189,9 +200,14 @@ impl PluginHost {
         &self.inner.settings
     }
 
-    /// The client outbound plugin HTTP goes through (redirects are followed by hand).
-    pub(super) fn http_client(&self) -> reqwest::Client {
-        self.inner.http.clone()
+    /// The clients outbound plugin HTTP goes through (redirects are followed by hand), with
+    /// no call-specific trust yet.
+    pub(super) fn http_clients(&self) -> HttpClients {
+        HttpClients {
+            shared: self.inner.http.clone(),
+            scoped: None,
+            policy: self.inner.http_policy.clone(),
+        }
     }
 
     /// Compilations served from the disk cache since start (0 without a cache).

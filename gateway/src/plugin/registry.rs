@@ -16,7 +16,7 @@ use super::engine::{HostSettings, PluginHost, Prepared};
 use super::host::{
     CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
 };
-use super::http::{HttpClients, ScopedTrust, parse_ca_pem};
+use super::http::{ScopedTrust, parse_ca_pem};
 use super::kube::KubeApi;
 use super::manifest::{Capabilities, HookScope, Limits, Manifest, World};
 use super::{Error, Result};
@@ -436,8 +436,10 @@ impl Plugins {
                 detail,
             };
             let roots = parse_ca_pem(pem).map_err(invalid)?;
-            context.http_clients.scoped =
-                Some(ScopedTrust::new(&repository.url, &roots).map_err(invalid)?);
+            context.http_clients.scoped = Some(
+                ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
+                    .map_err(invalid)?,
+            );
         }
         let repo = types::Repository::from(repository);
         let report = self
@@ -616,10 +618,7 @@ impl Plugins {
             config,
             kube,
             http_allow,
-            http_clients: HttpClients {
-                shared: self.host.http_client(),
-                scoped: None,
-            },
+            http_clients: self.host.http_clients(),
             runtime: tokio::runtime::Handle::current(),
             deadline: Instant::now(),
         };

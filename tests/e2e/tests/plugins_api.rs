@@ -267,6 +267,8 @@ generated: "2024-01-02T03:04:05Z"
 async fn helm_index_syncs_a_repository_with_conditional_get() {
     let gw = gateway_builder("api-helm")
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        // The repository is served on 127.0.0.1.
+        .args(["--plugin-http-allow-local"])
         .start()
         .await;
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -331,7 +333,11 @@ async fn helm_index_syncs_a_repository_with_conditional_get() {
 
 #[tokio::test]
 async fn the_example_lifecycle_hook_reads_the_cluster_and_posts_a_webhook() {
-    let gw = gateway_builder("api-hook").start().await;
+    // The webhook receiver is served on 127.0.0.1.
+    let gw = gateway_builder("api-hook")
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
     let received = Arc::new(Mutex::new(Vec::<Value>::new()));
     let sink = received.clone();
     let base = serve(Router::new().route(

@@ -1,6 +1,7 @@
 //! Misbehaving plugins fail only their own call, with a clear error, while the gateway keeps
 //! serving: a file that is not a component, the wrong world, an infinite loop, a memory bomb,
-//! a panic, oversized output, an undeclared capability, an HTTP call to a host not allowed.
+//! a panic, oversized output, an undeclared capability, an HTTP call to a host not allowed or
+//! to a local address.
 
 use std::sync::Arc;
 
@@ -336,4 +337,78 @@ async fn log_volume_is_capped() {
     assert!(!report.logs.is_empty());
     assert_eq!(report.logs.len() + report.dropped_log_lines, 10_000);
     f.still_serving().await;
+}
+
+const REFUSED: &str = "plugin HTTP to loopback, link-local and unspecified addresses is refused \
+                       (the gateway's --plugin-http-allow-local allows it)";
+
+#[tokio::test]
+async fn http_to_local_addresses_is_denied_unless_the_gateway_allows_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "inside" }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let allow = "config = true\nhttp = [\"127.0.0.1\", \"localhost\", \"169.254.169.254\"]";
+
+    let f = Fixture::new("http_to_local_addresses_is_denied").await;
+    let targets = [
+        (
+            "by-address",
+            format!("http://127.0.0.1:{port}/"),
+            format!("`127.0.0.1` is a loopback address: {REFUSED}"),
+        ),
+        (
+            "by-name",
+            format!("http://localhost:{port}/"),
+            "host `localhost` resolves to ".to_owned(),
+        ),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            format!(
+                "`169.254.169.254` is a link-local address (cloud metadata services answer \
+                 there): {REFUSED}"
+            ),
+        ),
+    ];
+    for (name, url, expected) in &targets {
+        f.install(name, "http", allow, &format!("url = \"{url}\""))
+            .await;
+        match f.run(name).await {
+            Err(Error::Guest { kind, message, .. }) => {
+                assert_eq!(kind, "denied", "{name}: {message}");
+                assert!(message.starts_with(expected.as_str()), "{name}: {message}");
+                assert!(message.ends_with(REFUSED), "{name}: {message}");
+            }
+            other => panic!("{name}: expected a denied error, got {other:?}"),
+        }
+    }
+    f.still_serving().await;
+    drop(f);
+
+    // With --plugin-http-allow-local the loopback targets answer.
+    let gw = gateway_builder("misbehave-http-allow-local")
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
+    let sim = KubeSim::start().await.expect("start the simulator");
+    for (name, url, _) in &targets[..2] {
+        let response = upload(
+            &gw,
+            &manifest(name, "http", allow, &format!("url = \"{url}\""), TIMEOUT_MS),
+            wasm("misbehave"),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        let findings = gw
+            .gateway()
+            .app()
+            .plugins
+            .inspect(name, &cluster("c1"), kube_api(&sim))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .value;
+        assert_eq!(findings[0].message, "HTTP 200", "{name}");
+    }
+    gw.stop().await;
 }
