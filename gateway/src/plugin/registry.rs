@@ -18,7 +18,7 @@ use super::host::{
 };
 use super::http::{ScopedTrust, parse_ca_pem};
 use super::kube::KubeApi;
-use super::manifest::{Capabilities, HookScope, Limits, Manifest, World};
+use super::manifest::{Capabilities, HookScope, LimitCeilings, Limits, Manifest, World};
 use super::{Error, Result};
 use crate::storage::plugins::PluginRow;
 use crate::storage::{Db, now_millis};
@@ -174,7 +174,7 @@ impl Plugins {
     async fn load_one(&self, manifest_path: &Path) -> Result<String> {
         let text = std::fs::read_to_string(manifest_path)
             .map_err(|e| Error::Host(format!("{}: {e}", manifest_path.display())))?;
-        let manifest = Manifest::parse(&text, self.host.settings().ceilings())?;
+        let manifest = self.check_manifest(&text)?;
         let file = match &manifest.component {
             Some(file) => file.clone(),
             None => {
@@ -239,6 +239,11 @@ impl Plugins {
         Ok(manifest.name)
     }
 
+    /// Parses and validates manifest text under this host's ceilings.
+    pub fn check_manifest(&self, text: &str) -> Result<Manifest> {
+        Manifest::parse(text, self.host.settings().ceilings())
+    }
+
     /// Installs an uploaded plugin after checking that the component implements the declared
     /// world; with `replace`, an existing uploaded plugin of that name is replaced (keeping
     /// its enabled flag and configuration).
@@ -248,7 +253,7 @@ impl Plugins {
         wasm: Vec<u8>,
         replace: bool,
     ) -> Result<(PluginRecord, bool)> {
-        let manifest = Manifest::parse(manifest_text, self.host.settings().ceilings())?;
+        let manifest = self.check_manifest(manifest_text)?;
         let digest = digest(&wasm);
         let size = wasm.len() as i64;
         let wasm = Arc::new(wasm);
@@ -405,7 +410,6 @@ impl Plugins {
         Ok(CallReport {
             value: findings,
             logs: report.logs,
-            dropped_log_lines: report.dropped_log_lines,
             elapsed_ms: report.elapsed_ms,
         })
     }
@@ -461,7 +465,6 @@ impl Plugins {
         Ok(CallReport {
             value: outcome,
             logs: report.logs,
-            dropped_log_lines: report.dropped_log_lines,
             elapsed_ms: report.elapsed_ms,
         })
     }
@@ -526,10 +529,11 @@ impl Plugins {
             .plugin(name)
             .await?
             .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        let manifest = Arc::new(Manifest::parse(
-            &row.manifest,
-            self.host.settings().ceilings(),
-        )?);
+        // Held to today's ceilings, which may be lower than when it was stored.
+        let manifest = Arc::new(self.check_manifest(&row.manifest).map_err(|e| match e {
+            Error::Manifest(m) => Error::Manifest(format!("plugin `{name}`: {m}")),
+            other => other,
+        })?);
         let row = Arc::new(row);
         self.rows.lock().expect("lock").insert(
             name.to_owned(),
@@ -626,7 +630,9 @@ impl Plugins {
     }
 
     fn record(&self, row: PluginRow) -> Result<PluginRecord> {
-        let manifest = Manifest::parse(&row.manifest, self.host.settings().ceilings())
+        // Without ceilings: a plugin stored before they were lowered is still listed (and can
+        // be disabled or replaced); calling it fails, naming the limit over its ceiling.
+        let manifest = Manifest::parse(&row.manifest, LimitCeilings::NONE)
             .map_err(|e| Error::Host(format!("stored manifest of `{}`: {e}", row.name)))?;
         let config = match &row.config {
             Some(text) => serde_json::from_str(text).map_err(|_| {

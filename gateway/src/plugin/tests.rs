@@ -2,11 +2,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-
 use super::bindings::types;
 use super::engine::{HostSettings, PluginHost, panic_message};
-use super::host::Output;
+use super::host::{LogBudget, Output};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
 use super::http::{
     AddressPolicy, HttpClients, HttpError, OutboundRequest, ScopedTrust, allowed, client,
     client_with_resolver, guarded_resolver, local_address, parse_ca_pem, send,
@@ -18,6 +18,10 @@ use super::{Error, HookScope};
 const CEILINGS: LimitCeilings = LimitCeilings {
     max_memory_mib: 256,
     max_timeout: Duration::from_secs(60),
+    max_output_bytes: 16 << 20,
+    max_log_bytes: 1 << 20,
+    max_http_response_bytes: 32 << 20,
+    max_kube_response_bytes: 64 << 20,
 };
 
 fn parse(text: &str) -> super::Result<Manifest> {
@@ -439,6 +443,98 @@ async fn imports_the_host_does_not_provide_are_refused() {
 }
 
 #[test]
+fn every_limit_is_held_to_a_ceiling_named_in_the_refusal() {
+    let head = "name = \"x\"\nversion = \"1\"\nworld = \"inspector\"\n[limits]\n";
+    for (key, ceiling, unit) in [
+        ("max-output-bytes", 16 << 20, "bytes (16 MiB)"),
+        ("max-log-bytes", 1 << 20, "bytes (1 MiB)"),
+        ("max-http-response-bytes", 32 << 20, "bytes (32 MiB)"),
+        ("max-kube-response-bytes", 64 << 20, "bytes (64 MiB)"),
+        ("host-call-timeout-ms", 60_000, "ms"),
+        ("timeout-ms", 60_000, "ms"),
+    ] {
+        // At the ceiling: accepted.
+        parse(&format!("{head}{key} = {ceiling}\n"))
+            .unwrap_or_else(|e| panic!("{key} = {ceiling}: {e}"));
+        // 16 GiB (or as many ms): refused, naming the key, the value and the ceiling.
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = 17179869184\n")),
+            format!(
+                "limits: {key} = 17179869184 is over the host's ceiling of {ceiling} {unit}: \
+                 {key} must be 1-{ceiling}"
+            )
+        );
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = {}\n", ceiling + 1)),
+            format!(
+                "limits: {key} = {} is over the host's ceiling of {ceiling} {unit}: \
+                 {key} must be 1-{ceiling}",
+                ceiling + 1
+            )
+        );
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = 0\n")),
+            format!("limits: {key} must be at least 1")
+        );
+    }
+}
+
+#[test]
+fn the_default_ceilings_admit_the_defaults_and_the_shipped_plugins() {
+    let ceilings = HostSettings::default().ceilings();
+    let minimal = "name = \"x\"\nversion = \"1\"\nworld = \"inspector\"\n";
+    Manifest::parse(minimal, ceilings).expect("the default limits are within the ceilings");
+    for (file, text) in [
+        (
+            "builtin/checks",
+            include_str!("../../../plugins/builtin/checks/manifest.toml"),
+        ),
+        (
+            "builtin/helm-index",
+            include_str!("../../../plugins/builtin/helm-index/manifest.toml"),
+        ),
+        (
+            "examples/require-labels",
+            include_str!("../../../plugins/examples/require-labels/manifest.toml"),
+        ),
+        (
+            "examples/connect-logger",
+            include_str!("../../../plugins/examples/connect-logger/manifest.toml"),
+        ),
+    ] {
+        Manifest::parse(text, ceilings).unwrap_or_else(|e| panic!("plugins/{file}: {e}"));
+    }
+    // The ceilings themselves, as docs/plugins.md lists them.
+    assert_eq!(ceilings.max_output_bytes, 64 << 20);
+    assert_eq!(ceilings.max_log_bytes, 1 << 20);
+    assert_eq!(ceilings.max_http_response_bytes, 64 << 20);
+    assert_eq!(ceilings.max_kube_response_bytes, 128 << 20);
+    let too_much = format!("{minimal}[limits]\nmax-log-bytes = 17179869184\n");
+    let error = Manifest::parse(&too_much, ceilings)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "invalid plugin manifest: limits: max-log-bytes = 17179869184 is over the host's \
+         ceiling of 1048576 bytes (1 MiB): max-log-bytes must be 1-1048576"
+    );
+}
+
+#[test]
+fn the_log_budget_counts_every_byte_and_remembers_an_overflow() {
+    let budget = LogBudget::new(10);
+    assert!(budget.charge(4));
+    assert!(budget.charge(6));
+    assert!(!budget.exceeded());
+    assert!(!budget.charge(1), "the eleventh byte does not fit");
+    assert!(budget.exceeded());
+    assert!(budget.charge(0));
+    let huge = LogBudget::new(usize::MAX - 1);
+    assert!(huge.charge(usize::MAX - 1));
+    assert!(!huge.charge(usize::MAX), "no overflow past usize::MAX");
+}
+
+#[test]
 fn the_serve_flag_reaches_the_plugin_host() {
     let settings = |args: &[&str], vars: &[(&str, &str)]| {
         let env = vars
@@ -694,5 +790,73 @@ async fn the_resolver_keeps_only_the_addresses_allowed() {
         format!(
             "host `inside.test` resolves to 127.0.0.2, an address refused by the test: {REFUSED}"
         )
+    );
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_directory_manifest_over_a_ceiling_is_not_loaded_and_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = wat::parse_str("(component)").unwrap();
+    let manifest = |name: &str, limits: &str| {
+        format!("name = \"{name}\"\nversion = \"1\"\nworld = \"inspector\"\n[limits]\n{limits}")
+    };
+    for (name, limits) in [
+        ("fits", "max-http-response-bytes = 1048576\n"),
+        ("greedy", "max-http-response-bytes = 17179869184\n"),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            manifest(name, limits),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(format!("{name}.wasm")), &component).unwrap();
+    }
+    let database = crate::config::DatabaseUrl::Sqlite(dir.path().join("db/plugins.db"));
+    let db = crate::storage::Db::connect(&database).await.unwrap();
+    let plugins = super::Plugins::new(
+        HostSettings::default(),
+        db,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap();
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let loaded = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        plugins.load_directory(dir.path()).await.unwrap()
+    };
+    assert_eq!(loaded, ["fits"]);
+    assert!(matches!(
+        plugins.get("greedy").await,
+        Err(Error::NotFound(_))
+    ));
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains(
+            "invalid plugin manifest: limits: max-http-response-bytes = 17179869184 is over the \
+             host's ceiling of 67108864 bytes (64 MiB): max-http-response-bytes must be \
+             1-67108864"
+        ),
+        "{log}"
     );
 }
