@@ -244,7 +244,7 @@ impl PluginHost {
         &self,
         digest: &str,
         world: World,
-        wasm: impl Future<Output = Result<Vec<u8>>>,
+        wasm: impl Future<Output = Result<bytes::Bytes>>,
     ) -> Result<Arc<Prepared>> {
         let key = format!("{digest}:{world}");
         // One cell per component and world: concurrent first calls compile once.

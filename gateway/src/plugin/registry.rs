@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -256,12 +257,11 @@ impl Plugins {
         let manifest = self.check_manifest(manifest_text)?;
         let digest = digest(&wasm);
         let size = wasm.len() as i64;
-        let wasm = Arc::new(wasm);
+        // One buffer, shared by the compiler and the database write.
+        let wasm = Bytes::from(wasm);
         let component = wasm.clone();
         self.host
-            .prepare(&digest, manifest.world, async move {
-                Ok(Arc::unwrap_or_clone(component))
-            })
+            .prepare(&digest, manifest.world, async move { Ok(component) })
             .await?;
         let now = now_millis();
         let row = PluginRow {
@@ -283,11 +283,11 @@ impl Plugins {
                 return Err(Error::FromDirectory(manifest.name));
             }
             Some(_) if replace => {
-                self.db.replace_plugin(&row, Some(&wasm)).await?;
+                self.db.replace_plugin(&row, Some(&wasm[..])).await?;
                 true
             }
             _ => {
-                self.db.insert_plugin(&row, Some(&wasm)).await?;
+                self.db.insert_plugin(&row, Some(&wasm[..])).await?;
                 false
             }
         };
@@ -580,6 +580,7 @@ impl Plugins {
                     return db
                         .plugin_component(&row.name, &row.digest)
                         .await?
+                        .map(Bytes::from)
                         .ok_or_else(|| Error::NotFound(row.name.clone()));
                 }
                 let missing = |detail: String| Error::MissingComponent {
@@ -602,7 +603,7 @@ impl Plugins {
                         row.digest
                     )));
                 }
-                Ok(wasm)
+                Ok(Bytes::from(wasm))
             }
         };
         let prepared = self.host.prepare(&row.digest, world, loader).await?;

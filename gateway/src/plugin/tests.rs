@@ -362,7 +362,7 @@ fn host() -> PluginHost {
 
 async fn prepare(host: &PluginHost, wasm: Vec<u8>, world: World) -> super::Result<()> {
     let digest = super::registry::digest(&wasm);
-    host.prepare(&digest, world, async move { Ok(wasm) })
+    host.prepare(&digest, world, async move { Ok(wasm.into()) })
         .await
         .map(drop)
 }

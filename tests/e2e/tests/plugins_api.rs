@@ -400,3 +400,56 @@ webhook-url = "{base}/hook"
     );
     gw.stop().await;
 }
+
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_owned();
+    (status, text("code"), text("message"))
+}
+
+#[tokio::test]
+async fn uploads_past_their_limits_are_refused_with_413() {
+    let gw = gateway_builder("api-upload-limits").start().await;
+
+    // A manifest part over 64 KiB (valid TOML: a long description).
+    let long = format!("{OK_MANIFEST}\n").replace(
+        "description = \"says hello\"",
+        &format!("description = \"{}\"", "a".repeat(100 << 10)),
+    );
+    let (status, code, message) = refusal(upload(&gw, &long, wasm("misbehave")).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the manifest is larger than the limit of 64 KiB");
+
+    // A component part one byte over 64 MiB: refused once that byte arrives.
+    let mut big = wasm("misbehave");
+    big.resize((64 << 20) + 1, 0);
+    let (status, code, message) = refusal(upload(&gw, OK_MANIFEST, big).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the component is larger than the limit of 64 MiB");
+
+    // A body declared larger than any upload: refused before it is read.
+    let huge = vec![0; 80 << 20];
+    let (status, code, message) = refusal(upload(&gw, OK_MANIFEST, huge).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the upload is larger than the limit of 64 MiB");
+
+    // A part named twice.
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", OK_MANIFEST)
+        .text("manifest", OK_MANIFEST);
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/plugins")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = refusal(response).await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    assert!(message.contains("appears twice"), "{message}");
+
+    // Nothing was installed; a normal upload still works.
+    let response = upload(&gw, OK_MANIFEST, wasm("misbehave")).await;
+    assert_eq!(response.status(), 201);
+    gw.stop().await;
+}
