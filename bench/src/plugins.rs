@@ -147,7 +147,11 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         .await
         .context("opening the scratch SQLite database")?;
     // The compile cache goes beside the database, as in the gateway: here, the scratch folder.
-    let settings = HostSettings::for_database(&database);
+    // The Helm repository is served on 127.0.0.1, which plugin HTTP may reach only when allowed.
+    let settings = HostSettings {
+        http_allow_local: true,
+        ..HostSettings::for_database(&database)
+    };
     let shutdown = CancellationToken::new();
     let dir = portico_e2e::plugins::plugin_dir();
     let plugins = Plugins::start(settings, db.clone(), &dir, shutdown.clone())

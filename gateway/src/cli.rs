@@ -372,6 +372,13 @@ pub struct ServeArgs {
     #[arg(long, env = "PLUGIN_DIR", default_value = "./plugins")]
     pub plugin_dir: PathBuf,
 
+    /// Let plugin HTTP requests reach loopback, link-local (cloud metadata included) and
+    /// unspecified addresses, refused by default.
+    #[arg(long, env = "PLUGIN_HTTP_ALLOW_LOCAL", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub plugin_http_allow_local: bool,
+
     /// Log filter, e.g. `info` or `portico=debug,info`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -202,6 +202,8 @@ pub struct Config {
     pub instance_id: String,
     pub advertise_address: String,
     pub plugin_dir: PathBuf,
+    /// Plugin HTTP may reach loopback, link-local and unspecified addresses.
+    pub plugin_http_allow_local: bool,
     pub log: String,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
@@ -409,6 +411,7 @@ impl Config {
             instance_id,
             advertise_address,
             plugin_dir: args.plugin_dir,
+            plugin_http_allow_local: args.plugin_http_allow_local,
             log: args.log,
             log_format: args.log_format,
             shutdown_timeout,

@@ -13,8 +13,8 @@
 //! request path) under an epoch deadline, a memory cap and per-host-call timeouts, with caps on
 //! output size and log volume. Errors have two levels: a host call the guest may not make
 //! (undeclared capability, host not allow-listed, timeout, cap exceeded) is an `error` the
-//! guest sees; a guest that runs too long, exceeds its memory or panics is trapped, and only
-//! that call fails.
+//! guest sees; a guest that runs too long, exceeds its memory, writes past its log cap or
+//! panics is trapped, and only that call fails.
 
 use std::time::Duration;
 
@@ -150,6 +150,8 @@ pub enum TrapReason {
     Memory(u64),
     /// The guest panicked; the panic message.
     Panic(String),
+    /// The guest wrote more log lines and stdout/stderr than its `max-log-bytes` (bytes).
+    LogLimit(usize),
     /// The call was cancelled (the gateway is stopping or lost leadership).
     Cancelled,
     /// Any other trap (the wasm trap message).
@@ -161,6 +163,10 @@ impl std::fmt::Display for TrapReason {
         match self {
             Self::Timeout(limit) => write!(f, "timed out after {} ms", limit.as_millis()),
             Self::Memory(limit) => write!(f, "memory limit of {} MiB exceeded", limit >> 20),
+            Self::LogLimit(limit) => write!(
+                f,
+                "log limit of {limit} bytes exceeded (log lines, stdout and stderr together)"
+            ),
             Self::Panic(message) => write!(f, "panicked: {message}"),
             Self::Cancelled => f.write_str("cancelled"),
             Self::Other(message) => write!(f, "trapped: {message}"),

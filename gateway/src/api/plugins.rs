@@ -1,10 +1,13 @@
 //! `/api/v1/plugins`: install (multipart upload), list, show, enable/disable, configure and
 //! delete wasm plugins. Admin only.
 
+use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,8 +15,12 @@ use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
 use crate::plugin::{Error, PluginRecord};
 
-/// The largest upload (manifest + component).
-const MAX_UPLOAD: usize = 64 << 20;
+/// The largest component an upload may carry.
+const MAX_COMPONENT: usize = 64 << 20;
+/// The largest manifest an upload may carry.
+const MAX_MANIFEST: usize = 64 << 10;
+/// The largest upload body: both parts, plus room for the multipart framing.
+const MAX_UPLOAD: usize = MAX_COMPONENT + MAX_MANIFEST + (64 << 10);
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -73,36 +80,63 @@ struct UploadQuery {
 
 /// `POST /plugins`, `multipart/form-data` with a `manifest` part (the TOML text) and a
 /// `component` part (the `.wasm` file): `curl -F manifest=@x.toml -F component=@x.wasm`.
+///
+/// Each part is read chunk by chunk into one buffer, refused (413) as soon as it passes its
+/// limit; the component's bytes are then compiled and stored from that one buffer.
 async fn upload(
     State(app): State<App>,
     Admin(_): Admin,
     Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
-    let mut manifest = None;
-    let mut component = None;
-    while let Some(field) = multipart
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_UPLOAD as u64) {
+        return Err(too_large(format!(
+            "the upload is larger than the limit of {} MiB",
+            MAX_UPLOAD >> 20
+        )));
+    }
+    let mut manifest: Option<String> = None;
+    let mut component: Option<Vec<u8>> = None;
+    while let Some(mut field) = multipart
         .next_field()
         .await
-        .map_err(|e| ApiError::bad_request(format!("multipart body: {}", e.body_text())))?
+        .map_err(|e| multipart_error("multipart body", &e))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("part `{name}`: {}", e.body_text())))?;
-        match name.as_str() {
-            "manifest" => {
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::bad_request("the manifest is not UTF-8 text"))?;
-                manifest = Some(text);
-            }
-            "component" => component = Some(bytes.to_vec()),
+        let (slot_taken, limit, what) = match name.as_str() {
+            "manifest" => (manifest.is_some(), MAX_MANIFEST, "the manifest"),
+            "component" => (component.is_some(), MAX_COMPONENT, "the component"),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unexpected part `{other}`: send `manifest` and `component`"
                 )));
             }
+        };
+        if slot_taken {
+            return Err(ApiError::bad_request(format!(
+                "part `{name}` appears twice: send one `manifest` and one `component`"
+            )));
+        }
+        let bytes = read_limited(&mut field, limit).await.map_err(|e| match e {
+            ReadError::TooLarge => too_large(format!(
+                "{what} is larger than the limit of {}",
+                size(limit)
+            )),
+            ReadError::Body(e) => multipart_error(&format!("part `{name}`"), &e),
+        })?;
+        if name == "manifest" {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request("the manifest is not UTF-8 text"))?;
+            // Refused before a component is read when it comes first and is not valid.
+            app.plugins.check_manifest(&text)?;
+            manifest = Some(text);
+        } else {
+            component = Some(bytes);
         }
     }
     let (Some(manifest), Some(component)) = (manifest, component) else {
@@ -120,6 +154,57 @@ async fn upload(
         StatusCode::CREATED
     };
     Ok((status, Json(record)))
+}
+
+/// Why a part could not be read.
+#[derive(Debug)]
+enum ReadError<E> {
+    /// It passed the limit (the rest is not read).
+    TooLarge,
+    /// The body failed.
+    Body(E),
+}
+
+/// Collects `stream` into one buffer, stopping with [`ReadError::TooLarge`] at the first chunk
+/// that would take it past `limit`.
+async fn read_limited<S, E>(stream: &mut S, limit: usize) -> Result<Vec<u8>, ReadError<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(ReadError::Body)?;
+        if chunk.len() > limit - data.len() {
+            return Err(ReadError::TooLarge);
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+}
+
+/// A multipart failure: 413 when the body passed the route's limit, else 400.
+fn multipart_error(what: &str, e: &MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(format!(
+            "the upload is larger than the limit of {} MiB",
+            MAX_UPLOAD >> 20
+        ))
+    } else {
+        ApiError::bad_request(format!("{what}: {}", e.body_text()))
+    }
+}
+
+/// `64 MiB`, `64 KiB`.
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
 }
 
 async fn list(State(app): State<App>, Admin(_): Admin) -> ApiResult<Json<Value>> {
@@ -178,4 +263,38 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     app.plugins.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::stream;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_part_is_read_up_to_its_limit_and_no_further() {
+        let pulled = AtomicUsize::new(0);
+        let chunks = stream::iter((0..100).map(|_| Ok::<_, ()>(Bytes::from_static(&[7; 10]))))
+            .inspect(|_| {
+                pulled.fetch_add(1, Ordering::Relaxed);
+            });
+        let mut chunks = Box::pin(chunks);
+        let result = read_limited(&mut chunks, 25).await;
+        assert!(matches!(result, Err(ReadError::TooLarge)), "{result:?}");
+        // The third chunk passes the limit: the other 97 are never pulled.
+        assert_eq!(pulled.load(Ordering::Relaxed), 3);
+
+        let mut exact = stream::iter([
+            Ok::<_, ()>(Bytes::from_static(b"12345")),
+            Ok(Bytes::from_static(b"678")),
+        ]);
+        assert_eq!(read_limited(&mut exact, 8).await.unwrap(), b"12345678");
+        let mut failing = stream::iter([Ok(Bytes::from_static(b"1")), Err("broken")]);
+        assert!(matches!(
+            read_limited(&mut failing, 8).await,
+            Err(ReadError::Body("broken"))
+        ));
+    }
 }

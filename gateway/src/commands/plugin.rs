@@ -42,7 +42,6 @@ pub struct PluginRun {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<Finding>>,
     pub logs: Vec<LogLine>,
-    pub dropped_log_lines: usize,
     pub elapsed_ms: u64,
 }
 
@@ -129,33 +128,21 @@ async fn run(
     };
 
     let config = config.as_ref();
-    let (findings, event, logs, dropped_log_lines, elapsed_ms) = match plugin.world {
+    let (findings, event, logs, elapsed_ms) = match plugin.world {
         World::Inspector => {
             let report = plugins
                 .inspect_with_config(&plugin.name, &cluster, kube, config)
                 .await?;
             let mut findings = report.value;
             sort_findings(&mut findings);
-            (
-                Some(findings),
-                None,
-                report.logs,
-                report.dropped_log_lines,
-                report.elapsed_ms,
-            )
+            (Some(findings), None, report.logs, report.elapsed_ms)
         }
         _ => {
             let report = plugins
                 .lifecycle_with_config(&plugin.name, connect, &cluster, kube, config)
                 .await?;
             let event = if connect { "connected" } else { "disconnected" };
-            (
-                None,
-                Some(event),
-                report.logs,
-                report.dropped_log_lines,
-                report.elapsed_ms,
-            )
+            (None, Some(event), report.logs, report.elapsed_ms)
         }
     };
     Ok(PluginRun {
@@ -168,7 +155,6 @@ async fn run(
         event,
         findings,
         logs,
-        dropped_log_lines,
         elapsed_ms,
     })
 }
@@ -284,13 +270,6 @@ impl PluginRun {
                 };
                 let _ = writeln!(out, "{export} ok, {} ms", self.elapsed_ms);
             }
-        }
-        if self.dropped_log_lines > 0 {
-            let _ = writeln!(
-                out,
-                "\n{} log lines over the plugin's log limit were dropped",
-                self.dropped_log_lines
-            );
         }
         out
     }

@@ -7,6 +7,8 @@ pub mod inspector {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "inspector",
+        // A line past the call's log budget stops the guest.
+        imports: { "portico:plugin/log.log": trappable },
     });
 }
 

@@ -16,10 +16,10 @@ use wasmtime::{
     Trap, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{self, inspector, lifecycle_hook, repo_sync, types};
-use super::host::{CallContext, CallReport, HostState, error_kind};
+use super::host::{CallContext, CallReport, HostState, LogBudget, StdioPipe, error_kind};
+use super::http::{AddressPolicy, HttpClients};
 use super::manifest::{LimitCeilings, World};
 use super::{Error, Result, TrapReason};
 
@@ -30,8 +30,19 @@ pub struct HostSettings {
     pub max_concurrent_calls: u32,
     /// The most memory a manifest may ask for (and the pool's per-memory size).
     pub max_memory_mib: u64,
-    /// The longest call timeout a manifest may ask for.
+    /// The longest call timeout (and host-call timeout) a manifest may ask for.
     pub max_timeout: Duration,
+    /// The largest `max-output-bytes` a manifest may ask for.
+    pub max_output_bytes: usize,
+    /// The largest `max-log-bytes` a manifest may ask for.
+    pub max_log_bytes: usize,
+    /// The largest `max-http-response-bytes` a manifest may ask for.
+    pub max_http_response_bytes: usize,
+    /// The largest `max-kube-response-bytes` a manifest may ask for.
+    pub max_kube_response_bytes: usize,
+    /// Let plugin HTTP reach loopback, link-local and unspecified addresses
+    /// (`--plugin-http-allow-local`); refused by default.
+    pub http_allow_local: bool,
     /// How often the engine's epoch advances (the granularity of deadlines).
     pub epoch_tick: Duration,
     /// Where compiled components are cached across restarts; `None`: no disk cache.
@@ -44,6 +55,15 @@ impl Default for HostSettings {
             max_concurrent_calls: 16,
             max_memory_mib: 512,
             max_timeout: Duration::from_secs(600),
+            // Ceilings on what one call may move through the host (docs/plugins.md, "Limits"):
+            // each is a few times the default and above what the built-in plugins need, and
+            // none exceeds a quarter of the memory ceiling, so a call's host-side buffers stay
+            // of the order of the guest's own memory.
+            max_output_bytes: 64 << 20,
+            max_log_bytes: 1 << 20,
+            max_http_response_bytes: 64 << 20,
+            max_kube_response_bytes: 128 << 20,
+            http_allow_local: false,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
         }
@@ -54,7 +74,10 @@ impl HostSettings {
     /// The defaults, with the compile cache in the data folder (SQLite) or the system's
     /// temporary folder (PostgreSQL: no data folder).
     pub fn for_config(config: &crate::config::Config) -> Self {
-        Self::for_database(&config.database)
+        Self {
+            http_allow_local: config.plugin_http_allow_local,
+            ..Self::for_database(&config.database)
+        }
     }
 
     /// The defaults, with the compile cache beside `database` as [`HostSettings::for_config`]
@@ -76,6 +99,10 @@ impl HostSettings {
         LimitCeilings {
             max_memory_mib: self.max_memory_mib,
             max_timeout: self.max_timeout,
+            max_output_bytes: self.max_output_bytes,
+            max_log_bytes: self.max_log_bytes,
+            max_http_response_bytes: self.max_http_response_bytes,
+            max_kube_response_bytes: self.max_kube_response_bytes,
         }
     }
 }
@@ -103,6 +130,7 @@ struct Inner {
     prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<Prepared>>>>>,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
+    http_policy: AddressPolicy,
     _ticker: EpochTicker,
 }
 
@@ -168,7 +196,8 @@ impl PluginHost {
         bindings::http::add_to_linker::<HostState, Data>(&mut linker, |s| s)
             .map_err(|e| host_err("http", e))?;
 
-        let http = super::http::client(&[]).map_err(Error::Host)?;
+        let http_policy = AddressPolicy::new(settings.http_allow_local);
+        let http = super::http::client(&[], &http_policy).map_err(Error::Host)?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -178,6 +207,7 @@ impl PluginHost {
                 prepared: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(n as usize)),
                 http,
+                http_policy,
                 settings,
                 _ticker: ticker,
             }),
@@ -189,9 +219,14 @@ impl PluginHost {
         &self.inner.settings
     }
 
-    /// The client outbound plugin HTTP goes through (redirects are followed by hand).
-    pub(super) fn http_client(&self) -> reqwest::Client {
-        self.inner.http.clone()
+    /// The clients outbound plugin HTTP goes through (redirects are followed by hand), with
+    /// no call-specific trust yet.
+    pub(super) fn http_clients(&self) -> HttpClients {
+        HttpClients {
+            shared: self.inner.http.clone(),
+            scoped: None,
+            policy: self.inner.http_policy.clone(),
+        }
     }
 
     /// Compilations served from the disk cache since start (0 without a cache).
@@ -209,7 +244,7 @@ impl PluginHost {
         &self,
         digest: &str,
         world: World,
-        wasm: impl Future<Output = Result<Vec<u8>>>,
+        wasm: impl Future<Output = Result<bytes::Bytes>>,
     ) -> Result<Arc<Prepared>> {
         let key = format!("{digest}:{world}");
         // One cell per component and world: concurrent first calls compile once.
@@ -347,13 +382,15 @@ impl PluginHost {
         let guard = cancel.clone().drop_guard();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let stdio = MemoryOutputPipe::new(limits.max_log_bytes);
+            // Log lines, stdout and stderr share the call's `max-log-bytes`.
+            let log_budget = LogBudget::new(limits.max_log_bytes);
+            let stdio = StdioPipe::new(log_budget.clone());
             let wasi = WasiCtxBuilder::new()
                 .stdout(stdio.clone())
                 .stderr(stdio.clone())
                 .build();
             let deadline = context.deadline;
-            let mut store = Store::new(&engine, HostState::new(context, wasi));
+            let mut store = Store::new(&engine, HostState::new(context, wasi, log_budget));
             store.limiter(|state| &mut state.limiter);
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(move |_| {
@@ -374,6 +411,12 @@ impl PluginHost {
         let (result, mut state, stdio) =
             outcome.map_err(|e| Error::Host(format!("plugin call task: {e}")))?;
         let stdio = String::from_utf8_lossy(&stdio).into_owned();
+        if result.is_ok() && state.log_budget.exceeded() {
+            // Every write past the budget traps; this only guards against one that did not.
+            let reason = TrapReason::LogLimit(state.log_budget.limit());
+            tracing::warn!(plugin, %reason, "plugin call failed");
+            return Err(Error::Trap { plugin, reason });
+        }
         let value = match result {
             Ok(Ok(value)) => value,
             Ok(Err(guest)) => {
@@ -390,18 +433,18 @@ impl PluginHost {
             }
         };
         for line in stdio.lines().filter(|l| !l.trim().is_empty()) {
-            state.record_log("stdio", line);
+            state.push_log("stdio", line);
         }
         Ok(CallReport {
             value,
             logs: std::mem::take(&mut state.logs),
-            dropped_log_lines: state.dropped_logs,
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
 }
 
-/// Explains a trap: our own interrupts first, then the memory cap, then a panic message.
+/// Explains a trap: our own interrupts first, then the memory cap, then the log cap, then a
+/// panic message.
 fn trap_reason(
     trap: &wasmtime::Error,
     state: &HostState,
@@ -415,7 +458,15 @@ fn trap_reason(
             None => {}
         }
     }
-    if state.limiter.exceeded || stdio.contains("memory allocation of") {
+    if state.limiter.exceeded {
+        return TrapReason::Memory(state.limiter.limit());
+    }
+    // A full log budget also stops the panic message or allocation failure that may have been
+    // on its way to stderr: that write is what trapped.
+    if state.log_budget.exceeded() {
+        return TrapReason::LogLimit(state.log_budget.limit());
+    }
+    if stdio.contains("memory allocation of") {
         return TrapReason::Memory(state.limiter.limit());
     }
     if let Some(message) = panic_message(stdio) {

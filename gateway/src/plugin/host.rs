@@ -2,12 +2,18 @@
 //! implementations, and the values calls return in the gateway's own types.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{config, http as wit_http, kube as wit_kube, log as wit_log, types};
@@ -126,9 +132,154 @@ pub struct LogLine {
 pub struct CallReport<T> {
     pub value: T,
     pub logs: Vec<LogLine>,
-    /// Lines dropped over the log cap.
-    pub dropped_log_lines: usize,
     pub elapsed_ms: u64,
+}
+
+/// What one call may write to its log and to stdout/stderr together (`max-log-bytes`), shared
+/// by the `log` import and the stdio pipe. Going past it stops the call.
+#[derive(Debug)]
+pub(super) struct LogBudget {
+    limit: usize,
+    used: AtomicUsize,
+    exceeded: AtomicBool,
+}
+
+impl LogBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+            exceeded: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts `bytes` written; `false` (and remembered) when they do not fit.
+    pub fn charge(&self, bytes: usize) -> bool {
+        let fits = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok();
+        if !fits {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        fits
+    }
+
+    /// Whether a write did not fit.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The trap a write past the budget raises.
+    fn trap(&self) -> wasmtime::Error {
+        wasmtime::Error::new(LogLimitExceeded(self.limit))
+    }
+}
+
+/// Why a guest was trapped in a write to its log or stdout/stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("log limit of {0} bytes exceeded")]
+pub(super) struct LogLimitExceeded(pub usize);
+
+/// stdout and stderr of one call: kept in memory and charged to the call's [`LogBudget`]; a
+/// write past it traps the guest.
+#[derive(Debug, Clone)]
+pub(super) struct StdioPipe {
+    budget: Arc<LogBudget>,
+    buffer: Arc<Mutex<BytesMut>>,
+}
+
+impl StdioPipe {
+    /// A guest may write this much at once (`check-write`'s permit).
+    const PERMIT: usize = 64 << 10;
+
+    pub fn new(budget: Arc<LogBudget>) -> Self {
+        Self {
+            budget,
+            buffer: Arc::default(),
+        }
+    }
+
+    /// What the guest wrote.
+    pub fn contents(&self) -> Bytes {
+        self.buffer.lock().expect("lock").clone().freeze()
+    }
+
+    fn append(&self, bytes: &[u8]) -> bool {
+        if !self.budget.charge(bytes.len()) {
+            return false;
+        }
+        self.buffer.lock().expect("lock").extend_from_slice(bytes);
+        true
+    }
+}
+
+impl IsTerminal for StdioPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StdioPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for StdioPipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if self.append(&bytes) {
+            Ok(())
+        } else {
+            Err(StreamError::Trap(self.budget.trap()))
+        }
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(Self::PERMIT)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StdioPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for StdioPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(if self.append(buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::Error::other(LogLimitExceeded(self.budget.limit)))
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// Everything one call may use.
@@ -154,12 +305,12 @@ pub(super) struct HostState {
     pub call: CallContext,
     pub limiter: MemoryLimiter,
     pub logs: Vec<LogLine>,
-    log_bytes: usize,
-    pub dropped_logs: usize,
+    /// Shared with the stdio pipe.
+    pub log_budget: Arc<LogBudget>,
 }
 
 impl HostState {
-    pub fn new(call: CallContext, wasi: WasiCtx) -> Self {
+    pub fn new(call: CallContext, wasi: WasiCtx, log_budget: Arc<LogBudget>) -> Self {
         let limiter = MemoryLimiter {
             limit: call.limits.memory_bytes(),
             used: 0,
@@ -171,13 +322,21 @@ impl HostState {
             call,
             limiter,
             logs: Vec::new(),
-            log_bytes: 0,
-            dropped_logs: 0,
+            log_budget,
         }
     }
 
-    /// Keeps a log line within the per-call cap.
-    pub fn record_log(&mut self, level: &str, message: &str) -> bool {
+    /// Keeps a log line, charged to the call's log budget; `false` when it does not fit.
+    fn record_log(&mut self, level: &str, message: &str) -> bool {
+        if !self.log_budget.charge(message.len()) {
+            return false;
+        }
+        self.push_log(level, message);
+        true
+    }
+
+    /// Keeps a log line already charged (stdout/stderr are charged as they are written).
+    pub fn push_log(&mut self, level: &str, message: &str) {
         let mut message = message.to_owned();
         if message.len() > MAX_LOG_LINE {
             let mut end = MAX_LOG_LINE;
@@ -187,16 +346,10 @@ impl HostState {
             message.truncate(end);
             message.push('…');
         }
-        if self.log_bytes + message.len() > self.call.limits.max_log_bytes {
-            self.dropped_logs += 1;
-            return false;
-        }
-        self.log_bytes += message.len();
         self.logs.push(LogLine {
             level: level.to_owned(),
             message,
         });
-        true
     }
 
     fn require(&self, allowed: bool, capability: &str) -> Result<(), types::Error> {
@@ -402,8 +555,15 @@ impl wit_kube::Host for HostState {
 }
 
 impl wit_log::Host for HostState {
-    fn log(&mut self, level: wit_log::Level, message: String) -> Result<(), types::Error> {
-        self.require(self.call.capabilities.log, "log")?;
+    /// Traps the guest when the line does not fit in the call's log budget.
+    fn log(
+        &mut self,
+        level: wit_log::Level,
+        message: String,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        if let Err(denied) = self.require(self.call.capabilities.log, "log") {
+            return Ok(Err(denied));
+        }
         let name = match level {
             wit_log::Level::Trace => "trace",
             wit_log::Level::Debug => "debug",
@@ -412,7 +572,7 @@ impl wit_log::Host for HostState {
             wit_log::Level::Error => "error",
         };
         if !self.record_log(name, &message) {
-            return Ok(());
+            return Err(self.log_budget.trap());
         }
         let plugin = self.call.plugin.as_str();
         match level {
@@ -428,7 +588,7 @@ impl wit_log::Host for HostState {
                 tracing::error!(target: "portico::plugin", plugin, "{message}")
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
 }
 

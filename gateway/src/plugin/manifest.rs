@@ -79,7 +79,7 @@ pub struct Capabilities {
     pub http: Option<Vec<String>>,
 }
 
-/// Hard limits of one call. Every field has a default; the host caps some of them.
+/// Hard limits of one call. Every field has a default and a ceiling ([`LimitCeilings`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     default,
@@ -95,7 +95,7 @@ pub struct Limits {
     pub host_call_timeout_ms: u64,
     /// The export's return value, in bytes of strings and lists.
     pub max_output_bytes: usize,
-    /// Log lines (and captured stdout/stderr) per call; more is dropped.
+    /// Log lines and stdout/stderr together, per call; writing more fails the call.
     pub max_log_bytes: usize,
     /// One HTTP response body.
     pub max_http_response_bytes: usize,
@@ -188,11 +188,108 @@ pub struct Manifest {
     pub config: serde_json::Value,
 }
 
-/// Bounds the host puts on what a manifest may ask for.
-#[derive(Debug, Clone, Copy)]
+/// Bounds the host puts on what a manifest may ask for: a manifest asking for more is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitCeilings {
     pub max_memory_mib: u64,
+    /// Bounds `timeout-ms` and `host-call-timeout-ms`.
     pub max_timeout: Duration,
+    pub max_output_bytes: usize,
+    pub max_log_bytes: usize,
+    pub max_http_response_bytes: usize,
+    pub max_kube_response_bytes: usize,
+}
+
+impl LimitCeilings {
+    /// No ceiling at all: for reading back manifests stored before the ceilings were lowered,
+    /// so they can still be listed (calls hold them to the host's ceilings).
+    pub(super) const NONE: Self = Self {
+        max_memory_mib: u64::MAX,
+        max_timeout: Duration::MAX,
+        max_output_bytes: usize::MAX,
+        max_log_bytes: usize::MAX,
+        max_http_response_bytes: usize::MAX,
+        max_kube_response_bytes: usize::MAX,
+    };
+}
+
+impl Limits {
+    /// Checks every limit against `ceilings`: the first one out of range is an error naming
+    /// the key, its value and the range allowed.
+    fn check(&self, ceilings: &LimitCeilings) -> Result<()> {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let checks: [(&str, u64, u64, &str); 7] = [
+            (
+                "timeout-ms",
+                self.timeout_ms,
+                millis(ceilings.max_timeout),
+                "ms",
+            ),
+            (
+                "memory-mib",
+                self.memory_mib,
+                ceilings.max_memory_mib,
+                "MiB",
+            ),
+            (
+                "host-call-timeout-ms",
+                self.host_call_timeout_ms,
+                millis(ceilings.max_timeout),
+                "ms",
+            ),
+            (
+                "max-output-bytes",
+                self.max_output_bytes as u64,
+                ceilings.max_output_bytes as u64,
+                "bytes",
+            ),
+            (
+                "max-log-bytes",
+                self.max_log_bytes as u64,
+                ceilings.max_log_bytes as u64,
+                "bytes",
+            ),
+            (
+                "max-http-response-bytes",
+                self.max_http_response_bytes as u64,
+                ceilings.max_http_response_bytes as u64,
+                "bytes",
+            ),
+            (
+                "max-kube-response-bytes",
+                self.max_kube_response_bytes as u64,
+                ceilings.max_kube_response_bytes as u64,
+                "bytes",
+            ),
+        ];
+        for (key, value, ceiling, unit) in checks {
+            if value == 0 {
+                return Err(Error::Manifest(format!("limits: {key} must be at least 1")));
+            }
+            if value > ceiling {
+                return Err(Error::Manifest(format!(
+                    "limits: {key} = {value} is over the host's ceiling of {ceiling} {unit}{}: \
+                     {key} must be 1-{ceiling}",
+                    human(ceiling, unit)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ` (N MiB)` for a byte count of whole MiB or KiB, else nothing.
+fn human(value: u64, unit: &str) -> String {
+    if unit != "bytes" {
+        return String::new();
+    }
+    if value >= 1 << 20 && value.is_multiple_of(1 << 20) {
+        format!(" ({} MiB)", value >> 20)
+    } else if value >= 1 << 10 && value.is_multiple_of(1 << 10) {
+        format!(" ({} KiB)", value >> 10)
+    } else {
+        String::new()
+    }
 }
 
 impl Manifest {
@@ -237,33 +334,7 @@ impl Manifest {
             )));
         }
         let limits = file.limits;
-        let check = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::Manifest(format!("limits: {what}")))
-            }
-        };
-        check(
-            (1..=ceilings.max_memory_mib).contains(&limits.memory_mib),
-            &format!("memory-mib must be 1-{}", ceilings.max_memory_mib),
-        )?;
-        check(
-            limits.timeout_ms >= 1 && limits.timeout() <= ceilings.max_timeout,
-            &format!("timeout-ms must be 1-{}", ceilings.max_timeout.as_millis()),
-        )?;
-        check(
-            limits.host_call_timeout_ms >= 1,
-            "host-call-timeout-ms must be at least 1",
-        )?;
-        check(
-            limits.max_output_bytes >= 1,
-            "max-output-bytes must be at least 1",
-        )?;
-        check(
-            limits.max_http_response_bytes >= 1 && limits.max_kube_response_bytes >= 1,
-            "response caps must be at least 1",
-        )?;
+        limits.check(&ceilings)?;
         let config = match file.config {
             Some(table) => {
                 serde_json::to_value(table).map_err(|e| Error::Manifest(format!("config: {e}")))?

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -16,9 +17,9 @@ use super::engine::{HostSettings, PluginHost, Prepared};
 use super::host::{
     CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
 };
-use super::http::{HttpClients, ScopedTrust, parse_ca_pem};
+use super::http::{ScopedTrust, parse_ca_pem};
 use super::kube::KubeApi;
-use super::manifest::{Capabilities, HookScope, Limits, Manifest, World};
+use super::manifest::{Capabilities, HookScope, LimitCeilings, Limits, Manifest, World};
 use super::{Error, Result};
 use crate::storage::plugins::PluginRow;
 use crate::storage::{Db, now_millis};
@@ -174,7 +175,7 @@ impl Plugins {
     async fn load_one(&self, manifest_path: &Path) -> Result<String> {
         let text = std::fs::read_to_string(manifest_path)
             .map_err(|e| Error::Host(format!("{}: {e}", manifest_path.display())))?;
-        let manifest = Manifest::parse(&text, self.host.settings().ceilings())?;
+        let manifest = self.check_manifest(&text)?;
         let file = match &manifest.component {
             Some(file) => file.clone(),
             None => {
@@ -239,6 +240,11 @@ impl Plugins {
         Ok(manifest.name)
     }
 
+    /// Parses and validates manifest text under this host's ceilings.
+    pub fn check_manifest(&self, text: &str) -> Result<Manifest> {
+        Manifest::parse(text, self.host.settings().ceilings())
+    }
+
     /// Installs an uploaded plugin after checking that the component implements the declared
     /// world; with `replace`, an existing uploaded plugin of that name is replaced (keeping
     /// its enabled flag and configuration).
@@ -248,15 +254,14 @@ impl Plugins {
         wasm: Vec<u8>,
         replace: bool,
     ) -> Result<(PluginRecord, bool)> {
-        let manifest = Manifest::parse(manifest_text, self.host.settings().ceilings())?;
+        let manifest = self.check_manifest(manifest_text)?;
         let digest = digest(&wasm);
         let size = wasm.len() as i64;
-        let wasm = Arc::new(wasm);
+        // One buffer, shared by the compiler and the database write.
+        let wasm = Bytes::from(wasm);
         let component = wasm.clone();
         self.host
-            .prepare(&digest, manifest.world, async move {
-                Ok(Arc::unwrap_or_clone(component))
-            })
+            .prepare(&digest, manifest.world, async move { Ok(component) })
             .await?;
         let now = now_millis();
         let row = PluginRow {
@@ -278,11 +283,11 @@ impl Plugins {
                 return Err(Error::FromDirectory(manifest.name));
             }
             Some(_) if replace => {
-                self.db.replace_plugin(&row, Some(&wasm)).await?;
+                self.db.replace_plugin(&row, Some(&wasm[..])).await?;
                 true
             }
             _ => {
-                self.db.insert_plugin(&row, Some(&wasm)).await?;
+                self.db.insert_plugin(&row, Some(&wasm[..])).await?;
                 false
             }
         };
@@ -405,7 +410,6 @@ impl Plugins {
         Ok(CallReport {
             value: findings,
             logs: report.logs,
-            dropped_log_lines: report.dropped_log_lines,
             elapsed_ms: report.elapsed_ms,
         })
     }
@@ -436,8 +440,10 @@ impl Plugins {
                 detail,
             };
             let roots = parse_ca_pem(pem).map_err(invalid)?;
-            context.http_clients.scoped =
-                Some(ScopedTrust::new(&repository.url, &roots).map_err(invalid)?);
+            context.http_clients.scoped = Some(
+                ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
+                    .map_err(invalid)?,
+            );
         }
         let repo = types::Repository::from(repository);
         let report = self
@@ -459,7 +465,6 @@ impl Plugins {
         Ok(CallReport {
             value: outcome,
             logs: report.logs,
-            dropped_log_lines: report.dropped_log_lines,
             elapsed_ms: report.elapsed_ms,
         })
     }
@@ -524,10 +529,11 @@ impl Plugins {
             .plugin(name)
             .await?
             .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        let manifest = Arc::new(Manifest::parse(
-            &row.manifest,
-            self.host.settings().ceilings(),
-        )?);
+        // Held to today's ceilings, which may be lower than when it was stored.
+        let manifest = Arc::new(self.check_manifest(&row.manifest).map_err(|e| match e {
+            Error::Manifest(m) => Error::Manifest(format!("plugin `{name}`: {m}")),
+            other => other,
+        })?);
         let row = Arc::new(row);
         self.rows.lock().expect("lock").insert(
             name.to_owned(),
@@ -574,6 +580,7 @@ impl Plugins {
                     return db
                         .plugin_component(&row.name, &row.digest)
                         .await?
+                        .map(Bytes::from)
                         .ok_or_else(|| Error::NotFound(row.name.clone()));
                 }
                 let missing = |detail: String| Error::MissingComponent {
@@ -596,7 +603,7 @@ impl Plugins {
                         row.digest
                     )));
                 }
-                Ok(wasm)
+                Ok(Bytes::from(wasm))
             }
         };
         let prepared = self.host.prepare(&row.digest, world, loader).await?;
@@ -616,10 +623,7 @@ impl Plugins {
             config,
             kube,
             http_allow,
-            http_clients: HttpClients {
-                shared: self.host.http_client(),
-                scoped: None,
-            },
+            http_clients: self.host.http_clients(),
             runtime: tokio::runtime::Handle::current(),
             deadline: Instant::now(),
         };
@@ -627,7 +631,9 @@ impl Plugins {
     }
 
     fn record(&self, row: PluginRow) -> Result<PluginRecord> {
-        let manifest = Manifest::parse(&row.manifest, self.host.settings().ceilings())
+        // Without ceilings: a plugin stored before they were lowered is still listed (and can
+        // be disabled or replaced); calling it fails, naming the limit over its ceiling.
+        let manifest = Manifest::parse(&row.manifest, LimitCeilings::NONE)
             .map_err(|e| Error::Host(format!("stored manifest of `{}`: {e}", row.name)))?;
         let config = match &row.config {
             Some(text) => serde_json::from_str(text).map_err(|_| {

@@ -1,9 +1,16 @@
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::bindings::types;
 use super::engine::{HostSettings, PluginHost, panic_message};
-use super::host::Output;
-use super::http::{HttpClients, ScopedTrust, allowed, client, parse_ca_pem};
+use super::host::{LogBudget, Output};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::http::{
+    AddressPolicy, HttpClients, HttpError, OutboundRequest, ScopedTrust, allowed, client,
+    client_with_resolver, guarded_resolver, local_address, parse_ca_pem, send,
+};
 use super::kube::{list_request, resource_path};
 use super::manifest::{LimitCeilings, Manifest, World};
 use super::{Error, HookScope};
@@ -11,6 +18,10 @@ use super::{Error, HookScope};
 const CEILINGS: LimitCeilings = LimitCeilings {
     max_memory_mib: 256,
     max_timeout: Duration::from_secs(60),
+    max_output_bytes: 16 << 20,
+    max_log_bytes: 1 << 20,
+    max_http_response_bytes: 32 << 20,
+    max_kube_response_bytes: 64 << 20,
 };
 
 fn parse(text: &str) -> super::Result<Manifest> {
@@ -270,9 +281,11 @@ fn a_repository_ca_must_be_pem_ca_certificates() {
 fn a_repository_ca_applies_to_its_host_and_port_only() {
     let ca = rcgen::generate_simple_self_signed(vec!["charts.internal".to_owned()]).unwrap();
     let roots = parse_ca_pem(&ca.cert.pem()).unwrap();
+    let policy = AddressPolicy::RefuseLocal;
     let clients = HttpClients {
-        shared: client(&[]).unwrap(),
-        scoped: Some(ScopedTrust::new("https://Charts.Internal/stable", &roots).unwrap()),
+        shared: client(&[], &policy).unwrap(),
+        scoped: Some(ScopedTrust::new("https://Charts.Internal/stable", &roots, &policy).unwrap()),
+        policy,
     };
     let scoped = |url: &str| {
         let url = reqwest::Url::parse(url).unwrap();
@@ -349,7 +362,7 @@ fn host() -> PluginHost {
 
 async fn prepare(host: &PluginHost, wasm: Vec<u8>, world: World) -> super::Result<()> {
     let digest = super::registry::digest(&wasm);
-    host.prepare(&digest, world, async move { Ok(wasm) })
+    host.prepare(&digest, world, async move { Ok(wasm.into()) })
         .await
         .map(drop)
 }
@@ -426,5 +439,424 @@ async fn imports_the_host_does_not_provide_are_refused() {
     assert!(
         matches!(&error, Error::UnsupportedImport(m) if m.contains("example:unknown/thing")),
         "{error:?}"
+    );
+}
+
+#[test]
+fn every_limit_is_held_to_a_ceiling_named_in_the_refusal() {
+    let head = "name = \"x\"\nversion = \"1\"\nworld = \"inspector\"\n[limits]\n";
+    for (key, ceiling, unit) in [
+        ("max-output-bytes", 16 << 20, "bytes (16 MiB)"),
+        ("max-log-bytes", 1 << 20, "bytes (1 MiB)"),
+        ("max-http-response-bytes", 32 << 20, "bytes (32 MiB)"),
+        ("max-kube-response-bytes", 64 << 20, "bytes (64 MiB)"),
+        ("host-call-timeout-ms", 60_000, "ms"),
+        ("timeout-ms", 60_000, "ms"),
+    ] {
+        // At the ceiling: accepted.
+        parse(&format!("{head}{key} = {ceiling}\n"))
+            .unwrap_or_else(|e| panic!("{key} = {ceiling}: {e}"));
+        // 16 GiB (or as many ms): refused, naming the key, the value and the ceiling.
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = 17179869184\n")),
+            format!(
+                "limits: {key} = 17179869184 is over the host's ceiling of {ceiling} {unit}: \
+                 {key} must be 1-{ceiling}"
+            )
+        );
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = {}\n", ceiling + 1)),
+            format!(
+                "limits: {key} = {} is over the host's ceiling of {ceiling} {unit}: \
+                 {key} must be 1-{ceiling}",
+                ceiling + 1
+            )
+        );
+        assert_eq!(
+            manifest_error(&format!("{head}{key} = 0\n")),
+            format!("limits: {key} must be at least 1")
+        );
+    }
+}
+
+#[test]
+fn the_default_ceilings_admit_the_defaults_and_the_shipped_plugins() {
+    let ceilings = HostSettings::default().ceilings();
+    let minimal = "name = \"x\"\nversion = \"1\"\nworld = \"inspector\"\n";
+    Manifest::parse(minimal, ceilings).expect("the default limits are within the ceilings");
+    for (file, text) in [
+        (
+            "builtin/checks",
+            include_str!("../../../plugins/builtin/checks/manifest.toml"),
+        ),
+        (
+            "builtin/helm-index",
+            include_str!("../../../plugins/builtin/helm-index/manifest.toml"),
+        ),
+        (
+            "examples/require-labels",
+            include_str!("../../../plugins/examples/require-labels/manifest.toml"),
+        ),
+        (
+            "examples/connect-logger",
+            include_str!("../../../plugins/examples/connect-logger/manifest.toml"),
+        ),
+    ] {
+        Manifest::parse(text, ceilings).unwrap_or_else(|e| panic!("plugins/{file}: {e}"));
+    }
+    // The ceilings themselves, as docs/plugins.md lists them.
+    assert_eq!(ceilings.max_output_bytes, 64 << 20);
+    assert_eq!(ceilings.max_log_bytes, 1 << 20);
+    assert_eq!(ceilings.max_http_response_bytes, 64 << 20);
+    assert_eq!(ceilings.max_kube_response_bytes, 128 << 20);
+    let too_much = format!("{minimal}[limits]\nmax-log-bytes = 17179869184\n");
+    let error = Manifest::parse(&too_much, ceilings)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "invalid plugin manifest: limits: max-log-bytes = 17179869184 is over the host's \
+         ceiling of 1048576 bytes (1 MiB): max-log-bytes must be 1-1048576"
+    );
+}
+
+#[test]
+fn the_log_budget_counts_every_byte_and_remembers_an_overflow() {
+    let budget = LogBudget::new(10);
+    assert!(budget.charge(4));
+    assert!(budget.charge(6));
+    assert!(!budget.exceeded());
+    assert!(!budget.charge(1), "the eleventh byte does not fit");
+    assert!(budget.exceeded());
+    assert!(budget.charge(0));
+    let huge = LogBudget::new(usize::MAX - 1);
+    assert!(huge.charge(usize::MAX - 1));
+    assert!(!huge.charge(usize::MAX), "no overflow past usize::MAX");
+}
+
+#[test]
+fn the_serve_flag_reaches_the_plugin_host() {
+    let settings = |args: &[&str], vars: &[(&str, &str)]| {
+        let env = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = crate::cli::ServeArgs::from_args_and_env(args, &env).unwrap();
+        HostSettings::for_config(&crate::config::Config::from_args(args).unwrap())
+    };
+    assert!(!settings(&[], &[]).http_allow_local, "refused by default");
+    assert!(settings(&["--plugin-http-allow-local"], &[]).http_allow_local);
+    assert!(settings(&[], &[("PLUGIN_HTTP_ALLOW_LOCAL", "yes")]).http_allow_local);
+    assert!(
+        !settings(
+            &["--plugin-http-allow-local=false"],
+            &[("PLUGIN_HTTP_ALLOW_LOCAL", "true")]
+        )
+        .http_allow_local,
+        "the flag wins over its variable"
+    );
+}
+
+#[test]
+fn local_addresses_are_recognised_in_every_form() {
+    let kind = |ip: &str| local_address(ip.parse::<IpAddr>().unwrap());
+    for (ip, expected) in [
+        ("127.0.0.1", "a loopback address"),
+        ("127.1.2.3", "a loopback address"),
+        ("::1", "a loopback address"),
+        (
+            "169.254.169.254",
+            "a link-local address (cloud metadata services answer there)",
+        ),
+        (
+            "169.254.0.1",
+            "a link-local address (cloud metadata services answer there)",
+        ),
+        ("fe80::1", "a link-local address"),
+        ("febf::1", "a link-local address"),
+        ("0.0.0.0", "an unspecified address"),
+        ("0.1.2.3", "an unspecified address"),
+        ("::", "an unspecified address"),
+        ("::ffff:127.0.0.1", "an IPv4-mapped local address"),
+        ("::ffff:169.254.169.254", "an IPv4-mapped local address"),
+        ("::ffff:0.0.0.0", "an IPv4-mapped local address"),
+        (
+            "::127.0.0.1",
+            "an IPv6 address embedding a local IPv4 address",
+        ),
+        (
+            "64:ff9b::169.254.169.254",
+            "an IPv6 address embedding a local IPv4 address",
+        ),
+    ] {
+        assert_eq!(kind(ip), Some(expected), "{ip}");
+    }
+    for ip in [
+        "10.0.0.1",
+        "192.168.1.1",
+        "172.16.0.1",
+        "8.8.8.8",
+        "169.253.255.255",
+        "169.255.0.1",
+        "2001:db8::1",
+        "fec0::1",
+        "::ffff:8.8.8.8",
+        "64:ff9b::8.8.8.8",
+        "fd00::1",
+    ] {
+        assert_eq!(kind(ip), None, "{ip}");
+    }
+    assert_eq!(
+        AddressPolicy::AllowAll.refusal("127.0.0.1".parse().unwrap()),
+        None
+    );
+    assert_eq!(
+        AddressPolicy::RefuseLocal.refusal("169.254.169.254".parse().unwrap()),
+        Some("a link-local address (cloud metadata services answer there)")
+    );
+}
+
+/// Serves `router` on `addr` (port 0).
+async fn serve(addr: &str, router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    local
+}
+
+async fn fetch(clients: &HttpClients, url: &str) -> Result<String, HttpError> {
+    let request = OutboundRequest {
+        post: false,
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: None,
+    };
+    let response = send(clients, &["*".to_owned()], request, 1 << 20).await?;
+    Ok(String::from_utf8(response.body).unwrap())
+}
+
+fn clients_with(policy: AddressPolicy, resolver: Option<Arc<dyn Resolve>>) -> HttpClients {
+    let shared = match resolver {
+        Some(resolver) => client_with_resolver(&[], &policy, resolver).unwrap(),
+        None => client(&[], &policy).unwrap(),
+    };
+    HttpClients {
+        shared,
+        scoped: None,
+        policy,
+    }
+}
+
+fn denied(result: Result<String, HttpError>) -> String {
+    match result {
+        Err(HttpError::Denied(message)) => message,
+        other => panic!("expected a denied error, got {other:?}"),
+    }
+}
+
+const REFUSED: &str = "plugin HTTP to loopback, link-local and unspecified addresses is refused \
+                       (the gateway's --plugin-http-allow-local allows it)";
+
+#[tokio::test]
+async fn plugin_http_refuses_local_addresses_unless_allowed() {
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "inside" }));
+    let port = serve("127.0.0.1:0", router).await.port();
+    let refusing = clients_with(AddressPolicy::RefuseLocal, None);
+
+    // IP literals never reach a resolver: they are checked before the request.
+    assert_eq!(
+        denied(fetch(&refusing, &format!("http://127.0.0.1:{port}/")).await),
+        format!("`127.0.0.1` is a loopback address: {REFUSED}")
+    );
+    assert_eq!(
+        denied(fetch(&refusing, &format!("http://[::ffff:127.0.0.1]:{port}/")).await),
+        format!("`::ffff:127.0.0.1` is an IPv4-mapped local address: {REFUSED}")
+    );
+    // The URL parser's other spellings of an address are the same literal.
+    assert_eq!(
+        denied(fetch(&refusing, &format!("http://2130706433:{port}/")).await),
+        format!("`127.0.0.1` is a loopback address: {REFUSED}")
+    );
+    assert_eq!(
+        denied(fetch(&refusing, "http://169.254.169.254/latest/meta-data/").await),
+        format!(
+            "`169.254.169.254` is a link-local address (cloud metadata services answer there): \
+             {REFUSED}"
+        )
+    );
+    // A name is checked on the addresses it resolves to, when connecting.
+    let message = denied(fetch(&refusing, &format!("http://localhost:{port}/")).await);
+    assert!(
+        message.starts_with("host `localhost` resolves to ")
+            && message.ends_with(&format!("a loopback address: {REFUSED}")),
+        "{message}"
+    );
+
+    // With --plugin-http-allow-local the same requests go through.
+    let allowing = clients_with(AddressPolicy::AllowAll, None);
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+    ] {
+        assert_eq!(fetch(&allowing, &url).await.unwrap(), "inside", "{url}");
+    }
+}
+
+/// Resolves names from a table.
+struct TableResolver(Vec<(&'static str, Vec<IpAddr>)>);
+
+impl Resolve for TableResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let addrs: Vec<SocketAddr> = self
+            .0
+            .iter()
+            .find(|(n, _)| *n == name.as_str())
+            .map(|(_, ips)| ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect())
+            .unwrap_or_default();
+        Box::pin(async move {
+            if addrs.is_empty() {
+                return Err("no such host".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[tokio::test]
+async fn redirects_and_names_are_checked_on_every_hop() {
+    // 127.0.0.2 plays an internal address, 127.0.0.1 the outside host that redirects there.
+    let inside_ip: IpAddr = "127.0.0.2".parse().unwrap();
+    let secret = axum::Router::new().route("/", axum::routing::get(|| async { "secret" }));
+    let inside = serve("127.0.0.2:0", secret).await.port();
+    let redirect = |to: String| move || async move { axum::response::Redirect::temporary(&to) };
+    let outside = axum::Router::new()
+        .route(
+            "/to-literal",
+            axum::routing::get(redirect(format!("http://127.0.0.2:{inside}/"))),
+        )
+        .route(
+            "/to-name",
+            axum::routing::get(redirect(format!("http://inside.test:{inside}/"))),
+        );
+    let outside = serve("127.0.0.1:0", outside).await.port();
+    let table = || {
+        Arc::new(TableResolver(vec![
+            ("inside.test", vec![inside_ip]),
+            ("outside.test", vec!["127.0.0.1".parse().unwrap()]),
+        ])) as Arc<dyn Resolve>
+    };
+    let to_literal = format!("http://outside.test:{outside}/to-literal");
+    let to_name = format!("http://outside.test:{outside}/to-name");
+
+    // Refusing nothing, both redirects reach the inside.
+    let open = clients_with(AddressPolicy::Refuse(Vec::new()), Some(table()));
+    assert_eq!(fetch(&open, &to_literal).await.unwrap(), "secret");
+    assert_eq!(fetch(&open, &to_name).await.unwrap(), "secret");
+
+    // Refusing the inside address, neither does.
+    let guarded = clients_with(AddressPolicy::Refuse(vec![inside_ip]), Some(table()));
+    assert_eq!(
+        denied(fetch(&guarded, &to_literal).await),
+        format!("`127.0.0.2` is an address refused by the test: {REFUSED}")
+    );
+    assert_eq!(
+        denied(fetch(&guarded, &to_name).await),
+        format!(
+            "host `inside.test` resolves to 127.0.0.2, an address refused by the test: {REFUSED}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_resolver_keeps_only_the_addresses_allowed() {
+    let refused: IpAddr = "127.0.0.2".parse().unwrap();
+    let allowed: IpAddr = "127.0.0.1".parse().unwrap();
+    let resolver = guarded_resolver(
+        AddressPolicy::Refuse(vec![refused]),
+        Arc::new(TableResolver(vec![
+            ("both.test", vec![refused, allowed, refused]),
+            ("inside.test", vec![refused]),
+        ])),
+    );
+    let name = |n: &str| n.parse::<Name>().unwrap();
+    let addrs: Vec<SocketAddr> = resolver.resolve(name("both.test")).await.unwrap().collect();
+    assert_eq!(addrs, [SocketAddr::new(allowed, 0)]);
+    let error = match resolver.resolve(name("inside.test")).await {
+        Err(error) => error.to_string(),
+        Ok(addrs) => panic!("expected a refusal, got {:?}", addrs.collect::<Vec<_>>()),
+    };
+    assert_eq!(
+        error,
+        format!(
+            "host `inside.test` resolves to 127.0.0.2, an address refused by the test: {REFUSED}"
+        )
+    );
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_directory_manifest_over_a_ceiling_is_not_loaded_and_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = wat::parse_str("(component)").unwrap();
+    let manifest = |name: &str, limits: &str| {
+        format!("name = \"{name}\"\nversion = \"1\"\nworld = \"inspector\"\n[limits]\n{limits}")
+    };
+    for (name, limits) in [
+        ("fits", "max-http-response-bytes = 1048576\n"),
+        ("greedy", "max-http-response-bytes = 17179869184\n"),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            manifest(name, limits),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(format!("{name}.wasm")), &component).unwrap();
+    }
+    let database = crate::config::DatabaseUrl::Sqlite(dir.path().join("db/plugins.db"));
+    let db = crate::storage::Db::connect(&database).await.unwrap();
+    let plugins = super::Plugins::new(
+        HostSettings::default(),
+        db,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap();
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let loaded = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        plugins.load_directory(dir.path()).await.unwrap()
+    };
+    assert_eq!(loaded, ["fits"]);
+    assert!(matches!(
+        plugins.get("greedy").await,
+        Err(Error::NotFound(_))
+    ));
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains(
+            "invalid plugin manifest: limits: max-http-response-bytes = 17179869184 is over the \
+             host's ceiling of 67108864 bytes (64 MiB): max-http-response-bytes must be \
+             1-67108864"
+        ),
+        "{log}"
     );
 }

@@ -1,7 +1,8 @@
 //! Lines in the gateway's log, attributed to the plugin (capability `log`).
 //!
-//! Logging never fails the plugin: lines past the volume cap, or from a plugin without the
-//! capability, are dropped by the host.
+//! Lines from a plugin without the capability are dropped by the host. The volume is capped
+//! per call by the manifest's `max-log-bytes` (stdout and stderr count too): the line that
+//! passes it stops the plugin, and the call fails.
 
 use crate::bindings::portico::plugin::log::{Level, log};
 

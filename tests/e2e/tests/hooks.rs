@@ -400,7 +400,11 @@ async fn a_hanging_receiver_never_holds_up_connect_or_disconnect() {
 async fn the_connect_logger_plugin_runs_on_connect_and_disconnect() {
     let sim = KubeSim::start().await.unwrap();
     sim.seed_nodes(2);
-    let gw = gateway_builder("hooks-plugin").start().await;
+    // The receiver is served on 127.0.0.1.
+    let gw = gateway_builder("hooks-plugin")
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
     let (inbox, base) = Inbox::start().await;
     // The example plugin, posting to our receiver; a second copy posts where it fails.
     for (name, route) in [("notify", "ok"), ("notify-broken", "broken")] {

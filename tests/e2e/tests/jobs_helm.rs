@@ -136,6 +136,8 @@ fn find<'a>(items: &'a [Value], name: &str, version: &str) -> &'a Value {
 async fn the_builtin_job_syncs_repositories_and_records_new_versions() {
     let gw = gateway_builder("jobs-helm")
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        // The repository is served on 127.0.0.1.
+        .args(["--plugin-http-allow-local"])
         .env("JOB_POLL_INTERVAL_MS", "200")
         .start()
         .await;
@@ -347,6 +349,8 @@ async fn run_to_end(gw: &TestGateway, job_id: &str) -> Value {
 async fn a_repository_with_a_private_ca_syncs_over_https() {
     let gw = gateway_builder("jobs-helm-ca")
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        // The repository is served on 127.0.0.1.
+        .args(["--plugin-http-allow-local"])
         .env("JOB_POLL_INTERVAL_MS", "200")
         .start()
         .await;

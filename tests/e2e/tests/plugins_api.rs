@@ -267,6 +267,8 @@ generated: "2024-01-02T03:04:05Z"
 async fn helm_index_syncs_a_repository_with_conditional_get() {
     let gw = gateway_builder("api-helm")
         .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
+        // The repository is served on 127.0.0.1.
+        .args(["--plugin-http-allow-local"])
         .start()
         .await;
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -331,7 +333,11 @@ async fn helm_index_syncs_a_repository_with_conditional_get() {
 
 #[tokio::test]
 async fn the_example_lifecycle_hook_reads_the_cluster_and_posts_a_webhook() {
-    let gw = gateway_builder("api-hook").start().await;
+    // The webhook receiver is served on 127.0.0.1.
+    let gw = gateway_builder("api-hook")
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
     let received = Arc::new(Mutex::new(Vec::<Value>::new()));
     let sink = received.clone();
     let base = serve(Router::new().route(
@@ -392,5 +398,58 @@ webhook-url = "{base}/hook"
             json!({"event": "disconnected", "cluster": "c1", "nodes": 0}),
         ]
     );
+    gw.stop().await;
+}
+
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_owned();
+    (status, text("code"), text("message"))
+}
+
+#[tokio::test]
+async fn uploads_past_their_limits_are_refused_with_413() {
+    let gw = gateway_builder("api-upload-limits").start().await;
+
+    // A manifest part over 64 KiB (valid TOML: a long description).
+    let long = format!("{OK_MANIFEST}\n").replace(
+        "description = \"says hello\"",
+        &format!("description = \"{}\"", "a".repeat(100 << 10)),
+    );
+    let (status, code, message) = refusal(upload(&gw, &long, wasm("misbehave")).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the manifest is larger than the limit of 64 KiB");
+
+    // A component part one byte over 64 MiB: refused once that byte arrives.
+    let mut big = wasm("misbehave");
+    big.resize((64 << 20) + 1, 0);
+    let (status, code, message) = refusal(upload(&gw, OK_MANIFEST, big).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the component is larger than the limit of 64 MiB");
+
+    // A body declared larger than any upload: refused before it is read.
+    let huge = vec![0; 80 << 20];
+    let (status, code, message) = refusal(upload(&gw, OK_MANIFEST, huge).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert_eq!(message, "the upload is larger than the limit of 64 MiB");
+
+    // A part named twice.
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", OK_MANIFEST)
+        .text("manifest", OK_MANIFEST);
+    let response = gw
+        .as_admin(Method::POST, "/api/v1/plugins")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = refusal(response).await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    assert!(message.contains("appears twice"), "{message}");
+
+    // Nothing was installed; a normal upload still works.
+    let response = upload(&gw, OK_MANIFEST, wasm("misbehave")).await;
+    assert_eq!(response.status(), 201);
     gw.stop().await;
 }

@@ -1,15 +1,19 @@
 //! Misbehaving plugins fail only their own call, with a clear error, while the gateway keeps
 //! serving: a file that is not a component, the wrong world, an infinite loop, a memory bomb,
-//! a panic, oversized output, an undeclared capability, an HTTP call to a host not allowed.
+//! a panic, oversized output, writing past the log cap, an undeclared capability, an HTTP call
+//! to a host not allowed or to a local address; and limits over the host's ceilings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube_sim::KubeSim;
 use portico::plugin::{Error, KubeApi, TrapReason};
+use portico::storage::plugins::PluginRow;
+use portico_e2e::fleet;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{cluster, gateway_builder, kube_api, upload, wasm};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A manifest for the `misbehave` test plugin in `mode`, with short limits.
 /// Generous for every plugin but the looper: on a loaded 2-core machine a well-behaved call
@@ -50,7 +54,7 @@ const ALL: &str = "kube = true\nlog = true\nconfig = true";
 struct Fixture {
     gw: TestGateway,
     kube: Arc<dyn KubeApi>,
-    _sim: KubeSim,
+    sim: KubeSim,
 }
 
 impl Fixture {
@@ -58,11 +62,7 @@ impl Fixture {
         let gw = gateway_builder(&format!("misbehave-{test}")).start().await;
         let sim = KubeSim::start().await.expect("start the simulator");
         let kube = kube_api(&sim);
-        let fixture = Self {
-            gw,
-            kube,
-            _sim: sim,
-        };
+        let fixture = Self { gw, kube, sim };
         fixture.install("well-behaved", "ok", ALL, "").await;
         fixture
     }
@@ -320,20 +320,266 @@ async fn http_to_a_host_not_allowed_is_denied() {
     f.still_serving().await;
 }
 
+/// The error of a call stopped at the log cap of the test manifest (4096 bytes).
+fn assert_log_limit(name: &str, result: Result<Vec<portico::plugin::Finding>, Error>) {
+    let error = result.expect_err("writing past the log cap fails the call");
+    assert!(
+        matches!(&error, Error::Trap { plugin, reason: TrapReason::LogLimit(4096) } if plugin == name),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "plugin `{name}` was stopped: log limit of 4096 bytes exceeded (log lines, stdout \
+             and stderr together)"
+        )
+    );
+}
+
 #[tokio::test]
-async fn log_volume_is_capped() {
-    let f = Fixture::new("log_volume_is_capped").await;
-    f.install("logger", "log-flood", ALL, "").await;
-    let report =
-        f.gw.gateway()
+async fn writing_past_the_log_cap_fails_the_call() {
+    let f = Fixture::new("writing_past_the_log_cap_fails_the_call").await;
+    // 10,000 lines of about 110 bytes, through the `log` import, stdout and stderr.
+    for (name, mode) in [
+        ("logger", "log-flood"),
+        ("printer", "stdout-flood"),
+        ("complainer", "stderr-flood"),
+    ] {
+        f.install(name, mode, ALL, "").await;
+        assert_log_limit(name, f.run(name).await);
+    }
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_run_that_writes_past_the_log_cap_is_recorded_as_failed() {
+    let f = Fixture::new("a_run_that_writes_past_the_log_cap_is_recorded_as_failed").await;
+    f.gw.add_cluster("c1", &f.sim.kubeconfig()).await.unwrap();
+    f.install("printer", "stdout-flood", ALL, "").await;
+    let job: Value =
+        f.gw.as_admin(Method::POST, "/api/v1/jobs")
+            .json(
+                &json!({"name": "print", "plugins": ["printer"], "cron": "0 0 1 1 *",
+                       "targets": {"clusters": ["c1"]}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let job_id = job["id"].as_str().expect("a job id").to_owned();
+    let response =
+        f.gw.as_admin(Method::POST, &format!("/api/v1/jobs/{job_id}/run"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 202);
+    let run = fleet::eventually("the run finishes", Duration::from_secs(30), || async {
+        let runs: Value =
+            f.gw.as_admin(Method::GET, &format!("/api/v1/runs?job={job_id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let run = runs["items"].as_array()?.first()?.clone();
+        (run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let run_id = run["id"].as_str().unwrap();
+    let run: Value =
+        f.gw.as_admin(Method::GET, &format!("/api/v1/runs/{run_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let target = &run["targets"][0];
+    assert_eq!(target["clusterId"], "c1", "{run}");
+    assert_eq!(target["status"], "failed", "{run}");
+    assert!(
+        target["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("plugin `printer` was stopped: log limit of 4096 bytes exceeded"),
+        "{run}"
+    );
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn limits_over_the_host_ceilings_are_refused_at_upload() {
+    let f = Fixture::new("limits_over_the_host_ceilings_are_refused_at_upload").await;
+    for (key, ceiling) in [
+        ("max-log-bytes", "1048576 bytes (1 MiB)"),
+        ("max-output-bytes", "67108864 bytes (64 MiB)"),
+        ("max-http-response-bytes", "67108864 bytes (64 MiB)"),
+        ("max-kube-response-bytes", "134217728 bytes (128 MiB)"),
+        ("host-call-timeout-ms", "600000 ms"),
+    ] {
+        // 16 GiB (the review's example).
+        let text = format!(
+            "name = \"greedy\"\nversion = \"1\"\nworld = \"inspector\"\n\
+             [limits]\n{key} = 17179869184\n"
+        );
+        let (status, code, message) =
+            error_body(upload(&f.gw, &text, wasm("misbehave")).await).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_manifest"), "{key}");
+        assert!(
+            message.starts_with(&format!(
+                "invalid plugin manifest: limits: {key} = 17179869184 is over the host's \
+                 ceiling of {ceiling}: {key} must be 1-"
+            )),
+            "{message}"
+        );
+    }
+    let missing =
+        f.gw.as_admin(Method::GET, "/api/v1/plugins/greedy")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(missing.status(), 404);
+    f.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_plugin_stored_over_todays_ceilings_is_listed_but_not_run() {
+    let f = Fixture::new("a_plugin_stored_over_todays_ceilings_is_listed_but_not_run").await;
+    // As an upload of an earlier version, which took any value, left it in the database.
+    let component = wasm("misbehave");
+    let now = 1_767_225_600_000;
+    let row = PluginRow {
+        name: "legacy".to_owned(),
+        version: "1".to_owned(),
+        world: "inspector".to_owned(),
+        manifest: "name = \"legacy\"\nversion = \"1\"\nworld = \"inspector\"\n\
+                   [capabilities]\nconfig = true\n[limits]\nmax-log-bytes = 17179869184\n\
+                   [config]\nmode = \"ok\"\n"
+            .to_owned(),
+        digest: hex_sha256(&component),
+        size: component.len() as i64,
+        source: "upload".to_owned(),
+        enabled: true,
+        config: None,
+        created_at: now,
+        updated_at: now,
+    };
+    f.gw.gateway()
+        .app()
+        .db
+        .insert_plugin(&row, Some(&component))
+        .await
+        .unwrap();
+    let shown: Value =
+        f.gw.as_admin(Method::GET, "/api/v1/plugins/legacy")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(shown["limits"]["maxLogBytes"], 17179869184_u64, "{shown}");
+    let error = f.run("legacy").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid plugin manifest: plugin `legacy`: limits: max-log-bytes = 17179869184 is over \
+         the host's ceiling of 1048576 bytes (1 MiB): max-log-bytes must be 1-1048576"
+    );
+    // It can still be disabled and deleted.
+    let response =
+        f.gw.as_admin(Method::POST, "/api/v1/plugins/legacy/disable")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 200);
+    let response =
+        f.gw.as_admin(Method::DELETE, "/api/v1/plugins/legacy")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 204);
+    f.still_serving().await;
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+const REFUSED: &str = "plugin HTTP to loopback, link-local and unspecified addresses is refused \
+                       (the gateway's --plugin-http-allow-local allows it)";
+
+#[tokio::test]
+async fn http_to_local_addresses_is_denied_unless_the_gateway_allows_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "inside" }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let allow = "config = true\nhttp = [\"127.0.0.1\", \"localhost\", \"169.254.169.254\"]";
+
+    let f = Fixture::new("http_to_local_addresses_is_denied").await;
+    let targets = [
+        (
+            "by-address",
+            format!("http://127.0.0.1:{port}/"),
+            format!("`127.0.0.1` is a loopback address: {REFUSED}"),
+        ),
+        (
+            "by-name",
+            format!("http://localhost:{port}/"),
+            "host `localhost` resolves to ".to_owned(),
+        ),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            format!(
+                "`169.254.169.254` is a link-local address (cloud metadata services answer \
+                 there): {REFUSED}"
+            ),
+        ),
+    ];
+    for (name, url, expected) in &targets {
+        f.install(name, "http", allow, &format!("url = \"{url}\""))
+            .await;
+        match f.run(name).await {
+            Err(Error::Guest { kind, message, .. }) => {
+                assert_eq!(kind, "denied", "{name}: {message}");
+                assert!(message.starts_with(expected.as_str()), "{name}: {message}");
+                assert!(message.ends_with(REFUSED), "{name}: {message}");
+            }
+            other => panic!("{name}: expected a denied error, got {other:?}"),
+        }
+    }
+    f.still_serving().await;
+    drop(f);
+
+    // With --plugin-http-allow-local the loopback targets answer.
+    let gw = gateway_builder("misbehave-http-allow-local")
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
+    let sim = KubeSim::start().await.expect("start the simulator");
+    for (name, url, _) in &targets[..2] {
+        let response = upload(
+            &gw,
+            &manifest(name, "http", allow, &format!("url = \"{url}\""), TIMEOUT_MS),
+            wasm("misbehave"),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        let findings = gw
+            .gateway()
             .app()
             .plugins
-            .inspect("logger", &cluster("c1"), f.kube.clone())
+            .inspect(name, &cluster("c1"), kube_api(&sim))
             .await
-            .expect("logging too much does not fail the call");
-    let bytes: usize = report.logs.iter().map(|l| l.message.len()).sum();
-    assert!(bytes <= 4096, "{bytes} bytes of logs kept");
-    assert!(!report.logs.is_empty());
-    assert_eq!(report.logs.len() + report.dropped_log_lines, 10_000);
-    f.still_serving().await;
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .value;
+        assert_eq!(findings[0].message, "HTTP 200", "{name}");
+    }
+    gw.stop().await;
 }

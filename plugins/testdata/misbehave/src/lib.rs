@@ -47,6 +47,19 @@ impl Inspector for Misbehave {
                 }
                 Ok(vec![Finding::pass("log-flood", "logged 10000 lines")])
             }
+            // The same volume as `log-flood`, on stdout and on stderr.
+            "stdout-flood" => {
+                for i in 0..10_000 {
+                    println!("line {i} {}", "x".repeat(100));
+                }
+                Ok(vec![Finding::pass("stdout-flood", "printed 10000 lines")])
+            }
+            "stderr-flood" => {
+                for i in 0..10_000 {
+                    eprintln!("line {i} {}", "x".repeat(100));
+                }
+                Ok(vec![Finding::pass("stderr-flood", "printed 10000 lines")])
+            }
             // Needs the `kube` capability; the test manifest leaves it out.
             "kube" => {
                 let pods: Vec<Pod> = kube::list_all()?;
