@@ -232,19 +232,9 @@ pub struct ImportArgs {
     #[arg(long)]
     pub connect: bool,
 
-    /// Same as `portico serve`: accept bearer tokens and basic auth for `http://` cluster servers, which sends them
-    /// unencrypted.
-    #[arg(long, env = "ALLOW_INSECURE_CLUSTER_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
-          default_value = "false", default_missing_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_insecure_cluster_credentials: bool,
-
-    /// Same as `portico serve`: refuse cluster servers at loopback, link-local (e.g. 169.254.169.254) and unspecified
-    /// addresses: the server's IP at registration, every resolved address at connection.
-    #[arg(long, env = "DENY_LOCAL_CLUSTER_SERVERS", action = ArgAction::Set, num_args = 0..=1,
-          default_value = "false", default_missing_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub deny_local_cluster_servers: bool,
+    /// How cluster servers are vetted, as for `portico serve`.
+    #[command(flatten)]
+    pub cluster_servers: ClusterServerArgs,
 
     /// Same as `portico serve`.
     #[arg(
@@ -413,19 +403,9 @@ pub struct ServeArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_exec_credentials: bool,
 
-    /// Accept bearer tokens and basic auth for `http://` cluster servers, which sends them
-    /// unencrypted.
-    #[arg(long, env = "ALLOW_INSECURE_CLUSTER_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
-          default_value = "false", default_missing_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_insecure_cluster_credentials: bool,
-
-    /// Refuse cluster servers at loopback, link-local (e.g. 169.254.169.254) and unspecified
-    /// addresses: the server's IP at registration, every resolved address at connection.
-    #[arg(long, env = "DENY_LOCAL_CLUSTER_SERVERS", action = ArgAction::Set, num_args = 0..=1,
-          default_value = "false", default_missing_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub deny_local_cluster_servers: bool,
+    /// How cluster servers are vetted at registration and connection.
+    #[command(flatten)]
+    pub cluster_servers: ClusterServerArgs,
 
     /// PEM certificate chain for HTTPS on the listener.
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
@@ -492,6 +472,24 @@ pub struct ServeArgs {
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,
+}
+
+/// How cluster servers are vetted (shared by `serve` and `cluster import`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterServerArgs {
+    /// Accept bearer tokens and basic auth for `http://` cluster servers, which sends them
+    /// unencrypted.
+    #[arg(long, env = "ALLOW_INSECURE_CLUSTER_CREDENTIALS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_insecure_cluster_credentials: bool,
+
+    /// Refuse cluster servers at loopback, link-local (e.g. 169.254.169.254) and unspecified
+    /// addresses: the server's IP at registration, every resolved address at connection.
+    #[arg(long, env = "DENY_LOCAL_CLUSTER_SERVERS", action = ArgAction::Set, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub deny_local_cluster_servers: bool,
 }
 
 impl Cli {

@@ -100,8 +100,8 @@ pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, Command
         db.clone(),
         key,
         ClusterOptions {
-            allow_insecure_credentials: args.allow_insecure_cluster_credentials,
-            deny_local_servers: args.deny_local_cluster_servers,
+            allow_insecure_credentials: args.cluster_servers.allow_insecure_cluster_credentials,
+            deny_local_servers: args.cluster_servers.deny_local_cluster_servers,
             ..ClusterOptions::default()
         },
         &Metrics::new(),

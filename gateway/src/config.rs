@@ -419,8 +419,10 @@ impl Config {
             upstream_timeout,
             public_url,
             allow_exec_credentials: args.allow_exec_credentials,
-            allow_insecure_cluster_credentials: args.allow_insecure_cluster_credentials,
-            deny_local_cluster_servers: args.deny_local_cluster_servers,
+            allow_insecure_cluster_credentials: args
+                .cluster_servers
+                .allow_insecure_cluster_credentials,
+            deny_local_cluster_servers: args.cluster_servers.deny_local_cluster_servers,
             tls,
             hook_delivery,
             job_poll_interval: Duration::from_millis(args.job_poll_interval_ms.clamp(10, 60_000)),

@@ -121,21 +121,24 @@ fn gateway_commands_read_portico_variables_at_every_depth() {
 #[test]
 fn cluster_server_flags_default_off_and_read_their_variables() {
     let args = ServeArgs::from_args_and_env::<&str>(&[], &env(&[])).unwrap();
-    assert!(!args.allow_insecure_cluster_credentials);
-    assert!(!args.deny_local_cluster_servers);
+    assert!(!args.cluster_servers.allow_insecure_cluster_credentials);
+    assert!(!args.cluster_servers.deny_local_cluster_servers);
     let vars = env(&[
         ("ALLOW_INSECURE_CLUSTER_CREDENTIALS", "yes"),
         ("DENY_LOCAL_CLUSTER_SERVERS", "1"),
     ]);
     let args = ServeArgs::from_args_and_env::<&str>(&[], &vars).unwrap();
-    assert!(args.allow_insecure_cluster_credentials);
-    assert!(args.deny_local_cluster_servers);
+    assert!(args.cluster_servers.allow_insecure_cluster_credentials);
+    assert!(args.cluster_servers.deny_local_cluster_servers);
     let args =
         ServeArgs::from_args_and_env(&["--deny-local-cluster-servers=false"], &vars).unwrap();
-    assert!(!args.deny_local_cluster_servers, "the flag wins");
+    assert!(
+        !args.cluster_servers.deny_local_cluster_servers,
+        "the flag wins"
+    );
     let args =
         ServeArgs::from_args_and_env(&["--allow-insecure-cluster-credentials"], &env(&[])).unwrap();
-    assert!(args.allow_insecure_cluster_credentials);
+    assert!(args.cluster_servers.allow_insecure_cluster_credentials);
 
     // `portico cluster import` reads the same flags and variables.
     let cli = Cli::parse_with_env(
@@ -153,8 +156,8 @@ fn cluster_server_flags_default_off_and_read_their_variables() {
     let Command::Cluster(ClusterCommand::Import(args)) = cli.command else {
         panic!("cluster import parsed")
     };
-    assert!(args.allow_insecure_cluster_credentials);
-    assert!(args.deny_local_cluster_servers);
+    assert!(args.cluster_servers.allow_insecure_cluster_credentials);
+    assert!(args.cluster_servers.deny_local_cluster_servers);
     let err =
         ServeArgs::from_args_and_env::<&str>(&[], &env(&[("DENY_LOCAL_CLUSTER_SERVERS", "maybe")]))
             .unwrap_err()

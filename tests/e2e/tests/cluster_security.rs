@@ -168,8 +168,7 @@ async fn plain_http_credentials_need_the_operator_to_allow_them() -> anyhow::Res
         kubeconfig: path,
         contexts: vec![],
         connect: false,
-        allow_insecure_cluster_credentials: false,
-        deny_local_cluster_servers: false,
+        cluster_servers: Default::default(),
         database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
         secret_key: None,
     };
@@ -181,7 +180,7 @@ async fn plain_http_credentials_need_the_operator_to_allow_them() -> anyhow::Res
         error.contains("--allow-insecure-cluster-credentials"),
         "{error}"
     );
-    args.allow_insecure_cluster_credentials = true;
+    args.cluster_servers.allow_insecure_cluster_credentials = true;
     let results = commands::import_clusters(&args).await?;
     assert!(
         matches!(results.as_slice(), [Imported::Added { .. }]),

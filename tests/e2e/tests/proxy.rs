@@ -701,8 +701,7 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
         contexts: vec![],
         connect: true,
-        allow_insecure_cluster_credentials: false,
-        deny_local_cluster_servers: false,
+        cluster_servers: Default::default(),
         database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
         secret_key: None,
     };
@@ -796,8 +795,7 @@ async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Resul
         kubeconfig: path,
         contexts: vec![],
         connect: false,
-        allow_insecure_cluster_credentials: false,
-        deny_local_cluster_servers: false,
+        cluster_servers: Default::default(),
         database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
         secret_key: None,
     })
