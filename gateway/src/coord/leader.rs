@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{LeaseError, Leases, Observations, holder, now};
+use super::lease::{LeaseApi, LeaseError, Leases, Observations, holder, now};
 use crate::config::LeaderTimings;
 
 /// What this replica knows about leadership.
@@ -34,8 +34,8 @@ pub struct Leadership {
 
 /// Runs the election for one identity.
 #[derive(Debug)]
-pub struct LeaderElector {
-    leases: Leases,
+pub struct LeaderElector<L = Leases> {
+    leases: L,
     name: String,
     identity: String,
     timings: LeaderTimings,
@@ -43,8 +43,8 @@ pub struct LeaderElector {
     state: watch::Sender<Leadership>,
 }
 
-impl LeaderElector {
-    pub fn new(leases: Leases, name: String, identity: String, timings: LeaderTimings) -> Self {
+impl<L: LeaseApi> LeaderElector<L> {
+    pub fn new(leases: L, name: String, identity: String, timings: LeaderTimings) -> Self {
         Self {
             leases,
             name,

@@ -19,13 +19,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::WatchParams;
 use kube::core::WatchEvent;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::leader::sleep_or_stop;
-use super::lease::{LeaseError, Leases, Observations, annotation, holder, now, set_annotation};
+use super::lease::{
+    LeaseApi, LeaseError, Leases, Observations, annotation, holder, now, set_annotation,
+};
 use super::names;
 use crate::cluster::ClusterManager;
 use crate::config::LeaseTimings;
@@ -540,15 +541,12 @@ impl LeaseSync {
             self.resync(items);
             self.listed.send_replace(true);
 
-            let params = WatchParams::default()
-                .labels(&selector)
-                .timeout(u32::try_from(self.resync.as_secs()).unwrap_or(u32::MAX));
             let stream = tokio::select! {
                 () = stop.cancelled() => return,
-                stream = self.leases.api().watch(&params, &version) => stream,
+                stream = self.leases.watch(&selector, &version, self.resync) => stream,
             };
             let mut stream = match stream {
-                Ok(stream) => stream.boxed(),
+                Ok(stream) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch cluster leases");
                     if sleep_or_stop(&stop, Duration::from_secs(1)).await {
