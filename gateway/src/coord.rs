@@ -31,6 +31,8 @@ use crate::config::{Config, HostCluster};
 use crate::storage::Db;
 use crate::telemetry::Metrics;
 
+#[cfg(test)]
+mod fake;
 pub mod leader;
 pub mod lease;
 pub mod names;
