@@ -220,3 +220,6 @@ pub(super) async fn sleep_or_stop(stop: &CancellationToken, duration: Duration) 
         () = tokio::time::sleep(duration) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;
