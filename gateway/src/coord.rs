@@ -111,7 +111,7 @@ struct Coordinated {
     stop_elector: CancellationToken,
     tasks: TaskTracker,
     /// The same tasks, to abort them (see [`Coordinator::abandon`]).
-    handles: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Intervals of leader-only work.
@@ -208,7 +208,7 @@ impl Coordinator {
                 stop,
                 stop_elector,
                 tasks,
-                handles: std::sync::Mutex::new(handles),
+                handles: parking_lot::Mutex::new(handles),
             }),
             fixed: None,
         })
@@ -360,7 +360,7 @@ impl Coordinator {
     /// crash (or a partition) looks like to the other replicas. For tests and fault drills.
     pub fn abandon(&self) {
         if let Some(c) = &self.coordinated {
-            for handle in c.handles.lock().expect("handles lock").drain(..) {
+            for handle in c.handles.lock().drain(..) {
                 handle.abort();
             }
         }

@@ -7,12 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions, WatchParams};
@@ -202,7 +201,7 @@ impl LeaseApi for Leases {
 /// When this replica last saw each lease change, by name.
 #[derive(Debug, Default)]
 pub struct Observations {
-    seen: Mutex<HashMap<String, Observed>>,
+    seen: HashMap<String, Observed>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,14 +212,13 @@ struct Observed {
 
 impl Observations {
     /// Records `lease` as seen now if its resourceVersion changed since the last look.
-    pub fn observe(&self, lease: &Lease) {
+    pub fn observe(&mut self, lease: &Lease) {
         let name = lease.metadata.name.clone().unwrap_or_default();
         let version = lease.metadata.resource_version.clone().unwrap_or_default();
-        let mut seen = self.seen.lock().expect("observations lock");
-        match seen.get_mut(&name) {
+        match self.seen.get_mut(&name) {
             Some(o) if o.resource_version == version => {}
             _ => {
-                seen.insert(
+                self.seen.insert(
                     name,
                     Observed {
                         resource_version: version,
@@ -231,8 +229,8 @@ impl Observations {
         }
     }
 
-    pub fn forget(&self, name: &str) {
-        self.seen.lock().expect("observations lock").remove(name);
+    pub fn forget(&mut self, name: &str) {
+        self.seen.remove(name);
     }
 
     /// Held by someone, and changed within its own duration as this replica saw it.
@@ -257,8 +255,7 @@ impl Observations {
             .resource_version
             .as_deref()
             .unwrap_or_default();
-        let seen = self.seen.lock().expect("observations lock");
-        match seen.get(name) {
+        match self.seen.get(name) {
             Some(o) if o.resource_version == version => {
                 o.at.elapsed() >= Duration::from_secs(duration)
             }
@@ -292,6 +289,19 @@ pub fn set_annotation(lease: &mut Lease, key: &str, value: &str) {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(key.to_owned(), value.to_owned());
+}
+
+/// Makes `identity` the holder of `lease` for `duration_seconds` from now. `acquireTime` and
+/// `leaseTransitions` change only when the holder does.
+pub fn claim(lease: &mut Lease, identity: &str, duration_seconds: i32) {
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    if spec.holder_identity.as_deref() != Some(identity) {
+        spec.holder_identity = Some(identity.to_owned());
+        spec.acquire_time = Some(now());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    spec.lease_duration_seconds = Some(duration_seconds);
+    spec.renew_time = Some(now());
 }
 
 /// Now, as the `MicroTime` lease fields carry it.
