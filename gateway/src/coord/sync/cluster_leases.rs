@@ -275,3 +275,6 @@ pub(super) fn cluster_id_of(lease: &Lease) -> Option<String> {
                 .and_then(|v| names::cluster_id_from_label(v))
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -136,3 +136,6 @@ impl<L: LeaseApi> Membership<L> {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;
