@@ -21,10 +21,12 @@ use crate::storage::clusters::{ClusterRecord, DesiredState};
 use crate::storage::{self, Db, StorageError};
 use crate::telemetry::Metrics;
 
+mod backoff;
 pub mod credentials;
 pub mod spec;
 pub mod upstream;
 
+use backoff::Backoff;
 use spec::{ClusterSpec, Origin, ServerPolicy, SpecError};
 use upstream::{PoolOptions, Upstream, UpstreamError};
 
@@ -681,12 +683,12 @@ impl Supervisor {
     async fn run(self, mut healthy: bool) {
         let stop = self.connection.stop.clone();
         let mut consecutive = 0u32;
-        let mut backoff = self.options.backoff_initial;
+        let mut backoff = Backoff::new(self.options.backoff_initial, self.options.backoff_max);
         loop {
             let wait = if healthy {
                 self.options.heartbeat_interval
             } else {
-                backoff
+                backoff.delay()
             };
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -713,7 +715,7 @@ impl Supervisor {
                     self.connection.announce(&self.events);
                     healthy = true;
                     consecutive = 0;
-                    backoff = self.options.backoff_initial;
+                    backoff.reset();
                 }
                 Err(e) => {
                     self.failures.inc();
@@ -740,7 +742,7 @@ impl Supervisor {
                             self.connection.set(|s| s.last_error = Some(message));
                         }
                     } else {
-                        backoff = (backoff * 2).min(self.options.backoff_max);
+                        backoff.failed();
                         self.connection.set(|s| {
                             s.phase = Phase::Failed;
                             s.last_error = Some(message);

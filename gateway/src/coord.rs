@@ -31,6 +31,8 @@ use crate::config::{Config, HostCluster};
 use crate::storage::Db;
 use crate::telemetry::Metrics;
 
+#[cfg(test)]
+mod fake;
 pub mod leader;
 pub mod lease;
 pub mod names;
@@ -109,7 +111,7 @@ struct Coordinated {
     stop_elector: CancellationToken,
     tasks: TaskTracker,
     /// The same tasks, to abort them (see [`Coordinator::abandon`]).
-    handles: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Intervals of leader-only work.
@@ -206,7 +208,7 @@ impl Coordinator {
                 stop,
                 stop_elector,
                 tasks,
-                handles: std::sync::Mutex::new(handles),
+                handles: parking_lot::Mutex::new(handles),
             }),
             fixed: None,
         })
@@ -358,7 +360,7 @@ impl Coordinator {
     /// crash (or a partition) looks like to the other replicas. For tests and fault drills.
     pub fn abandon(&self) {
         if let Some(c) = &self.coordinated {
-            for handle in c.handles.lock().expect("handles lock").drain(..) {
+            for handle in c.handles.lock().drain(..) {
                 handle.abort();
             }
         }

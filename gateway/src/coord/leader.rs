@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{LeaseError, Leases, Observations, holder, now};
+use super::lease::{LeaseApi, LeaseError, Leases, Observations, holder, now};
 use crate::config::LeaderTimings;
 
 /// What this replica knows about leadership.
@@ -34,23 +34,21 @@ pub struct Leadership {
 
 /// Runs the election for one identity.
 #[derive(Debug)]
-pub struct LeaderElector {
-    leases: Leases,
+pub struct LeaderElector<L = Leases> {
+    leases: L,
     name: String,
     identity: String,
     timings: LeaderTimings,
-    observations: Observations,
     state: watch::Sender<Leadership>,
 }
 
-impl LeaderElector {
-    pub fn new(leases: Leases, name: String, identity: String, timings: LeaderTimings) -> Self {
+impl<L: LeaseApi> LeaderElector<L> {
+    pub fn new(leases: L, name: String, identity: String, timings: LeaderTimings) -> Self {
         Self {
             leases,
             name,
             identity,
             timings,
-            observations: Observations::default(),
             state: watch::channel(Leadership::default()).0,
         }
     }
@@ -67,10 +65,12 @@ impl LeaderElector {
     /// if held. The caller stops leader work before firing `stop`, so the lease is released
     /// only after that work ended.
     pub async fn run(&self, stop: CancellationToken) {
+        // When this replica saw the lease change: expiry is judged on this clock only.
+        let mut observations = Observations::default();
         loop {
             // Campaign.
             let term = loop {
-                match self.try_acquire_or_renew().await {
+                match self.try_acquire_or_renew(&mut observations).await {
                     Ok(Some(term)) => break term,
                     Ok(None) => {}
                     Err(e) => tracing::debug!(error = %e, "leader election attempt failed"),
@@ -90,7 +90,7 @@ impl LeaderElector {
                     self.release().await;
                     return;
                 }
-                match self.try_acquire_or_renew().await {
+                match self.try_acquire_or_renew(&mut observations).await {
                     Ok(Some(_)) => renewed = Instant::now(),
                     Ok(None) => {
                         tracing::warn!("leader lease taken by another replica; stepping down");
@@ -131,7 +131,10 @@ impl LeaderElector {
 
     /// One client-go `tryAcquireOrRenew`: returns the term (leaseTransitions) when this replica
     /// holds the lease afterwards.
-    async fn try_acquire_or_renew(&self) -> Result<Option<i64>, LeaseError> {
+    async fn try_acquire_or_renew(
+        &self,
+        observations: &mut Observations,
+    ) -> Result<Option<i64>, LeaseError> {
         let duration = i32::try_from(self.timings.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.leases.get(&self.name).await? else {
             let lease = Lease {
@@ -150,17 +153,16 @@ impl LeaderElector {
             };
             return match self.leases.create(&lease).await {
                 Ok(created) => {
-                    self.observations.observe(&created);
+                    observations.observe(&created);
                     Ok(Some(0))
                 }
                 Err(LeaseError::Conflict(_)) => Ok(None),
                 Err(e) => Err(e),
             };
         };
-        self.observations.observe(&lease);
+        observations.observe(&lease);
         let current = holder(&lease).map(str::to_owned);
-        if current.as_deref() != Some(self.identity.as_str()) && self.observations.is_valid(&lease)
-        {
+        if current.as_deref() != Some(self.identity.as_str()) && observations.is_valid(&lease) {
             self.publish(false, None, current);
             return Ok(None);
         }
@@ -175,7 +177,7 @@ impl LeaderElector {
         spec.renew_time = Some(now());
         match self.leases.replace(&lease).await {
             Ok(updated) => {
-                self.observations.observe(&updated);
+                observations.observe(&updated);
                 Ok(Some(i64::from(
                     updated
                         .spec
@@ -220,3 +222,6 @@ pub(super) async fn sleep_or_stop(stop: &CancellationToken, duration: Duration) 
         () = tokio::time::sleep(duration) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

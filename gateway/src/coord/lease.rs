@@ -1,23 +1,28 @@
 //! Lease access with the protocol's rules: every call under a timeout, conditional writes, and
 //! expiry judged on the local monotonic clock (client-go's way): a lease is expired when this
 //! replica has not seen it change for `spec.leaseDurationSeconds` of that lease.
+//!
+//! [`LeaseApi`] is what leader election and the lease sync call; [`Leases`] implements it on the
+//! host cluster's apiserver, and the unit tests implement it in memory (`coord::fake`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, PostParams, Preconditions, WatchParams};
+use kube::core::WatchEvent;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::time::Instant;
 
 /// A lease call that failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LeaseError {
     /// 409: someone wrote first, or preconditions did not match. Re-read and decide again.
     #[error("conflict: {0}")]
@@ -34,6 +39,39 @@ pub enum LeaseError {
 }
 
 pub type Result<T, E = LeaseError> = std::result::Result<T, E>;
+
+/// Events of a lease watch, until the server ends it.
+pub type LeaseEvents = BoxStream<'static, Result<WatchEvent<Lease>>>;
+
+/// The lease calls of the coordination protocol, on the lease namespace of the host cluster,
+/// with the apiserver's semantics: every write bumps `metadata.resourceVersion`; `replace` and
+/// `delete` are conditional (409 on a stale resourceVersion or uid), `create` of an existing
+/// name is a 409, and a missing lease is a 404 (`None` for `get`).
+pub trait LeaseApi: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The lease, or `None` when there is none.
+    fn get(&self, name: &str) -> impl Future<Output = Result<Option<Lease>>> + Send;
+
+    /// Creates `lease`; [`LeaseError::Conflict`] when its name exists.
+    fn create(&self, lease: &Lease) -> impl Future<Output = Result<Lease>> + Send;
+
+    /// Conditional update: `lease.metadata.resourceVersion` must be the current one.
+    fn replace(&self, lease: &Lease) -> impl Future<Output = Result<Lease>> + Send;
+
+    /// Delete with `preconditions {uid, resourceVersion}` of `lease`.
+    fn delete(&self, lease: &Lease) -> impl Future<Output = Result<()>> + Send;
+
+    /// Leases matching the label `selector`, and the list's resourceVersion (to watch from).
+    fn list(&self, selector: &str) -> impl Future<Output = Result<(Vec<Lease>, String)>> + Send;
+
+    /// Changes of the leases matching `selector` after `version`; the server ends the stream
+    /// after `timeout`.
+    fn watch(
+        &self,
+        selector: &str,
+        version: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<LeaseEvents>> + Send;
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
@@ -98,18 +136,19 @@ impl Leases {
             .inc();
         result
     }
+}
 
-    pub async fn get(&self, name: &str) -> Result<Option<Lease>> {
+impl LeaseApi for Leases {
+    async fn get(&self, name: &str) -> Result<Option<Lease>> {
         self.call("get", self.api.get_opt(name)).await
     }
 
-    pub async fn create(&self, lease: &Lease) -> Result<Lease> {
+    async fn create(&self, lease: &Lease) -> Result<Lease> {
         self.call("create", self.api.create(&PostParams::default(), lease))
             .await
     }
 
-    /// Conditional update: `lease.metadata.resourceVersion` must be the current one.
-    pub async fn replace(&self, lease: &Lease) -> Result<Lease> {
+    async fn replace(&self, lease: &Lease) -> Result<Lease> {
         let name = lease.metadata.name.clone().unwrap_or_default();
         self.call(
             "update",
@@ -118,8 +157,7 @@ impl Leases {
         .await
     }
 
-    /// Delete with `preconditions {uid, resourceVersion}` of `lease`.
-    pub async fn delete(&self, lease: &Lease) -> Result<()> {
+    async fn delete(&self, lease: &Lease) -> Result<()> {
         let name = lease.metadata.name.clone().unwrap_or_default();
         let params = DeleteParams {
             preconditions: Some(Preconditions {
@@ -133,8 +171,7 @@ impl Leases {
             .map(|_| ())
     }
 
-    /// Leases matching `selector`, and the list's resourceVersion (to watch from).
-    pub async fn list(&self, selector: &str) -> Result<(Vec<Lease>, String)> {
+    async fn list(&self, selector: &str) -> Result<(Vec<Lease>, String)> {
         let list = self
             .call(
                 "list",
@@ -145,15 +182,26 @@ impl Leases {
         Ok((list.items, version))
     }
 
-    pub fn api(&self) -> &Api<Lease> {
-        &self.api
+    /// Not counted and not bounded by the call timeout: the caller bounds the whole watch.
+    async fn watch(&self, selector: &str, version: &str, timeout: Duration) -> Result<LeaseEvents> {
+        let params = WatchParams::default()
+            .labels(selector)
+            .timeout(u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX));
+        let stream = self
+            .api
+            .watch(&params, version)
+            .await
+            .map_err(|e| LeaseError::Other(e.to_string()))?;
+        Ok(stream
+            .map(|event| event.map_err(|e| LeaseError::Other(e.to_string())))
+            .boxed())
     }
 }
 
 /// When this replica last saw each lease change, by name.
 #[derive(Debug, Default)]
 pub struct Observations {
-    seen: Mutex<HashMap<String, Observed>>,
+    seen: HashMap<String, Observed>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,14 +212,13 @@ struct Observed {
 
 impl Observations {
     /// Records `lease` as seen now if its resourceVersion changed since the last look.
-    pub fn observe(&self, lease: &Lease) {
+    pub fn observe(&mut self, lease: &Lease) {
         let name = lease.metadata.name.clone().unwrap_or_default();
         let version = lease.metadata.resource_version.clone().unwrap_or_default();
-        let mut seen = self.seen.lock().expect("observations lock");
-        match seen.get_mut(&name) {
+        match self.seen.get_mut(&name) {
             Some(o) if o.resource_version == version => {}
             _ => {
-                seen.insert(
+                self.seen.insert(
                     name,
                     Observed {
                         resource_version: version,
@@ -182,8 +229,8 @@ impl Observations {
         }
     }
 
-    pub fn forget(&self, name: &str) {
-        self.seen.lock().expect("observations lock").remove(name);
+    pub fn forget(&mut self, name: &str) {
+        self.seen.remove(name);
     }
 
     /// Held by someone, and changed within its own duration as this replica saw it.
@@ -208,8 +255,7 @@ impl Observations {
             .resource_version
             .as_deref()
             .unwrap_or_default();
-        let seen = self.seen.lock().expect("observations lock");
-        match seen.get(name) {
+        match self.seen.get(name) {
             Some(o) if o.resource_version == version => {
                 o.at.elapsed() >= Duration::from_secs(duration)
             }
@@ -243,6 +289,19 @@ pub fn set_annotation(lease: &mut Lease, key: &str, value: &str) {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(key.to_owned(), value.to_owned());
+}
+
+/// Makes `identity` the holder of `lease` for `duration_seconds` from now. `acquireTime` and
+/// `leaseTransitions` change only when the holder does.
+pub fn claim(lease: &mut Lease, identity: &str, duration_seconds: i32) {
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    if spec.holder_identity.as_deref() != Some(identity) {
+        spec.holder_identity = Some(identity.to_owned());
+        spec.acquire_time = Some(now());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    spec.lease_duration_seconds = Some(duration_seconds);
+    spec.renew_time = Some(now());
 }
 
 /// Now, as the `MicroTime` lease fields carry it.
