@@ -612,3 +612,105 @@ async fn refused_proxy_requests_and_admin_changes_are_audited() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_token_loses_its_open_exec_session() -> anyhow::Result<()> {
+    // kubectl sends tokens only over TLS: the gateway's default HTTPS.
+    let sim = KubeSim::start().await?;
+    sim.seed_pods("default", 1, 1);
+    let gw = TestGateway::builder().start().await;
+    gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    let created: Value = gw
+        .as_admin(Method::POST, "/api/v1/tokens")
+        .json(&json!({"name": "operator", "grants": [{"cluster": "sim", "access": "write"}]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = created["token"].as_str().unwrap();
+    let kubectl = portico_e2e::kubectl::Kubectl::new(&gw.exported_kubeconfig("sim", token).await?)?;
+    let mut session = kubectl.spawn(&[
+        "exec",
+        "pod-00000",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 600",
+    ])?;
+    session
+        .wait_for_line(WAIT, |line| line == "started")
+        .await?;
+    let deleted = gw
+        .as_admin(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
+        )
+        .send()
+        .await?;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    // The spliced session is cut: kubectl ends instead of sleeping for ten minutes.
+    let code = session.wait(Duration::from_secs(15)).await?;
+    assert_ne!(code, 0, "an exec cut by revocation is not a success");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_past_the_retention_are_deleted() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let gw = TestGateway::builder()
+        .args([
+            "--plain-http",
+            "--admin-token",
+            "audit-retention-admin-token",
+        ])
+        .data_dir(data.path())
+        .start()
+        .await;
+    let day = 86_400_000;
+    let now = portico::storage::now_millis();
+    let entry = |at: i64, path: &str| portico::audit::AuditEntry {
+        at,
+        kind: portico::audit::AuditKind::Api,
+        token_id: String::new(),
+        token_name: "admin".to_owned(),
+        cluster: String::new(),
+        verb: "post".to_owned(),
+        path: path.to_owned(),
+        status: 201,
+        source: "127.0.0.1".to_owned(),
+    };
+    gw.gateway()
+        .app()
+        .db
+        .insert_audit(&[
+            entry(now - 3 * day, "/old"),
+            entry(now - day / 2, "/recent"),
+        ])
+        .await?;
+    gw.stop().await;
+    // Pruning runs at start and hourly.
+    let gw = TestGateway::builder()
+        .args([
+            "--plain-http",
+            "--admin-token",
+            "audit-retention-admin-token",
+            "--audit-retention-days",
+            "2",
+        ])
+        .data_dir(data.path())
+        .start()
+        .await;
+    portico_e2e::fleet::eventually("the old entry deleted", WAIT, || async {
+        let paths: Vec<String> = audit(&gw, "kind=api")
+            .await
+            .iter()
+            .map(|e| e["path"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (!paths.contains(&"/old".to_owned())).then_some(paths)
+    })
+    .await
+    .contains(&"/recent".to_owned())
+    .then_some(())
+    .expect("the recent entry is kept");
+    Ok(())
+}
