@@ -261,16 +261,9 @@ pub struct KubeconfigArgs {
     pub gateway: GatewayArgs,
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
-/// Flags of `portico serve`. Values are validated into a [`crate::config::Config`].
+/// Flags of `portico serve`. Values are validated into a `config::Config`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on for the API, the proxy, health and metrics.

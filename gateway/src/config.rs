@@ -218,7 +218,7 @@ pub struct Config {
     pub deny_local_cluster_servers: bool,
     pub tls: TlsMode,
     /// How webhooks are delivered.
-    pub hook_delivery: crate::hooks::DeliveryOptions,
+    pub hook_delivery: DeliveryOptions,
     /// How often the leader's scheduler re-reads the jobs table.
     pub job_poll_interval: Duration,
     /// The plain-HTTP `/metrics` listener, if any.
@@ -376,7 +376,7 @@ impl Config {
         if args.webhook_max_attempts == 0 {
             warnings.push("--webhook-max-attempts 0 means no delivery at all; using 1".to_owned());
         }
-        let hook_delivery = crate::hooks::DeliveryOptions {
+        let hook_delivery = DeliveryOptions {
             max_attempts: args.webhook_max_attempts.max(1),
             retry_delay: Duration::from_millis(args.webhook_retry_delay_ms),
             timeout: positive(
@@ -440,6 +440,27 @@ fn at_least_one(value: usize, flag: &'static str, env: &'static str) -> Result<u
         return Err(ConfigError::Zero { flag, env });
     }
     Ok(value)
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    /// Attempts per delivery, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; it doubles after each further one.
+    pub retry_delay: Duration,
+    /// Bound on one request, connecting included.
+    pub timeout: Duration,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            retry_delay: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Bounds on the listeners' client connections.

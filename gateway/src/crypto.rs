@@ -100,7 +100,7 @@ impl SecretKey {
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                crate::storage::files::tighten_file(path).map_err(file_error)?;
+                crate::files::tighten_file(path).map_err(file_error)?;
                 return Ok((Self::parse(&text)?, false));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -114,7 +114,7 @@ impl SecretKey {
         match options.open(path) {
             Ok(mut file) => {
                 // Exactly 0600 whatever the umask took away.
-                crate::storage::files::private_file(path).map_err(file_error)?;
+                crate::files::private_file(path).map_err(file_error)?;
                 writeln!(file, "{}", key.to_base64()).map_err(file_error)?;
                 file.sync_all().map_err(file_error)?;
                 Ok((key, true))

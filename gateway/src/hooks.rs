@@ -163,26 +163,7 @@ pub trait HookSink: Send + Sync + 'static {
     fn plan<'a>(&'a self, event: &'a ClusterEvent) -> BoxFuture<'a, Result<Vec<Planned>>>;
 }
 
-/// How webhooks are delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliveryOptions {
-    /// Attempts per delivery, the first included (at least 1).
-    pub max_attempts: u32,
-    /// Wait after the first failed attempt; it doubles after each further one.
-    pub retry_delay: Duration,
-    /// Bound on one request, connecting included.
-    pub timeout: Duration,
-}
-
-impl Default for DeliveryOptions {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            retry_delay: Duration::from_secs(1),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
+pub use crate::config::DeliveryOptions;
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

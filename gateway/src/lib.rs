@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod coord;
 pub mod crypto;
+pub mod files;
 pub mod hooks;
 pub mod jobs;
 pub mod peer;

@@ -16,7 +16,6 @@ use crate::config::DatabaseUrl;
 
 pub mod audit;
 pub mod clusters;
-pub mod files;
 pub mod helm;
 pub mod jobs;
 pub mod leader_terms;
@@ -189,12 +188,14 @@ impl Db {
 fn prepare_sqlite_files(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        files::private_dir(dir, name.as_deref()).map_err(|source| StorageError::CreateDir {
-            path: dir.to_owned(),
-            source,
+        crate::files::private_dir(dir, name.as_deref()).map_err(|source| {
+            StorageError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            }
         })?;
     }
-    files::private_file(path).map_err(|source| StorageError::FileMode {
+    crate::files::private_file(path).map_err(|source| StorageError::FileMode {
         path: path.to_owned(),
         source,
     })?;
@@ -207,7 +208,7 @@ fn tighten_sidecars(path: &Path) -> Result<()> {
         let mut sidecar = path.as_os_str().to_owned();
         sidecar.push(suffix);
         let sidecar = PathBuf::from(sidecar);
-        files::tighten_file(&sidecar).map_err(|source| StorageError::FileMode {
+        crate::files::tighten_file(&sidecar).map_err(|source| StorageError::FileMode {
             path: sidecar.clone(),
             source,
         })?;

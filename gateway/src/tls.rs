@@ -95,7 +95,7 @@ impl ServerTls {
                 "generated a private CA and serving certificate for HTTPS"
             );
         }
-        crate::storage::files::tighten_file(&key_path).map_err(|source| TlsError::Write {
+        crate::files::tighten_file(&key_path).map_err(|source| TlsError::Write {
             path: key_path.clone(),
             source,
         })?;
