@@ -37,6 +37,9 @@ pub struct Shared {
     pub coord: Coordinator,
     pub proxy_metrics: ProxyMetrics,
     pub audit: AuditLog,
+    /// Webhook delivery (cluster events and job-run notifications): one HTTP client and one
+    /// global cap on concurrent requests.
+    pub webhooks: crate::hooks::WebhookSink,
     /// The listener's TLS (`None`: plain HTTP).
     pub tls: Option<ServerTls>,
     /// True once start-up work that readiness waits for is done (the first lease list).

@@ -336,12 +336,7 @@ impl Hooks {
 /// subscription to `app.clusters.events()` taken before anything could connect.
 pub fn start(app: &App, events: broadcast::Receiver<ClusterEvent>) -> Result<Hooks> {
     let sinks: Vec<Arc<dyn HookSink>> = vec![
-        Arc::new(WebhookSink::new(
-            app.db.clone(),
-            app.secret_key.clone(),
-            app.config.hook_delivery,
-            app.shutdown.clone(),
-        )?),
+        Arc::new(app.webhooks.clone()),
         Arc::new(LifecyclePlugins::new(app.clone())),
     ];
     let hooks = Hooks::new(sinks, &app.metrics, app.tasks.clone(), app.shutdown.clone());

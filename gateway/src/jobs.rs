@@ -20,7 +20,7 @@
 //!
 //! After a run, the job's webhooks get a JSON summary (job, run with counts, per-cluster
 //! results, up to 100 failed findings) as event `run.finished`, through the hooks'
-//! [`WebhookSink`]: HMAC-signed, retried, logged in the delivery log. With
+//! [`WebhookSink`](crate::hooks::WebhookSink): HMAC-signed, retried, logged in the delivery log. With
 //! `notifyOnlyOnFailure` only runs that failed or found failed checks notify.
 //!
 //! Cron expressions have 5 fields (minute granularity) or 6, the first being seconds; times
@@ -34,7 +34,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::hooks::{EventKind, Message, WebhookSink};
+use crate::hooks::{EventKind, Message};
 use crate::plugin::{ClusterInfo, KubeApi, ObjectRef, PoolKubeApi, Severity};
 use crate::storage::jobs::FindingFilter;
 use crate::storage::{StorageError, now_millis};
@@ -383,7 +383,7 @@ pub fn run_failed(run: &Run) -> bool {
 }
 
 /// Sends the run's summary to the job's webhooks in the background (signed, retried and
-/// logged by [`WebhookSink`]); they outlive the leader term that ran the job.
+/// logged by [`WebhookSink`](crate::hooks::WebhookSink)); they outlive the leader term that ran the job.
 async fn notify(app: &App, job: &Job, run: &Run) {
     if job.webhooks.is_empty() || (job.notify_only_on_failure && !run_failed(run)) {
         return;
@@ -411,18 +411,8 @@ async fn notify(app: &App, job: &Job, run: &Run) {
         "clusters": targets,
         "failedFindings": failed,
     });
-    let sink = match WebhookSink::new(
-        app.db.clone(),
-        app.secret_key.clone(),
-        app.config.hook_delivery,
-        app.shutdown.clone(),
-    ) {
-        Ok(sink) => sink,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot notify webhooks of a job run");
-            return;
-        }
-    };
+    // The gateway's one sink: its global cap on concurrent requests covers these too.
+    let sink = app.webhooks.clone();
     for id in &job.webhooks {
         let webhook = match app.db.webhook(id).await {
             Ok(Some(webhook)) if webhook.enabled => webhook,

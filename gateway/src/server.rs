@@ -177,12 +177,19 @@ impl Gateway {
         )
         .await?;
         let auth = Authenticator::new(db.clone(), config.max_streams_per_token);
+        let webhooks = crate::hooks::WebhookSink::new(
+            db.clone(),
+            secret_key.clone(),
+            config.hook_delivery,
+            shutdown.clone(),
+        )?;
         let app = App::new(Shared {
             auth,
             proxy_metrics: ProxyMetrics::new(&metrics),
             clusters,
             coord,
             audit,
+            webhooks,
             plugins,
             tls,
             config,
