@@ -172,7 +172,7 @@ impl Coordinator {
             .register_instance(&config.advertise_address, &started)
             .await
         {
-            tracing::warn!(error = %e, "cannot create the instance lease; retrying on renew");
+            tracing::warn!(error = %e, "cannot create the instance lease; retrying on the next renew tick");
         }
         let stop = CancellationToken::new();
         let stop_elector = CancellationToken::new();

@@ -12,7 +12,8 @@
 //!   after its resourceVersion, then follows live ones until its timeout.
 //!
 //! Tests steer it: inject failures per operation ([`FakeLeases::fail`]), run another writer just
-//! before a call ([`FakeLeases::before`]) and write as another replica
+//! before a call ([`FakeLeases::before`]), make calls slow so that other tasks run while one is
+//! in flight ([`FakeLeases::delay`]) and write as another replica
 //! ([`FakeLeases::write_as_other`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -77,6 +78,7 @@ struct Inner {
     live: broadcast::Sender<(u64, WatchEvent<Lease>)>,
     failures: HashMap<Op, Failure>,
     hooks: HashMap<Op, VecDeque<Hook>>,
+    delays: HashMap<Op, Duration>,
     calls: HashMap<Op, usize>,
 }
 
@@ -103,6 +105,7 @@ impl FakeLeases {
                 live: broadcast::channel(1024).0,
                 failures: HashMap::new(),
                 hooks: HashMap::new(),
+                delays: HashMap::new(),
                 calls: HashMap::new(),
             })),
         }
@@ -154,6 +157,12 @@ impl FakeLeases {
             .push_back(Box::new(hook));
     }
 
+    /// Every call of `op` waits `latency` before it is served (a slow apiserver): other tasks
+    /// run while it is in flight, and it sees the store as it is once the wait is over.
+    pub fn delay(&self, op: Op, latency: Duration) {
+        self.inner.lock().delays.insert(op, latency);
+    }
+
     /// How many calls of `op` were made (failed ones included).
     pub fn calls(&self, op: Op) -> usize {
         self.inner.lock().calls.get(&op).copied().unwrap_or(0)
@@ -188,6 +197,15 @@ impl FakeLeases {
         let mut inner = self.inner.lock();
         let lease = inner.objects.get(name).cloned().expect("lease to delete");
         inner.delete(&lease).expect("delete of the stored lease");
+    }
+
+    /// The latency of one call of `op`, if any, then [`FakeLeases::enter`].
+    async fn serve(&self, op: Op) -> Result<()> {
+        let latency = self.inner.lock().delays.get(&op).copied();
+        if let Some(latency) = latency {
+            tokio::time::sleep(latency).await;
+        }
+        self.enter(op)
     }
 
     /// Hooks, the call count and injected failures of one call.
@@ -369,27 +387,27 @@ fn event_lease(event: &WatchEvent<Lease>) -> Option<&Lease> {
 
 impl LeaseApi for FakeLeases {
     async fn get(&self, name: &str) -> Result<Option<Lease>> {
-        self.enter(Op::Get)?;
+        self.serve(Op::Get).await?;
         Ok(self.stored(name))
     }
 
     async fn create(&self, lease: &Lease) -> Result<Lease> {
-        self.enter(Op::Create)?;
+        self.serve(Op::Create).await?;
         self.inner.lock().create(lease)
     }
 
     async fn replace(&self, lease: &Lease) -> Result<Lease> {
-        self.enter(Op::Replace)?;
+        self.serve(Op::Replace).await?;
         self.inner.lock().replace(lease)
     }
 
     async fn delete(&self, lease: &Lease) -> Result<()> {
-        self.enter(Op::Delete)?;
+        self.serve(Op::Delete).await?;
         self.inner.lock().delete(lease)
     }
 
     async fn list(&self, selector: &str) -> Result<(Vec<Lease>, String)> {
-        self.enter(Op::List)?;
+        self.serve(Op::List).await?;
         let inner = self.inner.lock();
         let items = inner
             .objects
@@ -401,7 +419,7 @@ impl LeaseApi for FakeLeases {
     }
 
     async fn watch(&self, selector: &str, version: &str, timeout: Duration) -> Result<LeaseEvents> {
-        self.enter(Op::Watch)?;
+        self.serve(Op::Watch).await?;
         let (backlog, live) = {
             let inner = self.inner.lock();
             let backlog: VecDeque<WatchEvent<Lease>> = match version.parse::<u64>() {

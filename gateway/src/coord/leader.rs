@@ -2,10 +2,13 @@
 //! Lease.
 //!
 //! Acquire and renew are conditional updates; `acquireTime` and `leaseTransitions` change only
-//! when the holder changes. A leader that could not renew for the renew deadline steps down and
-//! campaigns again. On graceful shutdown the lease is released (no holder, duration 1 s) after
-//! leader work stopped. Leadership is published on a `watch` channel: leader-only work starts
-//! and stops on its edges. The leader's `leaseTransitions` is the fencing token.
+//! when the holder changes. A leader renews every retry period; a failed renewal, a 409 included,
+//! is tried again at the next one (after a 409 the lease is re-read at once and, still this
+//! replica's, renewed), and a leader that could not renew for the renew deadline steps down and
+//! campaigns again. It steps down at once only on seeing another replica validly hold the lease.
+//! On graceful shutdown the lease is released (no holder, duration 1 s) after leader work
+//! stopped. Leadership is published on a `watch` channel: leader-only work starts and stops on
+//! its edges. The leader's `leaseTransitions` is the fencing token.
 
 use std::time::Duration;
 
@@ -73,6 +76,7 @@ impl<L: LeaseApi> LeaderElector<L> {
                 match self.try_acquire_or_renew(&mut observations).await {
                     Ok(Some(term)) => break term,
                     Ok(None) => {}
+                    // A conflict too: someone else wrote first; decided again at the next retry.
                     Err(e) => tracing::debug!(error = %e, "leader election attempt failed"),
                 }
                 if sleep_or_stop(&stop, self.jittered_retry()).await {
@@ -82,7 +86,8 @@ impl<L: LeaseApi> LeaderElector<L> {
             tracing::info!(identity = %self.identity, term, "became the leader");
             self.publish(true, Some(term), Some(self.identity.clone()));
 
-            // Lead: renew every retry period; step down after the renew deadline.
+            // Lead: renew every retry period; step down after the renew deadline, as client-go's
+            // `renew` polls `tryAcquireOrRenew` until its deadline.
             let mut renewed = Instant::now();
             loop {
                 if sleep_or_stop(&stop, self.timings.retry_period).await {
@@ -90,13 +95,28 @@ impl<L: LeaseApi> LeaderElector<L> {
                     self.release().await;
                     return;
                 }
-                match self.try_acquire_or_renew(&mut observations).await {
+                let attempt = match self.try_acquire_or_renew(&mut observations).await {
+                    // Written by someone else since the read: re-read and decide again at once,
+                    // as client-go falls back from its optimistic update to a fresh read.
+                    Err(LeaseError::Conflict(e)) => {
+                        tracing::debug!(
+                            error = %e,
+                            "leader lease renewal conflicted; reading it again"
+                        );
+                        self.try_acquire_or_renew(&mut observations).await
+                    }
+                    attempt => attempt,
+                };
+                match attempt {
                     Ok(Some(_)) => renewed = Instant::now(),
                     Ok(None) => {
                         tracing::warn!("leader lease taken by another replica; stepping down");
                         break;
                     }
-                    Err(e) => tracing::warn!(error = %e, "leader lease renewal failed"),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "leader lease renewal failed; trying again until the renew deadline"
+                    ),
                 }
                 if renewed.elapsed() >= self.timings.renew_deadline {
                     tracing::warn!(
@@ -130,7 +150,9 @@ impl<L: LeaseApi> LeaderElector<L> {
     }
 
     /// One client-go `tryAcquireOrRenew`: returns the term (leaseTransitions) when this replica
-    /// holds the lease afterwards.
+    /// holds the lease afterwards, `None` when another replica validly holds it, and
+    /// [`LeaseError::Conflict`] when someone else wrote between the read and this write (the
+    /// lease may still be this replica's: read again to decide).
     async fn try_acquire_or_renew(
         &self,
         observations: &mut Observations,
@@ -151,14 +173,9 @@ impl<L: LeaseApi> LeaderElector<L> {
                     ..LeaseSpec::default()
                 }),
             };
-            return match self.leases.create(&lease).await {
-                Ok(created) => {
-                    observations.observe(&created);
-                    Ok(Some(0))
-                }
-                Err(LeaseError::Conflict(_)) => Ok(None),
-                Err(e) => Err(e),
-            };
+            let created = self.leases.create(&lease).await?;
+            observations.observe(&created);
+            return Ok(Some(0));
         };
         observations.observe(&lease);
         let current = holder(&lease).map(str::to_owned);
@@ -175,19 +192,14 @@ impl<L: LeaseApi> LeaderElector<L> {
         }
         spec.lease_duration_seconds = Some(duration);
         spec.renew_time = Some(now());
-        match self.leases.replace(&lease).await {
-            Ok(updated) => {
-                observations.observe(&updated);
-                Ok(Some(i64::from(
-                    updated
-                        .spec
-                        .and_then(|s| s.lease_transitions)
-                        .unwrap_or_default(),
-                )))
-            }
-            Err(LeaseError::Conflict(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let updated = self.leases.replace(&lease).await?;
+        observations.observe(&updated);
+        Ok(Some(i64::from(
+            updated
+                .spec
+                .and_then(|s| s.lease_transitions)
+                .unwrap_or_default(),
+        )))
     }
 
     /// Clears the holder (duration 1 s) so another replica takes over at its next retry.

@@ -5,6 +5,8 @@
 //!   another replica → "already connected by X"; an expired one → take it over).
 //! - The holder renews its leases every renew interval; a failed renewal is retried on the next
 //!   tick and never ends the loop; a conflict that shows another holder drops the lease.
+//! - The same tick renews this replica's instance lease, or registers it again when none is
+//!   held (deleted, taken, or never created because registration failed at start-up).
 //! - Every replica lists + watches cluster leases (re-listing every resync period): a valid
 //!   lease it is not connected to → connect; a newer config revision → reconnect; a deleted
 //!   lease → disconnect.
@@ -165,18 +167,17 @@ impl<L: LeaseApi> LeaseSync<L> {
 
     // ---- the holder's renew loop ----
 
-    /// Renews every held lease each renew interval until `stop`, and retries the leases of
-    /// clusters connected here that could not be ensured yet.
+    /// Renews every held lease each renew interval until `stop`, registers the instance lease
+    /// again when this replica holds none, and retries the leases of clusters connected here
+    /// that could not be ensured yet.
     pub async fn renew_loop(&self, stop: CancellationToken) {
         loop {
             if sleep_or_stop(&stop, self.timings.renew_interval).await {
                 return;
             }
             // Retried on the next tick; the loop never ends on an error.
-            if let Some(name) = self.membership.held()
-                && let Err(e) = self.membership.renew(&name).await
-            {
-                tracing::warn!(lease = %name, error = %e, "lease renewal failed");
+            if let Err(e) = self.membership.tick().await {
+                tracing::warn!(error = %e, "instance lease renewal or registration failed");
             }
             let held: Vec<(String, String)> = self
                 .state
@@ -220,7 +221,8 @@ impl<L: LeaseApi> LeaseSync<L> {
 
     // ---- instance lease ----
 
-    /// Creates this replica's instance lease and holds it.
+    /// Creates this replica's instance lease and holds it; on failure (as whenever the lease is
+    /// gone later) the renew loop registers it on its next tick.
     pub async fn register_instance(&self, address: &str, started: &str) -> Result<(), LeaseError> {
         self.membership.register(address, started).await
     }
@@ -317,3 +319,6 @@ async fn renew_held<L: LeaseApi>(
         .await
         .map(|updated| Renewal::Renewed(Box::new(updated)))
 }
+
+#[cfg(test)]
+mod tests;

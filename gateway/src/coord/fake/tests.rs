@@ -220,3 +220,27 @@ async fn injected_failures_and_hooks() {
     fake.remove("l");
     assert_eq!(fake.get("l").await.unwrap(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_call_is_served_after_its_latency_on_the_store_as_it_is_then() {
+    let fake = FakeLeases::new();
+    fake.delay(Op::Get, Duration::from_secs(3));
+    let start = tokio::time::Instant::now();
+    let get = tokio::spawn({
+        let fake = fake.clone();
+        async move { fake.get("l").await }
+    });
+    // Another writer while the get is in flight.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fake.insert(lease("l", "b", "x"));
+    let got = get.await.unwrap().unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(3));
+    assert_eq!(
+        got.and_then(|l| l.spec).unwrap().holder_identity.as_deref(),
+        Some("b")
+    );
+    // Other operations are not slowed.
+    let before = tokio::time::Instant::now();
+    fake.list("type=x").await.unwrap();
+    assert_eq!(before.elapsed(), Duration::ZERO);
+}

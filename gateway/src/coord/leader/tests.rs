@@ -129,6 +129,25 @@ fn watch_for_leadership(replica: &Replica) -> Arc<AtomicBool> {
     ever
 }
 
+/// Records whether `replica`, leading now, ever stops leading, at any change of its leadership.
+fn watch_for_step_down(replica: &Replica) -> Arc<AtomicBool> {
+    assert!(replica.is_leader(), "leads when the watch starts");
+    let stepped_down = Arc::new(AtomicBool::new(false));
+    let mut leadership = replica.leadership.clone();
+    let flag = stepped_down.clone();
+    tokio::spawn(async move {
+        loop {
+            if !leadership.borrow_and_update().is_leader {
+                flag.store(true, Ordering::SeqCst);
+            }
+            if leadership.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    stepped_down
+}
+
 #[tokio::test(start_paused = true)]
 async fn acquires_a_missing_lease_at_once() {
     let fake = FakeLeases::new();
@@ -412,4 +431,107 @@ async fn two_replicas_never_lead_at_once() {
     monitor.abort();
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_on_renewal_rereads_the_lease_and_renews_it_while_still_ours() {
+    let fake = FakeLeases::new();
+    let mut a = Replica::start(&fake, "a");
+    a.until(Duration::from_millis(1), |l| l.is_leader).await;
+    let stepped_down = watch_for_step_down(&a);
+    // Reads take 10 ms, as over a network: a step-down followed at once by a new campaign that
+    // takes the lease back would show on the leadership channel.
+    fake.delay(Op::Get, Duration::from_millis(10));
+    // Someone else writes the lease just before the next renewal (an annotation, holder kept):
+    // that renewal's update is a 409.
+    fake.before(Op::Replace, |f| {
+        f.write_as_other(NAME, |lease| {
+            lease
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert("example.com/note".to_owned(), "touched".to_owned());
+        });
+    });
+
+    tokio::time::sleep(RETRY + Duration::from_millis(100)).await;
+    // Re-read at once and renewed within the same retry period.
+    assert_eq!(
+        fake.calls(Op::Replace),
+        2,
+        "the conflicting update, then the renewal"
+    );
+    let lease = stored(&fake);
+    assert_eq!(
+        lease.metadata.annotations.as_ref().unwrap()["example.com/note"],
+        "touched",
+        "renewed on top of the other write"
+    );
+    assert_eq!(spec(&lease).holder_identity.as_deref(), Some("a"));
+    assert_eq!(spec(&lease).lease_transitions, Some(0));
+
+    tokio::time::sleep(DEADLINE * 2).await;
+    assert!(!stepped_down.load(Ordering::SeqCst), "never stepped down");
+    assert_eq!(a.leadership.borrow().term, Some(0));
+    a.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn conflicts_on_every_renewal_make_the_leader_step_down_only_at_the_renew_deadline() {
+    let fake = FakeLeases::new();
+    let mut a = Replica::start(&fake, "a");
+    a.until(Duration::from_millis(1), |l| l.is_leader).await;
+    let acquired = Instant::now();
+    let stepped_down = watch_for_step_down(&a);
+    fake.delay(Op::Get, Duration::from_millis(10));
+    fake.fail(
+        Op::Replace,
+        LeaseError::Conflict("the object has been modified".to_owned()),
+    );
+
+    // Each retry period re-reads (the lease is still a's) and tries again…
+    tokio::time::sleep(DEADLINE - Duration::from_millis(500)).await;
+    assert!(
+        !stepped_down.load(Ordering::SeqCst),
+        "still leading before the renew deadline"
+    );
+    assert!(fake.calls(Op::Replace) >= 4, "renewal attempts go on");
+    // …until the deadline passes without a renewal.
+    let state = a.until(RETRY * 2, |l| !l.is_leader).await;
+    let after = acquired.elapsed();
+    assert!(
+        after >= DEADLINE && after < DEADLINE + RETRY,
+        "stepped down after {after:?}"
+    );
+    assert_eq!(state.term, None);
+    assert_eq!(spec(&stored(&fake)).holder_identity.as_deref(), Some("a"));
+    a.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_because_another_replica_took_the_lease_steps_down_at_once() {
+    let fake = FakeLeases::new();
+    let mut a = Replica::start(&fake, "a");
+    a.until(Duration::from_millis(1), |l| l.is_leader).await;
+    let acquired = Instant::now();
+    // b takes the lease between a's read and a's update (as after an expiry on b's clock).
+    fake.before(Op::Replace, |f| {
+        f.write_as_other(NAME, |lease| {
+            let spec = lease.spec.as_mut().unwrap();
+            spec.holder_identity = Some("b".to_owned());
+            spec.lease_transitions = Some(1);
+        });
+    });
+
+    let state = a.until(DEADLINE, |l| !l.is_leader).await;
+    assert!(
+        acquired.elapsed() < RETRY + Duration::from_millis(100),
+        "stepped down at the renewal that found b, after {:?}",
+        acquired.elapsed()
+    );
+    assert_eq!(state.holder.as_deref(), Some("b"));
+    let spec = spec(&stored(&fake));
+    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    a.stop().await;
 }

@@ -1,6 +1,11 @@
 //! Instance leases (`<product>-instance-…`, `type=instance`): one per replica, annotated with its
 //! advertised address, version and start time, renewed with its cluster leases. Listing them
 //! gives `GET /api/v1/instances` without any broadcast between replicas.
+//!
+//! Once registration was asked for, every renew tick makes sure this replica holds an instance
+//! lease: it renews the one it holds, and registers again (same name rules) when it holds none,
+//! because the lease was deleted, taken, or never created (the apiserver was away at start-up).
+//! A graceful stop deletes the lease and ends that.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,6 +23,18 @@ pub(super) struct Membership<L> {
     identity: String,
     duration_seconds: i32,
     state: SharedState,
+    /// What the instance lease carries, from [`Membership::register`] until
+    /// [`Membership::unregister`] (`None` outside). Locked across every registration, renewal and
+    /// the final delete, so they never interleave: a renew tick cannot create the lease again
+    /// just after a graceful stop deleted it.
+    card: tokio::sync::Mutex<Option<Card>>,
+}
+
+/// The annotations of this replica's instance lease.
+#[derive(Debug, Clone)]
+struct Card {
+    address: String,
+    started: String,
 }
 
 impl<L: LeaseApi> Membership<L> {
@@ -34,12 +51,43 @@ impl<L: LeaseApi> Membership<L> {
             identity: identity.to_owned(),
             duration_seconds,
             state,
+            card: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Creates (or takes back) this replica's instance lease and holds it. The 4-byte name
-    /// held by another replica: the 8-byte one.
+    /// Creates (or takes back) this replica's instance lease and holds it. On failure nothing is
+    /// held, and the next [`Membership::tick`] tries again.
     pub(super) async fn register(&self, address: &str, started: &str) -> Result<(), LeaseError> {
+        let mut card = self.card.lock().await;
+        let card = card.insert(Card {
+            address: address.to_owned(),
+            started: started.to_owned(),
+        });
+        self.claim_name(card).await
+    }
+
+    /// One renew tick: renews the instance lease this replica holds; holding none (deleted,
+    /// taken by another replica, or never created), registers again. Nothing before
+    /// [`Membership::register`] or after [`Membership::unregister`].
+    pub(super) async fn tick(&self) -> Result<(), LeaseError> {
+        let card = self.card.lock().await;
+        let Some(card) = card.as_ref() else {
+            return Ok(());
+        };
+        if let Some(name) = self.held() {
+            self.renew(&name).await?;
+        }
+        if self.held().is_none() {
+            self.claim_name(card).await?;
+            tracing::info!(lease = ?self.held(), "registered the instance lease again");
+        }
+        Ok(())
+    }
+
+    /// Creates (or takes back) the instance lease under the first name that is not another
+    /// replica's: the 4-byte name held by another replica (a hash prefix collision) sends it to
+    /// the 8-byte one.
+    async fn claim_name(&self, card: &Card) -> Result<(), LeaseError> {
         for long in [false, true] {
             let name = names::instance(&self.product, &self.identity, long);
             let mut lease = match self.leases.get(&name).await? {
@@ -61,13 +109,13 @@ impl<L: LeaseApi> Membership<L> {
                 },
             };
             claim(&mut lease, &self.identity, self.duration_seconds);
-            set_annotation(&mut lease, names::ADDRESS_ANNOTATION, address);
+            set_annotation(&mut lease, names::ADDRESS_ANNOTATION, &card.address);
             set_annotation(
                 &mut lease,
                 names::VERSION_ANNOTATION,
                 env!("CARGO_PKG_VERSION"),
             );
-            set_annotation(&mut lease, names::STARTED_ANNOTATION, started);
+            set_annotation(&mut lease, names::STARTED_ANNOTATION, &card.started);
             let stored = if lease.metadata.resource_version.is_some() {
                 self.leases.replace(&lease).await?
             } else {
@@ -88,9 +136,9 @@ impl<L: LeaseApi> Membership<L> {
         self.state.lock().instance_lease.clone()
     }
 
-    /// One renewal of this replica's instance lease `name`. Gone: an error, tried again on the
-    /// next tick; held by another replica now: no longer renewed.
-    pub(super) async fn renew(&self, name: &str) -> Result<(), LeaseError> {
+    /// One renewal of this replica's instance lease `name`. Gone, or validly held by another
+    /// replica now: no longer held (the tick registers again).
+    async fn renew(&self, name: &str) -> Result<(), LeaseError> {
         let renewal = renew_held(
             &self.leases,
             &self.state,
@@ -101,15 +149,21 @@ impl<L: LeaseApi> Membership<L> {
         .await?;
         let mut state = self.state.lock();
         match renewal {
-            Renewal::Gone => return Err(LeaseError::NotFound),
+            Renewal::Gone => {
+                tracing::warn!(lease = %name, "the instance lease is gone");
+                state.observations.forget(name);
+                state.instance_lease = None;
+            }
             Renewal::Taken => state.instance_lease = None,
             Renewal::Renewed(updated) => state.observations.observe(&updated),
         }
         Ok(())
     }
 
-    /// Deletes this replica's instance lease (graceful stop).
+    /// Deletes this replica's instance lease (graceful stop); renew ticks no longer register it.
     pub(super) async fn unregister(&self) {
+        let mut card = self.card.lock().await;
+        *card = None;
         let name = self.state.lock().instance_lease.take();
         if let Some(name) = name
             && let Ok(Some(lease)) = self.leases.get(&name).await

@@ -29,7 +29,8 @@ pub(super) struct SyncState {
     /// Cluster leases this replica holds and renews: cluster id → lease name.
     pub held: HashMap<String, String>,
     /// The name of this replica's own instance lease, renewed with the cluster leases once
-    /// registered (`None`: not registered, or given up).
+    /// registered (`None`: none held — not registered yet, deleted, taken by another replica, or
+    /// unregistered; the renew tick registers again unless unregistered).
     pub instance_lease: Option<String>,
     /// Clusters whose lease this replica deleted (its disconnect is the initiator's).
     pub deleting: HashSet<String>,

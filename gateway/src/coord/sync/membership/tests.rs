@@ -1,5 +1,6 @@
 //! Instance leases against the in-memory lease API, in paused time (lease duration 60 s).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -188,4 +189,88 @@ async fn instances_are_alive_while_seen_changing_within_their_duration() {
             ("replica-b".to_owned(), false)
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_tick_registers_before_registration_was_asked_for() {
+    let fake = FakeLeases::new();
+    let (a, _) = membership(&fake, "replica-a");
+    a.tick().await.unwrap();
+    assert_eq!(fake.calls(Op::Get) + fake.calls(Op::Create), 0);
+    assert_eq!(a.held(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_registers_again_under_the_long_name_when_another_replica_now_holds_the_short_one() {
+    let fake = FakeLeases::new();
+    let (a, _) = membership(&fake, "replica-a");
+    a.register("addr", "start").await.unwrap();
+    let short = a.held().unwrap();
+    // Another replica whose short name is the same (a hash prefix collision) holds it now.
+    fake.write_as_other(&short, |lease| {
+        lease.spec.as_mut().unwrap().holder_identity = Some("replica-z".to_owned());
+    });
+
+    a.tick().await.unwrap();
+    let long = names::instance("portico", "replica-a", true);
+    assert_eq!(a.held().as_deref(), Some(long.as_str()));
+    let lease = fake.stored(&long).unwrap();
+    assert_eq!(holder_of(&lease), Some("replica-a"));
+    assert_eq!(annotation(&lease, names::ADDRESS_ANNOTATION), Some("addr"));
+    assert_eq!(annotation(&lease, names::STARTED_ANNOTATION), Some("start"));
+    assert_eq!(holder_of(&fake.stored(&short).unwrap()), Some("replica-z"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_takes_back_its_own_lease_it_had_lost_track_of() {
+    let fake = FakeLeases::new();
+    let (a, state) = membership(&fake, "replica-a");
+    a.register("addr", "start").await.unwrap();
+    let name = a.held().unwrap();
+    // The lease was written, but this replica did not learn it (its answer timed out).
+    state.lock().instance_lease = None;
+
+    a.tick().await.unwrap();
+    assert_eq!(a.held(), Some(name.clone()));
+    assert_eq!(fake.calls(Op::Create), 1, "the existing lease is updated");
+    assert_eq!(holder_of(&fake.stored(&name).unwrap()), Some("replica-a"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_unregister_no_tick_registers_again() {
+    let fake = FakeLeases::new();
+    let (a, _) = membership(&fake, "replica-a");
+    a.register("addr", "start").await.unwrap();
+    let name = a.held().unwrap();
+    a.unregister().await;
+
+    a.tick().await.unwrap();
+    assert!(fake.stored(&name).is_none());
+    assert_eq!(a.held(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_stop_during_a_tick_leaves_no_instance_lease_behind() {
+    let fake = FakeLeases::new();
+    let a = Arc::new(membership(&fake, "replica-a").0);
+    a.register("addr", "start").await.unwrap();
+    let name = a.held().unwrap();
+    fake.remove(&name);
+    // A slow apiserver: the tick's create is in flight when the stop begins.
+    fake.delay(Op::Create, Duration::from_secs(2));
+    let tick = tokio::spawn({
+        let a = a.clone();
+        async move { a.tick().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.calls(Op::Create), 1, "only the registration so far");
+
+    a.unregister().await;
+    tick.await.unwrap().unwrap();
+    assert_eq!(fake.calls(Op::Create), 2, "the tick's create went through");
+    assert!(
+        fake.stored(&name).is_none(),
+        "deleted after the tick's create"
+    );
+    assert_eq!(a.held(), None);
 }
