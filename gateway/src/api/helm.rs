@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
 use crate::hooks::webhook::validate_url;
-use crate::jobs::helm::{Repository, auth_type, compare_versions, newest};
+use crate::jobs::helm::{Repository, auth_type, newest, sort_newest_first};
 use crate::jobs::random_id;
 use crate::plugin::RepositoryAuth;
 use crate::storage::now_millis;
@@ -205,11 +205,7 @@ async fn charts(
         versions.retain(|v| v.new);
     }
     let items = if all {
-        versions.sort_by(|a, b| {
-            (&a.repository, &a.name)
-                .cmp(&(&b.repository, &b.name))
-                .then_with(|| compare_versions(&b.version, &a.version))
-        });
+        sort_newest_first(&mut versions);
         versions
     } else {
         newest(versions)
