@@ -178,7 +178,7 @@ async fn authenticate_and_audit(
     if change {
         let caller = caller.ok();
         app.audit.record(AuditEntry {
-            at: crate::storage::now_millis(),
+            at: crate::clock::now_millis(),
             kind: AuditKind::Api,
             token_id: caller
                 .as_ref()

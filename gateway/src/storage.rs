@@ -14,6 +14,10 @@ use sqlx::migrate::Migrator;
 
 use crate::config::DatabaseUrl;
 
+/// Moved to [`crate::clock::now_millis`]. Kept here only while `coord/`, edited on another
+/// branch, may still name it by this path; new code uses `crate::clock`.
+pub use crate::clock::now_millis;
+
 pub mod audit;
 pub mod clusters;
 pub mod files;
@@ -221,9 +225,4 @@ fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Storag
         sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what()),
         _ => StorageError::Query(e),
     }
-}
-
-/// Milliseconds since the unix epoch, the timestamp form of every table.
-pub fn now_millis() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }

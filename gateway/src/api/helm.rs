@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::hooks::webhook::validate_url;
+use crate::ids::random_id;
 use crate::jobs::helm::{Repository, auth_type, newest, sort_newest_first};
-use crate::jobs::random_id;
 use crate::plugin::RepositoryAuth;
-use crate::storage::now_millis;
 
 pub fn routes() -> Router<App> {
     Router::new()

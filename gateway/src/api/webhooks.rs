@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 
 use super::{Admin, ApiError, ApiResult, validate_name};
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::cluster::validate_id;
-use crate::hooks::webhook::{random_id, validate_url};
+use crate::hooks::webhook::validate_url;
 use crate::hooks::{EventKind, HookScope, Webhook};
-use crate::storage::now_millis;
+use crate::ids::random_id;
 
 /// The longest secret accepted.
 const MAX_SECRET: usize = 1024;

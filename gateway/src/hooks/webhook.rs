@@ -19,9 +19,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeliveryOptions, EventKind, HookError, HookScope, HookSink, Outcome, Planned, Result};
+use crate::clock::now_millis;
 use crate::cluster::ClusterEvent;
 use crate::crypto::SecretKey;
-use crate::storage::{Db, now_millis};
+use crate::ids::random_id;
+use crate::storage::Db;
 
 /// Requests in flight at once across all webhooks; more wait their turn.
 const MAX_CONCURRENT_REQUESTS: usize = 32;
@@ -435,12 +437,4 @@ impl Inner {
         );
         Outcome::Failed
     }
-}
-
-/// A random 128-bit id in hex.
-pub fn random_id() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::{Job, JobKind, Run, RunStatus, Targets};
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::crypto::SecretKey;
 use crate::plugin::{RepositoryAuth, RepositoryInfo, SyncOutcome};
-use crate::storage::now_millis;
 
 /// Id and name of the built-in repository sync job.
 pub const BUILTIN_JOB_ID: &str = "builtin-helm-repo-sync";
