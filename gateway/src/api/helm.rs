@@ -9,10 +9,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{Admin, ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, validate_url};
 use crate::app::App;
 use crate::clock::now_millis;
-use crate::hooks::webhook::validate_url;
 use crate::ids::random_id;
 use crate::jobs::helm::{Repository, auth_type, newest, sort_newest_first};
 use crate::plugin::RepositoryAuth;
@@ -70,7 +69,7 @@ fn validate(repository: &Repository) -> ApiResult<()> {
             "`name` must be 1-63 characters of lower-case letters, digits, '-' or '.'",
         ));
     }
-    validate_url(&repository.url).map_err(ApiError::bad_request)?;
+    validate_url(&repository.url)?;
     if let Some(pem) = &repository.ca_pem {
         crate::plugin::parse_ca_pem(pem)
             .map_err(|e| ApiError::bad_request(format!("`caPem`: {e}")))?;
