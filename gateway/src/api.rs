@@ -178,7 +178,7 @@ async fn authenticate_and_audit(
     if change {
         let caller = caller.ok();
         app.audit.record(AuditEntry {
-            at: crate::storage::now_millis(),
+            at: crate::clock::now_millis(),
             kind: AuditKind::Api,
             token_id: caller
                 .as_ref()
@@ -229,6 +229,23 @@ pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// The `url` of a webhook or a Helm repository: absolute http(s) with a host. Nothing else is
+/// restricted (internal addresses included: the admin decides where these point).
+pub(crate) fn validate_url(url: &str) -> ApiResult<()> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ApiError::bad_request(format!("`url` is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request(format!(
+            "`url` must be http:// or https://, not {}://",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request("`url` has no host"));
+    }
+    Ok(())
+}
+
 /// The `--metrics-listen` listener's surface: `GET /metrics` without a token.
 pub fn metrics_router(metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Router {
     Router::new()
@@ -265,3 +282,6 @@ pub fn router(app: App) -> Router {
         ))
         .with_state(app)
 }
+
+#[cfg(test)]
+mod tests;

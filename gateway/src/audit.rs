@@ -136,7 +136,7 @@ async fn prune_loop(db: Db, retention: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = crate::storage::now_millis().saturating_sub(retention_ms);
+        let cutoff = crate::clock::now_millis().saturating_sub(retention_ms);
         match db.delete_audit_before(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "deleted audit entries past the retention"),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock;
 use crate::crypto::{generate_token, token_hash};
 use crate::storage::{self, Db};
 
@@ -270,12 +271,12 @@ impl Authenticator {
                 .map(|entry| entry.token.clone())
                 .collect();
             for token in held {
-                let gone = if token.expired_at(storage::now_millis()) {
+                let gone = if token.expired_at(clock::now_millis()) {
                     Some("expired")
                 } else {
                     match self.db.token(&token.id).await {
                         Ok(None) => Some("revoked"),
-                        Ok(Some(current)) if current.expired_at(storage::now_millis()) => {
+                        Ok(Some(current)) if current.expired_at(clock::now_millis()) => {
                             Some("expired")
                         }
                         Ok(Some(_)) => None,
@@ -347,7 +348,7 @@ impl Authenticator {
                 token
             }
         };
-        if token.expired_at(storage::now_millis()) {
+        if token.expired_at(clock::now_millis()) {
             return Err(AuthError::Expired);
         }
         Ok(Principal { token })
@@ -378,7 +379,7 @@ pub async fn bootstrap_admin(db: &Db, given: Option<&str>) -> storage::Result<Op
         created_at: now,
         expires_at: None,
     };
-    let now = storage::now_millis();
+    let now = clock::now_millis();
     match given {
         Some(token) => {
             db.upsert_token_hash(&record(now), &token_hash(token))

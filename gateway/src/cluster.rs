@@ -16,9 +16,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock;
 use crate::crypto::{OpenError, SecretKey};
 use crate::storage::clusters::{ClusterRecord, DesiredState};
-use crate::storage::{self, Db, StorageError};
+use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
 
 mod backoff;
@@ -120,7 +121,7 @@ impl LocalState {
             phase,
             last_error: None,
             server_version: None,
-            since: storage::now_millis(),
+            since: clock::now_millis(),
         }
     }
 }
@@ -183,7 +184,7 @@ impl ClusterEvents {
             kind,
             initiator,
             instance_id: self.instance_id.clone(),
-            at: storage::now_millis(),
+            at: clock::now_millis(),
             server_version: version,
         });
     }
@@ -235,7 +236,7 @@ impl Connection {
         let before = state.phase;
         update(&mut state);
         if state.phase != before {
-            state.since = storage::now_millis();
+            state.since = clock::now_millis();
         }
     }
 }
@@ -371,7 +372,7 @@ impl ClusterManager {
         let config = spec::parse_kubeconfig(&new.kubeconfig)?;
         let resolved = spec::resolve(&config, new.context.as_deref(), origin)?;
         spec::check_policy(&resolved.spec, self.policy())?;
-        let now = storage::now_millis();
+        let now = clock::now_millis();
         let record = ClusterRecord {
             sealed_credentials: self.seal(&new.id, &resolved.spec),
             id: new.id.clone(),
@@ -392,7 +393,7 @@ impl ClusterManager {
     /// in-cluster service account.
     pub async fn upsert_spec(&self, id: &str, name: &str, spec: &ClusterSpec) -> Result<()> {
         validate_id(id)?;
-        let now = storage::now_millis();
+        let now = clock::now_millis();
         let mut record = ClusterRecord {
             id: id.to_owned(),
             name: name.to_owned(),

@@ -34,10 +34,12 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::hooks::{EventKind, Message};
+use crate::ids::random_id;
 use crate::plugin::{ClusterInfo, KubeApi, ObjectRef, PoolKubeApi, Severity};
+use crate::storage::StorageError;
 use crate::storage::jobs::FindingFilter;
-use crate::storage::{StorageError, now_millis};
 
 pub mod helm;
 mod scheduler;
@@ -433,11 +435,6 @@ async fn notify(app: &App, job: &Job, run: &Run) {
             sink.send(webhook, message).await;
         });
     }
-}
-
-/// A fresh random id (128 bits, hex).
-pub fn random_id() -> String {
-    crate::hooks::webhook::random_id()
 }
 
 /// Starts a manual run of `job` on this replica; returns the run as recorded at its start.

@@ -484,7 +484,7 @@ fn record(
     status: StatusCode,
 ) {
     app.audit.record(AuditEntry {
-        at: crate::storage::now_millis(),
+        at: crate::clock::now_millis(),
         kind: AuditKind::Proxy,
         token_id: principal.map(|p| p.token.id.clone()).unwrap_or_default(),
         token_name: principal.map(|p| p.token.name.clone()).unwrap_or_default(),

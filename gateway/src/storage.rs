@@ -223,8 +223,3 @@ fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Storag
         _ => StorageError::Query(e),
     }
 }
-
-/// Milliseconds since the unix epoch, the timestamp form of every table.
-pub fn now_millis() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}

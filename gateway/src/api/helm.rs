@@ -9,13 +9,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{Admin, ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, validate_url};
 use crate::app::App;
-use crate::hooks::webhook::validate_url;
-use crate::jobs::helm::{Repository, auth_type, compare_versions, newest};
-use crate::jobs::random_id;
+use crate::clock::now_millis;
+use crate::ids::random_id;
+use crate::jobs::helm::{Repository, auth_type, newest, sort_newest_first};
 use crate::plugin::RepositoryAuth;
-use crate::storage::now_millis;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -70,7 +69,7 @@ fn validate(repository: &Repository) -> ApiResult<()> {
             "`name` must be 1-63 characters of lower-case letters, digits, '-' or '.'",
         ));
     }
-    validate_url(&repository.url).map_err(ApiError::bad_request)?;
+    validate_url(&repository.url)?;
     if let Some(pem) = &repository.ca_pem {
         crate::plugin::parse_ca_pem(pem)
             .map_err(|e| ApiError::bad_request(format!("`caPem`: {e}")))?;
@@ -205,11 +204,7 @@ async fn charts(
         versions.retain(|v| v.new);
     }
     let items = if all {
-        versions.sort_by(|a, b| {
-            (&a.repository, &a.name)
-                .cmp(&(&b.repository, &b.name))
-                .then_with(|| compare_versions(&b.version, &a.version))
-        });
+        sort_newest_first(&mut versions);
         versions
     } else {
         newest(versions)

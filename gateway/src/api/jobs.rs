@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
+use crate::clock::now_millis;
+use crate::ids::random_id;
 use crate::jobs::{self, Job, JobError, JobKind, Schedule, Targets};
 use crate::plugin::World;
 use crate::storage::jobs::{FindingFilter, RunFilter};
-use crate::storage::now_millis;
 
 const DEFAULT_TIMEOUT_SECONDS: u64 = 300;
 const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;
@@ -142,7 +143,7 @@ async fn create(
     let Json(body) = body?;
     let now = now_millis();
     let job = Job {
-        id: jobs::random_id(),
+        id: random_id(),
         name: body.name,
         kind: body.kind,
         plugins: body.plugins,

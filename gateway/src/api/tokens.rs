@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::{Admin, ApiError, ApiResult, validate_name};
 use crate::app::App;
 use crate::auth::{Grant, Role, Token};
+use crate::clock::now_millis;
 use crate::crypto::{generate_token, token_hash};
-use crate::storage::now_millis;
+use crate::ids::random_id;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -92,7 +93,7 @@ async fn create(
         return Err(ApiError::bad_request("the token would already be expired"));
     }
     let token = Token {
-        id: uuid_like(),
+        id: random_id(),
         name: body.name,
         role: body.role,
         grants: body.grants,
@@ -143,12 +144,4 @@ async fn delete(
     app.auth.forget(&id);
     tracing::info!(token_id = %id, "token deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A random 128-bit id in hex.
-fn uuid_like() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

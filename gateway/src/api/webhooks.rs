@@ -9,12 +9,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{Admin, ApiError, ApiResult, validate_name};
+use super::{Admin, ApiError, ApiResult, validate_name, validate_url};
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::cluster::validate_id;
-use crate::hooks::webhook::{random_id, validate_url};
 use crate::hooks::{EventKind, HookScope, Webhook};
-use crate::storage::now_millis;
+use crate::ids::random_id;
 
 /// The longest secret accepted.
 const MAX_SECRET: usize = 1024;
@@ -78,7 +78,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
     let Json(body) = body?;
     validate_name(&body.name)?;
-    validate_url(&body.url).map_err(ApiError::bad_request)?;
+    validate_url(&body.url)?;
     validate_secret(&body.secret)?;
     let now = now_millis();
     let id = random_id();
@@ -132,7 +132,7 @@ async fn update(
         webhook.name = name;
     }
     if let Some(url) = body.url {
-        validate_url(&url).map_err(ApiError::bad_request)?;
+        validate_url(&url)?;
         webhook.url = url;
     }
     if let Some(secret) = body.secret {

@@ -19,9 +19,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeliveryOptions, EventKind, HookError, HookScope, HookSink, Outcome, Planned, Result};
+use crate::clock::now_millis;
 use crate::cluster::ClusterEvent;
 use crate::crypto::SecretKey;
-use crate::storage::{Db, now_millis};
+use crate::ids::random_id;
+use crate::storage::Db;
 
 /// Requests in flight at once across all webhooks; more wait their turn.
 const MAX_CONCURRENT_REQUESTS: usize = 32;
@@ -82,21 +84,6 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// A webhook URL must be absolute http(s) with a host.
-pub fn validate_url(url: &str) -> std::result::Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`url` is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "`url` must be http:// or https://, not {}://",
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("`url` has no host".to_owned());
-    }
-    Ok(())
 }
 
 /// Where a delivery stands.
@@ -435,12 +422,4 @@ impl Inner {
         );
         Outcome::Failed
     }
-}
-
-/// A random 128-bit id in hex.
-pub fn random_id() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::{Job, JobKind, Run, RunStatus, Targets};
 use crate::app::App;
+use crate::clock::now_millis;
 use crate::crypto::SecretKey;
 use crate::plugin::{RepositoryAuth, RepositoryInfo, SyncOutcome};
-use crate::storage::now_millis;
 
 /// Id and name of the built-in repository sync job.
 pub const BUILTIN_JOB_ID: &str = "builtin-helm-repo-sync";
@@ -100,41 +100,93 @@ pub struct ChartVersion {
     pub new: bool,
 }
 
-/// Orders versions the SemVer way where they parse (`1.10.0` > `1.9.0`, a release > its
-/// pre-releases), as text otherwise.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn split(v: &str) -> (Vec<Option<u64>>, Option<&str>) {
-        let v = v.trim_start_matches('v');
-        let v = v.split('+').next().unwrap_or(v);
-        let (core, pre) = match v.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (v, None),
-        };
-        (core.split('.').map(|p| p.parse().ok()).collect(), pre)
+/// A chart version read the way Helm reads one (Helm parses chart versions with the lenient
+/// `NewVersion` of its SemVer library, not strictly):
+///
+/// - one optional leading lower-case `v` (`v1.2.3`);
+/// - a major number, then optionally `.minor` and `.patch`; a missing part is 0, so `1.2` is
+///   `1.2.0` and `v1` is `1.0.0`; these numbers are ASCII digits that fit 64 bits, leading
+///   zeros tolerated (`01.2.3` is `1.2.3`);
+/// - then an optional pre-release (`-rc.1`) and optional build metadata (`+build.5`), each
+///   held to SemVer 2.0's rules (non-empty dot-separated identifiers of `[0-9A-Za-z-]`; a
+///   numeric pre-release identifier without leading zeros).
+///
+/// `None` for anything else (`latest`, `1.2.3.4`, `1.0.0-rc.01`, `1.0.0-`, an empty string).
+pub fn parse_version(text: &str) -> Option<semver::Version> {
+    let text = text.strip_prefix('v').unwrap_or(text);
+    let (rest, build) = match text.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (text, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let mut numbers = [0u64; 3];
+    let mut parts = core.split('.');
+    for (slot, part) in numbers.iter_mut().zip(parts.by_ref()) {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
     }
-    let (core_a, pre_a) = split(a);
-    let (core_b, pre_b) = split(b);
-    if core_a.iter().chain(&core_b).any(Option::is_none) {
-        return a.cmp(b);
+    if parts.next().is_some() {
+        return None;
     }
-    core_a
-        .cmp(&core_b)
-        .then_with(|| match (pre_a, pre_b) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => x.cmp(y),
-        })
-        .then_with(|| a.cmp(b))
+    let [major, minor, patch] = numbers;
+    let mut version = semver::Version::new(major, minor, patch);
+    if let Some(pre) = pre {
+        // `Prerelease::new("")` is the empty pre-release: a bare `-` is not one.
+        if pre.is_empty() {
+            return None;
+        }
+        version.pre = semver::Prerelease::new(pre).ok()?;
+    }
+    if let Some(build) = build {
+        if build.is_empty() {
+            return None;
+        }
+        version.build = semver::BuildMetadata::new(build).ok()?;
+    }
+    Some(version)
 }
 
-/// The newest version of every chart (per repository and name) among `versions`.
-pub fn newest(mut versions: Vec<ChartVersion>) -> Vec<ChartVersion> {
+/// SemVer 2.0 precedence of two chart versions as [`parse_version`] reads them: major, minor
+/// and patch numerically; a release above its pre-releases; pre-release identifiers one by
+/// one, numeric ones as numbers (`rc.10` > `rc.9`) and below alphanumeric ones, a longer list
+/// above its prefix; build metadata ignored (`1.0.0+a` and `1.0.0+b` are equal).
+///
+/// A version that does not parse ranks below every version that does (Helm's own index sort
+/// pushes those to the end of its newest-first lists too); two of them rank as equal.
+pub fn precedence(a: &str, b: &str) -> Ordering {
+    match (parse_version(a), parse_version(b)) {
+        (Some(a), Some(b)) => a.cmp_precedence(&b),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// The total order chart versions are listed in: [`precedence`], and versions of equal
+/// precedence (`1.0.0+a` and `1.0.0+b`, `v1.2` and `1.2.0`, two unparseable ones) by their
+/// text, so that a sort gives the same order whatever order it was given. `Equal` only for
+/// the same text.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    precedence(a, b).then_with(|| a.cmp(b))
+}
+
+/// Sorts `versions` by repository and chart name, each chart's versions newest first.
+pub fn sort_newest_first(versions: &mut [ChartVersion]) {
     versions.sort_by(|a, b| {
         (&a.repository, &a.name)
             .cmp(&(&b.repository, &b.name))
             .then_with(|| compare_versions(&b.version, &a.version))
     });
+}
+
+/// The newest version of every chart (per repository and name) among `versions`.
+pub fn newest(mut versions: Vec<ChartVersion>) -> Vec<ChartVersion> {
+    sort_newest_first(&mut versions);
     versions
         .dedup_by(|later, first| later.repository == first.repository && later.name == first.name);
     versions

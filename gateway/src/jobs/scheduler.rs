@@ -9,9 +9,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, Run, RunStatus, Schedule, Trigger, execute, random_id};
+use super::{Job, Run, RunStatus, Schedule, Trigger, execute};
 use crate::app::App;
-use crate::storage::now_millis;
+use crate::clock::now_millis;
+use crate::ids::random_id;
 
 /// How many past occurrences the scheduler steps through per job and tick before it gives up
 /// looking for the newest one (a 6-field `* * * * * *` after a long poll).

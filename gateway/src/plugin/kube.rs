@@ -1,10 +1,13 @@
 //! The `kube` capability: read-only access to a cluster through [`KubeApi`].
 //!
 //! The host maps an apiVersion and kind to a REST path: core `v1` lives under `/api/v1`, every
-//! other group under `/apis/{group}/{version}`. Kinds are pluralised from a table of the
-//! built-in kinds (which also knows which are cluster-scoped); any other kind falls back to the
+//! other group under `/apis/{group}/{version}`. A kind k8s-openapi knows in that group takes
+//! its plural and scope from k8s-openapi ([`kinds::BUILTIN`]); any other kind falls back to the
 //! lower-case kind plus `s` (`es` after s/x/ch/sh, `ies` after a consonant + y), which is what
-//! most custom resources use. Discovery is not consulted: it would cost a round trip per call.
+//! most custom resources use, with no scope check ([`kinds::guess_plural`]). Discovery is not
+//! consulted: it would cost a round trip per call.
+
+mod kinds;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -32,61 +35,6 @@ pub(super) enum KubeError {
     TooLarge(String),
 }
 
-/// `(kind, plural, namespaced)` of the kinds Portico knows.
-const KINDS: &[(&str, &str, bool)] = &[
-    ("Pod", "pods", true),
-    ("Service", "services", true),
-    ("Endpoints", "endpoints", true),
-    ("ConfigMap", "configmaps", true),
-    ("Secret", "secrets", true),
-    ("ServiceAccount", "serviceaccounts", true),
-    ("PersistentVolumeClaim", "persistentvolumeclaims", true),
-    ("PersistentVolume", "persistentvolumes", false),
-    ("Node", "nodes", false),
-    ("Namespace", "namespaces", false),
-    ("Event", "events", true),
-    ("ReplicationController", "replicationcontrollers", true),
-    ("ResourceQuota", "resourcequotas", true),
-    ("LimitRange", "limitranges", true),
-    ("Deployment", "deployments", true),
-    ("ReplicaSet", "replicasets", true),
-    ("StatefulSet", "statefulsets", true),
-    ("DaemonSet", "daemonsets", true),
-    ("ControllerRevision", "controllerrevisions", true),
-    ("Job", "jobs", true),
-    ("CronJob", "cronjobs", true),
-    ("Ingress", "ingresses", true),
-    ("IngressClass", "ingressclasses", false),
-    ("NetworkPolicy", "networkpolicies", true),
-    ("EndpointSlice", "endpointslices", true),
-    ("Lease", "leases", true),
-    ("StorageClass", "storageclasses", false),
-    ("VolumeAttachment", "volumeattachments", false),
-    ("CSIDriver", "csidrivers", false),
-    ("Role", "roles", true),
-    ("RoleBinding", "rolebindings", true),
-    ("ClusterRole", "clusterroles", false),
-    ("ClusterRoleBinding", "clusterrolebindings", false),
-    ("HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
-    ("PodDisruptionBudget", "poddisruptionbudgets", true),
-    ("PriorityClass", "priorityclasses", false),
-    (
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-    ),
-    (
-        "MutatingWebhookConfiguration",
-        "mutatingwebhookconfigurations",
-        false,
-    ),
-    (
-        "ValidatingWebhookConfiguration",
-        "validatingwebhookconfigurations",
-        false,
-    ),
-];
-
 /// The REST path of a collection (`name` absent) or of one object.
 pub fn resource_path(
     api_version: &str,
@@ -94,10 +42,10 @@ pub fn resource_path(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> Result<String, String> {
-    let prefix = match api_version.split_once('/') {
-        None if api_version == "v1" => "/api/v1".to_owned(),
+    let (group, prefix) = match api_version.split_once('/') {
+        None if api_version == "v1" => ("", "/api/v1".to_owned()),
         Some((group, version)) if segment_ok(group) && segment_ok(version) => {
-            format!("/apis/{group}/{version}")
+            (group, format!("/apis/{group}/{version}"))
         }
         _ => {
             return Err(format!(
@@ -108,9 +56,9 @@ pub fn resource_path(
     if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(format!("kind `{kind}` is not a Kubernetes kind"));
     }
-    let (plural, namespaced) = match KINDS.iter().find(|(k, _, _)| *k == kind) {
-        Some((_, plural, namespaced)) => ((*plural).to_owned(), Some(*namespaced)),
-        None => (pluralise(kind), None),
+    let (plural, namespaced) = match kinds::builtin_kind(group, kind) {
+        Some(builtin) => (builtin.plural.to_owned(), Some(builtin.namespaced)),
+        None => (kinds::guess_plural(kind), None),
     };
     let namespace = namespace.filter(|ns| !ns.is_empty());
     let mut path = prefix;
@@ -140,23 +88,6 @@ pub fn resource_path(
         path.push_str(name);
     }
     Ok(path)
-}
-
-fn pluralise(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if lower.ends_with('s')
-        || lower.ends_with('x')
-        || lower.ends_with("ch")
-        || lower.ends_with("sh")
-    {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
 }
 
 /// A DNS label or subdomain (group, version, namespace).

@@ -21,8 +21,9 @@ use super::http::{ScopedTrust, parse_ca_pem};
 use super::kube::KubeApi;
 use super::manifest::{Capabilities, HookScope, LimitCeilings, Limits, Manifest, World};
 use super::{Error, Result};
+use crate::clock::now_millis;
+use crate::storage::Db;
 use crate::storage::plugins::PluginRow;
-use crate::storage::{Db, now_millis};
 
 /// Where a plugin was installed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -166,6 +166,25 @@ fn kinds_map_to_rest_paths() {
         .unwrap(),
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:admin"
     );
+    // Built-in kinds: k8s-openapi's plural and scope, whatever the version.
+    assert_eq!(
+        path("v1", "Endpoints", Some("a"), None).unwrap(),
+        "/api/v1/namespaces/a/endpoints"
+    );
+    assert_eq!(
+        path("autoscaling/v1", "HorizontalPodAutoscaler", Some("a"), None).unwrap(),
+        "/apis/autoscaling/v1/namespaces/a/horizontalpodautoscalers"
+    );
+    assert!(
+        path("storage.k8s.io/v1", "StorageClass", Some("a"), None)
+            .unwrap_err()
+            .contains("cluster-scoped")
+    );
+    // A custom kind that shares a built-in kind's name is not taken for it: no scope check.
+    assert_eq!(
+        path("example.com/v1", "Job", None, Some("j")).unwrap(),
+        "/apis/example.com/v1/jobs/j"
+    );
     // Unknown kinds: lower case plus the English plural.
     assert_eq!(
         path("example.com/v1", "Widget", None, None).unwrap(),

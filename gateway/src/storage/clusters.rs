@@ -147,7 +147,7 @@ impl Db {
         .bind(&cluster.context)
         .bind(&cluster.sealed_credentials)
         .bind(serde_json::to_string(&cluster.labels).expect("labels serialize"))
-        .bind(super::now_millis())
+        .bind(crate::clock::now_millis())
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
@@ -162,7 +162,7 @@ impl Db {
             sqlx::query("UPDATE clusters SET desired_state = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(state.as_str())
-                .bind(super::now_millis())
+                .bind(crate::clock::now_millis())
                 .execute(self.pool())
                 .await?;
         Ok(done.rows_affected() == 1)

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use sqlx::FromRow;
 
-use super::{Db, Result, StorageError, conflict, now_millis};
+use super::{Db, Result, StorageError, conflict};
+use crate::clock::now_millis;
 use crate::jobs::helm::{ChartVersion, Repository};
 use crate::plugin::Chart;
 

@@ -3,7 +3,8 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Result, StorageError, conflict, now_millis};
+use super::{Db, Result, StorageError, conflict};
+use crate::clock::now_millis;
 use crate::jobs::{
     FindingRecord, Job, JobKind, Run, RunStatus, RunTarget, TargetStatus, Targets, Trigger,
 };

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Result, now_millis};
+use super::{Db, Result};
+use crate::clock::now_millis;
 
 /// One term of leader work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]

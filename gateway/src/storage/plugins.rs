@@ -168,7 +168,7 @@ impl Db {
         let done = sqlx::query("UPDATE plugins SET enabled = $2, updated_at = $3 WHERE name = $1")
             .bind(name)
             .bind(flag(enabled))
-            .bind(super::now_millis())
+            .bind(crate::clock::now_millis())
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() == 1)
@@ -179,7 +179,7 @@ impl Db {
         let done = sqlx::query("UPDATE plugins SET config = $2, updated_at = $3 WHERE name = $1")
             .bind(name)
             .bind(config)
-            .bind(super::now_millis())
+            .bind(crate::clock::now_millis())
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() == 1)

@@ -677,7 +677,7 @@ async fn postgres_restarted_under_load_answers_503_and_recovers() {
 
     // Up again, on the same port: everything recovers by itself.
     let restarted = Instant::now();
-    let restarted_ms = portico::storage::now_millis();
+    let restarted_ms = portico::clock::now_millis();
     {
         let pg = pg.clone();
         blocking(move || pg.start()).await;

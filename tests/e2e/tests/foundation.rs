@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use portico::auth::{Access, Grant, Role, Token};
+use portico::clock::now_millis;
 use portico::config::DatabaseUrl;
 use portico::crypto::{OpenError, SecretKey};
 use portico::server::StartError;
 use portico::storage::clusters::{ClusterRecord, DesiredState};
-use portico::storage::{Db, StorageError, now_millis};
+use portico::storage::{Db, StorageError};
 use portico_e2e::gateway::{StartFailure, TestGateway};
 use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};

@@ -667,7 +667,7 @@ async fn audit_entries_past_the_retention_are_deleted() -> anyhow::Result<()> {
         .start()
         .await;
     let day = 86_400_000;
-    let now = portico::storage::now_millis();
+    let now = portico::clock::now_millis();
     let entry = |at: i64, path: &str| portico::audit::AuditEntry {
         at,
         kind: portico::audit::AuditKind::Api,
