@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -206,7 +208,7 @@ impl StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let mut open = self.streams.open.lock().expect("stream table lock");
+        let mut open = self.streams.open.lock();
         if let Some(entry) = open.get_mut(&self.token_id) {
             entry.count -= 1;
             if entry.count == 0 {
@@ -231,7 +233,7 @@ impl Authenticator {
 
     /// Takes one of the token's long-lived request slots; `Err(limit)` when all are taken.
     pub fn open_stream(&self, token: &Arc<Token>) -> Result<StreamGuard, usize> {
-        let mut open = self.streams.open.lock().expect("stream table lock");
+        let mut open = self.streams.open.lock();
         let entry = open
             .entry(token.id.clone())
             .or_insert_with(|| TokenStreams {
@@ -266,7 +268,6 @@ impl Authenticator {
                 .streams
                 .open
                 .lock()
-                .expect("stream table lock")
                 .values()
                 .map(|entry| entry.token.clone())
                 .collect();
@@ -295,13 +296,7 @@ impl Authenticator {
     }
 
     fn end_streams(&self, token_id: &str) {
-        if let Some(entry) = self
-            .streams
-            .open
-            .lock()
-            .expect("stream table lock")
-            .get(token_id)
-        {
+        if let Some(entry) = self.streams.open.lock().get(token_id) {
             entry.revoked.cancel();
         }
     }
@@ -320,7 +315,6 @@ impl Authenticator {
         let cached = self
             .cache
             .lock()
-            .expect("token cache lock")
             .get(&hash)
             .filter(|(_, at)| now.duration_since(*at) < CACHE_TTL)
             .map(|(t, _)| t.clone());
@@ -337,7 +331,7 @@ impl Authenticator {
                     })?
                     .map(Arc::new)
                     .ok_or(AuthError::Invalid)?;
-                let mut cache = self.cache.lock().expect("token cache lock");
+                let mut cache = self.cache.lock();
                 if cache.len() >= CACHE_MAX_ENTRIES {
                     cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
                     if cache.len() >= CACHE_MAX_ENTRIES {
@@ -356,10 +350,7 @@ impl Authenticator {
 
     /// Drops a token from the cache and ends its open streams (after it was deleted here).
     pub fn forget(&self, token_id: &str) {
-        self.cache
-            .lock()
-            .expect("token cache lock")
-            .retain(|_, (t, _)| t.id != token_id);
+        self.cache.lock().retain(|_, (t, _)| t.id != token_id);
         self.end_streams(token_id);
     }
 }

@@ -6,7 +6,9 @@
 //! reconnected with capped exponential backoff, and the proxy answers 503 for it meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -223,16 +225,16 @@ impl Connection {
     }
 
     pub fn state(&self) -> LocalState {
-        self.state.lock().expect("connection state lock").clone()
+        self.state.lock().clone()
     }
 
     /// True when requests may be proxied.
     pub fn is_connected(&self) -> bool {
-        self.state.lock().expect("connection state lock").phase == Phase::Connected
+        self.state.lock().phase == Phase::Connected
     }
 
     fn set(&self, update: impl FnOnce(&mut LocalState)) {
-        let mut state = self.state.lock().expect("connection state lock");
+        let mut state = self.state.lock();
         let before = state.phase;
         update(&mut state);
         if state.phase != before {
@@ -336,22 +338,12 @@ impl ClusterManager {
 
     /// The local connection, if any: the proxy's lookup, a read lock and an `Arc` clone.
     pub fn connection(&self, id: &str) -> Option<Arc<Connection>> {
-        self.connections
-            .read()
-            .expect("connections lock")
-            .get(id)
-            .cloned()
+        self.connections.read().get(id).cloned()
     }
 
     /// Ids of the clusters connected (or connecting) here.
     pub fn local_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .connections
-            .read()
-            .expect("connections lock")
-            .keys()
-            .cloned()
-            .collect();
+        let mut ids: Vec<String> = self.connections.read().keys().cloned().collect();
         ids.sort();
         ids
     }
@@ -515,7 +507,6 @@ impl ClusterManager {
         let previous = self
             .connections
             .write()
-            .expect("connections lock")
             .insert(record.id.clone(), connection.clone());
         if let Some(previous) = &previous {
             previous.stop.cancel();
@@ -557,11 +548,7 @@ impl ClusterManager {
 
     /// Closes this replica's connection; returns whether there was one.
     pub fn disconnect_local(&self, id: &str, initiator: bool) -> bool {
-        let removed = self
-            .connections
-            .write()
-            .expect("connections lock")
-            .remove(id);
+        let removed = self.connections.write().remove(id);
         match removed {
             Some(connection) => {
                 connection.stop.cancel();

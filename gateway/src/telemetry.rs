@@ -1,6 +1,6 @@
 //! Logs (tracing, text or JSON) and Prometheus metrics.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -93,17 +93,14 @@ impl Metrics {
 
     /// Lets other modules register their metrics.
     pub fn register(&self, f: impl FnOnce(&mut Registry)) {
-        f(&mut self.registry.lock().expect("metrics registry lock"));
+        f(&mut self.registry.lock());
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(
-            &mut out,
-            &self.registry.lock().expect("metrics registry lock"),
-        )
-        .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry.lock())
+            .expect("writing to a String cannot fail");
         out
     }
 

@@ -1,7 +1,7 @@
 //! The `Authorization` header sent to a cluster: static, re-read from a rotating token file, or
 //! obtained from a client-go exec credential plugin and cached until it expires.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
@@ -133,7 +133,7 @@ impl Credentials {
     pub fn invalidate(&self) {
         match &self.kind {
             Kind::TokenFile { cached, .. } | Kind::Exec { cached, .. } => {
-                *cached.lock().expect("credential cache lock") = None;
+                *cached.lock() = None;
             }
             Kind::None | Kind::Static(_) => {}
         }
@@ -141,7 +141,7 @@ impl Credentials {
 }
 
 fn fresh(cached: &Cached) -> Option<HeaderValue> {
-    let cached = cached.lock().expect("credential cache lock");
+    let cached = cached.lock();
     match &*cached {
         Some((value, None)) => Some(value.clone()),
         Some((value, Some(until))) if Instant::now() < *until => Some(value.clone()),
@@ -150,7 +150,7 @@ fn fresh(cached: &Cached) -> Option<HeaderValue> {
 }
 
 fn store(cached: &Cached, value: &HeaderValue, until: Option<Instant>) {
-    *cached.lock().expect("credential cache lock") = Some((value.clone(), until));
+    *cached.lock() = Some((value.clone(), until));
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, CredentialError> {

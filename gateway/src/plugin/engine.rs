@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -248,14 +250,7 @@ impl PluginHost {
     ) -> Result<Arc<Prepared>> {
         let key = format!("{digest}:{world}");
         // One cell per component and world: concurrent first calls compile once.
-        let cell = self
-            .inner
-            .prepared
-            .lock()
-            .expect("lock")
-            .entry(key)
-            .or_default()
-            .clone();
+        let cell = self.inner.prepared.lock().entry(key).or_default().clone();
         let prepared = cell
             .get_or_try_init(|| async {
                 let wasm = wasm.await?;
@@ -274,7 +269,6 @@ impl PluginHost {
         self.inner
             .prepared
             .lock()
-            .expect("lock")
             .retain(|key, _| keep.iter().any(|d| key.starts_with(d.as_str())));
     }
 

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -231,7 +233,7 @@ impl Plugins {
                 Err(e) => return Err(e.into()),
             },
         }
-        self.local.write().expect("lock").insert(
+        self.local.write().insert(
             manifest.name.clone(),
             LocalPlugin {
                 path: wasm_path,
@@ -349,7 +351,7 @@ impl Plugins {
 
     /// Deletes an uploaded plugin. A plugin of this replica's directory cannot be deleted.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        if self.local.read().expect("lock").contains_key(name) {
+        if self.local.read().contains_key(name) {
             return Err(Error::FromDirectory(name.to_owned()));
         }
         if !self.db.delete_plugin(name).await? {
@@ -519,7 +521,7 @@ impl Plugins {
     /// The row of plugin `name` with its parsed manifest: from the cache when read within
     /// [`ROW_CACHE_TTL`], else from the database.
     async fn row(&self, name: &str) -> Result<(Arc<PluginRow>, Arc<Manifest>)> {
-        if let Some(cached) = self.rows.lock().expect("lock").get(name)
+        if let Some(cached) = self.rows.lock().get(name)
             && cached.read_at.elapsed() < ROW_CACHE_TTL
         {
             return Ok((cached.row.clone(), cached.manifest.clone()));
@@ -536,7 +538,7 @@ impl Plugins {
             other => other,
         })?);
         let row = Arc::new(row);
-        self.rows.lock().expect("lock").insert(
+        self.rows.lock().insert(
             name.to_owned(),
             CachedRow {
                 read_at,
@@ -549,7 +551,7 @@ impl Plugins {
 
     /// Drops the cached row of `name` after this replica changed it.
     fn forget(&self, name: &str) {
-        self.rows.lock().expect("lock").remove(name);
+        self.rows.lock().remove(name);
     }
 
     /// The manifest, the prepared component and the call context of an enabled plugin.
@@ -574,7 +576,7 @@ impl Plugins {
         }
         let loader = {
             let db = self.db.clone();
-            let local = self.local.read().expect("lock").get(name).cloned();
+            let local = self.local.read().get(name).cloned();
             let row = Arc::clone(&row);
             async move {
                 if row.source == PluginSource::Upload.as_str() {
