@@ -129,21 +129,13 @@ impl FromRequestParts<App> for Principal {
         if let Some(Authenticated(result)) = parts.extensions.get::<Authenticated>() {
             return Ok(result.clone()?);
         }
-        Ok(authenticate(app, &parts.headers).await?)
+        Ok(app.auth.authenticate_headers(&parts.headers).await?)
     }
 }
 
 /// The caller of an admin API request, authenticated once by [`authenticate_and_audit`].
 #[derive(Debug, Clone)]
 struct Authenticated(Result<Principal, AuthError>);
-
-async fn authenticate(app: &App, headers: &header::HeaderMap) -> Result<Principal, AuthError> {
-    let header = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?),
-        None => None,
-    };
-    app.auth.authenticate(header).await
-}
 
 /// Middleware of `/api/v1`: authenticates the caller once for the handler, and audits every
 /// change (POST, PUT, PATCH, DELETE), refused ones included.
@@ -152,7 +144,7 @@ async fn authenticate_and_audit(
     mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    let caller = authenticate(&app, request.headers()).await;
+    let caller = app.auth.authenticate_headers(request.headers()).await;
     request
         .extensions_mut()
         .insert(Authenticated(caller.clone()));
@@ -162,6 +154,9 @@ async fn authenticate_and_audit(
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
     // The full path: inside the nested router the URI has lost its `/api/v1` prefix.
+    if !change {
+        return next.run(request).await;
+    }
     let path: String = request
         .extensions()
         .get::<axum::extract::OriginalUri>()
@@ -175,23 +170,21 @@ async fn authenticate_and_audit(
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
     let response = next.run(request).await;
-    if change {
-        let caller = caller.ok();
-        app.audit.record(AuditEntry {
-            at: crate::clock::now_millis(),
-            kind: AuditKind::Api,
-            token_id: caller
-                .as_ref()
-                .map(|p| p.token.id.clone())
-                .unwrap_or_default(),
-            token_name: caller.map(|p| p.token.name.clone()).unwrap_or_default(),
-            cluster: String::new(),
-            verb: method.as_str().to_ascii_lowercase(),
-            path,
-            status: response.status().as_u16(),
-            source,
-        });
-    }
+    let caller = caller.ok();
+    app.audit.record(AuditEntry {
+        at: crate::clock::now_millis(),
+        kind: AuditKind::Api,
+        token_id: caller
+            .as_ref()
+            .map(|p| p.token.id.clone())
+            .unwrap_or_default(),
+        token_name: caller.map(|p| p.token.name.clone()).unwrap_or_default(),
+        cluster: String::new(),
+        verb: method.as_str().to_ascii_lowercase(),
+        path,
+        status: response.status().as_u16(),
+        source,
+    });
     response
 }
 

@@ -301,6 +301,18 @@ impl Authenticator {
         }
     }
 
+    /// Authenticates a request by its `Authorization` header (the proxy and the API both).
+    pub async fn authenticate_headers(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        let header = match headers.get(http::header::AUTHORIZATION) {
+            Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?),
+            None => None,
+        };
+        self.authenticate(header).await
+    }
+
     /// Authenticates the value of an `Authorization` header.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;

@@ -20,7 +20,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -143,7 +143,12 @@ async fn forward(
     *registered = local.is_some();
 
     // 1. Who is calling, and may they do this here?
-    let principal = match authenticate(app, request.headers()).await {
+    let principal = match app
+        .auth
+        .authenticate_headers(request.headers())
+        .await
+        .map_err(auth_status)
+    {
         Ok(principal) => principal,
         Err(e) => {
             record_refusal(app, None, &call, e.code);
@@ -435,18 +440,6 @@ fn is_long_lived(path: &str, query: Option<&str>, upgrade: bool) -> bool {
                 .filter_map(|pair| pair.split_once('='))
                 .any(|(k, v)| matches!(k, "watch" | "follow") && truthy(v))
         })
-}
-
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, StatusError> {
-    let header = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| auth_status(AuthError::Invalid))?,
-        ),
-        None => None,
-    };
-    app.auth.authenticate(header).await.map_err(auth_status)
 }
 
 fn auth_status(e: AuthError) -> StatusError {

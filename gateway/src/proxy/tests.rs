@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use http::HeaderMap;
+
 use super::headers::parse_go_duration;
 use super::path::is_dot_segment;
 use super::*;

@@ -443,6 +443,28 @@ fn load(
 }
 
 /// A user token with read access to every cluster; `name` must be unique.
+/// A plain-HTTP gateway (with the test plugins) on a throwaway PostgreSQL database, `env` added
+/// to its configuration, and a simulator for it to manage; `None` when PostgreSQL is not
+/// installed (outside CI, where it is required).
+async fn on_postgres(
+    test: &str,
+    env: &[(&str, &str)],
+) -> Option<(Arc<TestPostgres>, KubeSim, TestGateway)> {
+    let pg = Arc::new(TestPostgres::start_or_skip(test)?);
+    let db_url = pg.create_database("faults").unwrap();
+    let managed = KubeSim::start().await.unwrap();
+    let mut builder = TestGateway::builder()
+        .env("DATABASE_URL", &db_url)
+        .env("SECRET_KEY", FLEET_KEY)
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("PLAIN_HTTP", "true")
+        .args(["--plugin-dir", plugin_dir().to_str().unwrap()]);
+    for (name, value) in env {
+        builder = builder.env(name, value);
+    }
+    Some((pg, managed, builder.start().await))
+}
+
 async fn user_token(gw: &TestGateway, name: &str) -> String {
     gw.create_token(json!({"name": name, "grants": [{"cluster": "*", "access": "read"}]}))
         .await
@@ -586,21 +608,14 @@ async fn assert_unavailable(
 /// all work again. The load saw only 200 and 503, and no request hung.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarted_under_load_answers_503_and_recovers() {
-    let Some(pg) = TestPostgres::start_or_skip("postgres_restarted_under_load") else {
+    let Some((pg, managed, gw)) = on_postgres(
+        "postgres_restarted_under_load",
+        &[("JOB_POLL_INTERVAL_MS", "200")],
+    )
+    .await
+    else {
         return;
     };
-    let pg = Arc::new(pg);
-    let db_url = pg.create_database("faults").unwrap();
-    let managed = KubeSim::start().await.unwrap();
-    let gw = TestGateway::builder()
-        .env("DATABASE_URL", &db_url)
-        .env("SECRET_KEY", FLEET_KEY)
-        .env("ADMIN_TOKEN", ADMIN)
-        .env("PLAIN_HTTP", "true")
-        .env("JOB_POLL_INTERVAL_MS", "200")
-        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
-        .start()
-        .await;
     gw.add_cluster("managed", &managed.kubeconfig())
         .await
         .unwrap();
@@ -800,19 +815,10 @@ async fn postgres_restarted_under_load_answers_503_and_recovers() {
 /// 503: it should be a 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_proxy_request_to_a_cluster_not_connected_here_is_503_while_postgres_is_down() {
-    let Some(pg) = TestPostgres::start_or_skip("proxy_lookup_while_postgres_is_down") else {
+    let Some((pg, managed, gw)) = on_postgres("proxy_lookup_while_postgres_is_down", &[]).await
+    else {
         return;
     };
-    let pg = Arc::new(pg);
-    let db_url = pg.create_database("faults").unwrap();
-    let managed = KubeSim::start().await.unwrap();
-    let gw = TestGateway::builder()
-        .env("DATABASE_URL", &db_url)
-        .env("SECRET_KEY", FLEET_KEY)
-        .env("ADMIN_TOKEN", ADMIN)
-        .env("PLAIN_HTTP", "true")
-        .start()
-        .await;
     gw.register_cluster("idle", &managed.kubeconfig())
         .await
         .unwrap();
@@ -846,20 +852,10 @@ async fn a_proxy_request_to_a_cluster_not_connected_here_is_503_while_postgres_i
 /// while it is down: once PostgreSQL is back the run must not stay `running`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_run_that_ends_while_postgres_is_down_is_not_left_running() {
-    let Some(pg) = TestPostgres::start_or_skip("job_run_ends_while_postgres_is_down") else {
+    let Some((pg, managed, gw)) = on_postgres("job_run_ends_while_postgres_is_down", &[]).await
+    else {
         return;
     };
-    let pg = Arc::new(pg);
-    let db_url = pg.create_database("faults").unwrap();
-    let managed = KubeSim::start().await.unwrap();
-    let gw = TestGateway::builder()
-        .env("DATABASE_URL", &db_url)
-        .env("SECRET_KEY", FLEET_KEY)
-        .env("ADMIN_TOKEN", ADMIN)
-        .env("PLAIN_HTTP", "true")
-        .args(["--plugin-dir", plugin_dir().to_str().unwrap()])
-        .start()
-        .await;
     gw.add_cluster("managed", &managed.kubeconfig())
         .await
         .unwrap();
