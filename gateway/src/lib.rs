@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod peer;
 pub mod plugin;
 pub mod proxy;
+pub mod records;
 pub mod server;
 pub mod storage;
 pub mod telemetry;

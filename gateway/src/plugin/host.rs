@@ -1,7 +1,6 @@
 //! What a guest sees of the host during one call: the store's data, the import
 //! implementations, and the values calls return in the gateway's own types.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -27,106 +26,10 @@ use super::{Error, Result};
 /// Longest log line kept; longer ones are cut.
 const MAX_LOG_LINE: usize = 4096;
 
-/// The cluster a plugin is called for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterInfo {
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-/// Credentials of a Helm repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RepositoryAuth {
-    Basic { username: String, password: String },
-    Bearer { token: String },
-}
-
-/// A Helm repository to synchronise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepositoryInfo {
-    pub name: String,
-    pub url: String,
-    pub auth: Option<RepositoryAuth>,
-    /// The ETag the last successful sync saw.
-    pub etag: Option<String>,
-    /// PEM of a private CA the repository's host is trusted with (besides the web PKI).
-    #[serde(default)]
-    pub ca_pem: Option<String>,
-}
-
-/// How serious a failed check is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-/// The object a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRef {
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-/// One result of one check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub check_id: String,
-    pub severity: Severity,
-    pub passed: bool,
-    pub message: String,
-    pub target: Option<ObjectRef>,
-    pub extra: serde_json::Value,
-}
-
-/// One chart version of a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Chart {
-    pub name: String,
-    pub version: String,
-    pub app_version: Option<String>,
-    pub description: Option<String>,
-    pub digest: Option<String>,
-    pub urls: Vec<String>,
-    pub created: Option<String>,
-    pub deprecated: bool,
-    pub icon: Option<String>,
-    pub keywords: Vec<String>,
-}
-
-/// A repository's charts and the index's ETag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChartIndex {
-    pub charts: Vec<Chart>,
-    pub etag: Option<String>,
-}
-
-/// The result of a repository sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "status")]
-pub enum SyncOutcome {
-    /// The index did not change since the ETag given.
-    Unchanged,
-    /// The index, read anew.
-    Updated(ChartIndex),
-}
-
-/// A line the plugin logged (or wrote to stdout/stderr, as level `stdio`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    pub level: String,
-    pub message: String,
-}
+pub use crate::records::plugin::{
+    Chart, ChartIndex, ClusterInfo, Finding, LogLine, ObjectRef, RepositoryAuth, RepositoryInfo,
+    Severity, SyncOutcome,
+};
 
 /// A call's value plus what the plugin logged.
 #[derive(Debug, Clone, PartialEq, Serialize)]

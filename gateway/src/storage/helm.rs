@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Db, Result, StorageError, conflict};
 use crate::clock::now_millis;
 use crate::jobs::helm::{ChartVersion, Repository};
-use crate::plugin::Chart;
+use crate::records::plugin::Chart;
 
 #[derive(FromRow)]
 struct RepositoryRow {

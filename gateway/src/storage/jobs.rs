@@ -8,7 +8,7 @@ use crate::clock::now_millis;
 use crate::jobs::{
     FindingRecord, Job, JobKind, Run, RunStatus, RunTarget, TargetStatus, Targets, Trigger,
 };
-use crate::plugin::{ObjectRef, Severity};
+use crate::records::plugin::{ObjectRef, Severity};
 
 #[derive(FromRow)]
 struct JobRow {
