@@ -6,13 +6,11 @@
 //! short-lived cache keeps the database off the proxy's hot path.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -28,76 +26,7 @@ pub const BOOTSTRAP_TOKEN_ID: &str = "bootstrap-admin";
 const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX_ENTRIES: usize = 10_000;
 
-/// A token's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Everything: tokens, clusters, plugins, jobs, and write access to every cluster.
-    Admin,
-    /// Only what the token's grants allow.
-    User,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::User => "user",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Self::Admin),
-            "user" => Ok(Self::User),
-            other => Err(format!("unknown role `{other}` (expected admin or user)")),
-        }
-    }
-}
-
-/// Access to one cluster (or `*`). `Write` includes `Read`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Read,
-    Write,
-}
-
-/// A grant of access to a cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grant {
-    /// A cluster id, or `*` for every cluster.
-    pub cluster: String,
-    pub access: Access,
-    /// Send `Impersonate-User`/`Impersonate-Group` for the token's user so that the cluster's
-    /// own RBAC decides.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub impersonate: bool,
-}
-
-/// A stored API token (without its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Token {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub grants: Vec<Grant>,
-    /// The Kubernetes user impersonated by grants with `impersonate` (default: the name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub impersonate_user: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub impersonate_groups: Vec<String>,
-    /// Unix milliseconds.
-    pub created_at: i64,
-    /// Unix milliseconds; `None` never expires.
-    pub expires_at: Option<i64>,
-}
+pub use crate::records::auth::{Access, Grant, Role, Token};
 
 impl Token {
     fn expired_at(&self, now_millis: i64) -> bool {

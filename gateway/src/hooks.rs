@@ -29,7 +29,6 @@ use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,9 +42,9 @@ use crate::telemetry::Metrics;
 pub mod lifecycle;
 pub mod webhook;
 
-pub use crate::plugin::HookScope;
+pub use crate::records::hooks::{DeliveryRecord, DeliveryState, EventKind, HookScope, Webhook};
 pub use lifecycle::LifecyclePlugins;
-pub use webhook::{DeliveryRecord, DeliveryState, Message, Webhook, WebhookSink};
+pub use webhook::{Message, WebhookSink};
 
 /// A hook operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,42 +65,12 @@ pub enum HookError {
 
 pub type Result<T, E = HookError> = std::result::Result<T, E>;
 
-/// The events a hook can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    Connected,
-    Disconnected,
-    /// A job run finished (sent to the webhooks the job names, not by subscription).
-    #[serde(rename = "run.finished")]
-    RunFinished,
-}
-
-impl EventKind {
-    /// Every event, the default subscription.
-    pub const ALL: [Self; 2] = [Self::Connected, Self::Disconnected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connected => "connected",
-            Self::Disconnected => "disconnected",
-            Self::RunFinished => "run.finished",
-        }
-    }
-}
-
 impl From<ClusterEventKind> for EventKind {
     fn from(kind: ClusterEventKind) -> Self {
         match kind {
             ClusterEventKind::Connected => Self::Connected,
             ClusterEventKind::Disconnected => Self::Disconnected,
         }
-    }
-}
-
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

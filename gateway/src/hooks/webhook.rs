@@ -13,16 +13,17 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{DeliveryOptions, EventKind, HookError, HookScope, HookSink, Outcome, Planned, Result};
+use super::{DeliveryOptions, HookError, HookSink, Outcome, Planned, Result};
 use crate::clock::now_millis;
 use crate::cluster::ClusterEvent;
 use crate::crypto::SecretKey;
 use crate::ids::random_id;
+use crate::records::hooks::{DeliveryRecord, DeliveryState, EventKind, Webhook};
 use crate::storage::Db;
 
 /// Requests in flight at once across all webhooks; more wait their turn.
@@ -31,25 +32,6 @@ const MAX_CONCURRENT_REQUESTS: usize = 32;
 const KEEP_DELIVERIES: i64 = 200;
 /// How much of a failed answer's body goes into the delivery log.
 const ERROR_BODY_SNIPPET: usize = 200;
-
-/// A configured webhook. The secret stays sealed until a delivery opens it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Webhook {
-    pub id: String,
-    pub name: String,
-    pub url: String,
-    /// The signing secret, sealed with the gateway's key and bound to the id; never shown.
-    #[serde(skip)]
-    pub sealed_secret: Vec<u8>,
-    pub events: Vec<EventKind>,
-    pub scope: HookScope,
-    /// Only these clusters; `None`: every cluster.
-    pub clusters: Option<Vec<String>>,
-    pub enabled: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
 
 impl Webhook {
     /// Whether the webhook subscribes to `event` (its scope aside).
@@ -84,47 +66,6 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    /// Attempts are still being made.
-    Pending,
-    Delivered,
-    Failed,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// One delivery of one event to one webhook, with all its attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryRecord {
-    pub id: String,
-    pub webhook_id: String,
-    pub event: EventKind,
-    pub cluster_id: String,
-    /// The replica that delivered it.
-    pub instance_id: String,
-    pub attempts: u32,
-    pub state: DeliveryState,
-    /// The HTTP status of the last answer.
-    pub last_status: Option<u16>,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub finished_at: Option<i64>,
 }
 
 /// What one delivery sends: its event kind and cluster (for the `X-Portico-Event` header and

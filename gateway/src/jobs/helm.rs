@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use crate::records::helm::{ChartVersion, Repository};
 
 use super::{Job, JobKind, Run, RunStatus, Targets};
 use crate::app::App;
@@ -19,30 +19,6 @@ pub const BUILTIN_JOB_NAME: &str = "helm-repo-sync";
 pub const BUILTIN_JOB_CRON: &str = "0 */6 * * *";
 /// The plugin it calls.
 pub const BUILTIN_PLUGIN: &str = "helm-index";
-
-/// A Helm repository. Its credentials stay sealed; the API shows only their kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Repository {
-    pub id: String,
-    pub name: String,
-    pub url: String,
-    #[serde(skip)]
-    pub sealed_auth: Option<Vec<u8>>,
-    /// `basic`, `bearer` or none.
-    pub auth_type: Option<String>,
-    pub ca_pem: Option<String>,
-    pub etag: Option<String>,
-    pub last_sync_run: Option<String>,
-    /// The last sync run that found the index changed: versions it first saw are `new`.
-    pub last_change_run: Option<String>,
-    pub last_sync_at: Option<i64>,
-    /// `success`, `unchanged` or `failed`.
-    pub last_sync_status: Option<String>,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
 
 impl Repository {
     /// Seals `auth` for the repository with id `id`.
@@ -75,29 +51,6 @@ pub fn auth_type(auth: &RepositoryAuth) -> &'static str {
         RepositoryAuth::Basic { .. } => "basic",
         RepositoryAuth::Bearer { .. } => "bearer",
     }
-}
-
-/// One stored chart version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChartVersion {
-    pub repository: String,
-    pub name: String,
-    pub version: String,
-    pub app_version: Option<String>,
-    pub description: Option<String>,
-    pub icon: Option<String>,
-    pub keywords: Vec<String>,
-    pub deprecated: bool,
-    pub digest: Option<String>,
-    pub urls: Vec<String>,
-    pub created: Option<String>,
-    /// The sync run that first found this version.
-    pub first_seen_run: String,
-    pub first_seen_at: i64,
-    /// First found by the latest sync that saw its repository's index change: new since the
-    /// sync before (an unchanged index, ETag, keeps the mark).
-    pub new: bool,
 }
 
 /// A chart version read the way Helm reads one (Helm parses chart versions with the lenient

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::records::hooks::HookScope;
+
 use super::{Error, Result};
 
 /// Which world a plugin implements.
@@ -129,17 +131,6 @@ impl Limits {
     pub fn memory_bytes(&self) -> u64 {
         self.memory_mib << 20
     }
-}
-
-/// Where a lifecycle hook runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HookScope {
-    /// Once per change, on the replica that changed the cluster's lease (standalone: always).
-    #[default]
-    Cluster,
-    /// On every replica's own connect and disconnect.
-    Replica,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Result};
-use crate::audit::{AuditEntry, AuditKind};
+use crate::records::audit::{AuditEntry, AuditKind};
 
 #[derive(FromRow)]
 struct AuditRow {

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{Db, Result, StorageError, conflict};
 use crate::clock::now_millis;
-use crate::jobs::helm::{ChartVersion, Repository};
+use crate::records::helm::{ChartVersion, Repository};
 use crate::records::plugin::Chart;
 
 #[derive(FromRow)]

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use super::{Db, Result, StorageError, conflict};
 use crate::clock::now_millis;
-use crate::jobs::{
+use crate::records::jobs::{
     FindingRecord, Job, JobKind, Run, RunStatus, RunTarget, TargetStatus, Targets, Trigger,
 };
 use crate::records::plugin::{ObjectRef, Severity};

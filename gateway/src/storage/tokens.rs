@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Result, StorageError, conflict};
-use crate::auth::{Grant, Role, Token};
+use crate::records::auth::{Grant, Role, Token};
 
 #[derive(FromRow)]
 struct TokenRow {

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Result, StorageError, conflict};
-use crate::hooks::{DeliveryRecord, DeliveryState, EventKind, HookScope, Webhook};
+use crate::records::hooks::{DeliveryRecord, DeliveryState, EventKind, HookScope, Webhook};
 
 #[derive(FromRow)]
 struct WebhookRow {
