@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::coord::Coordinator;
 use crate::crypto::SecretKey;
 use crate::plugin::Plugins;
-use crate::proxy::ProxyMetrics;
+use crate::proxy::Proxy;
 use crate::storage::Db;
 use crate::telemetry::Metrics;
 use crate::tls::ServerTls;
@@ -27,7 +27,7 @@ pub struct Shared {
     pub config: Config,
     pub db: Db,
     pub secret_key: SecretKey,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
     /// Installed wasm plugins and the host that runs them.
     pub plugins: Plugins,
@@ -35,11 +35,14 @@ pub struct Shared {
     pub clusters: Arc<ClusterManager>,
     /// Leader election, cluster lease sync and membership (or standalone).
     pub coord: Coordinator,
-    pub proxy_metrics: ProxyMetrics,
-    pub audit: AuditLog,
+    /// The proxy's own state (`/k8s/clusters/…`), handed to it alone.
+    pub proxy: Proxy,
+    pub audit: Arc<AuditLog>,
     /// Webhook delivery (cluster events and job-run notifications): one HTTP client and one
     /// global cap on concurrent requests.
     pub webhooks: crate::hooks::WebhookSink,
+    /// Scheduled and manual job runs.
+    pub jobs: crate::jobs::Jobs,
     /// The listener's TLS (`None`: plain HTTP).
     pub tls: Option<ServerTls>,
     /// True once start-up work that readiness waits for is done (the first lease list).
@@ -53,6 +56,12 @@ pub struct Shared {
 impl App {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+}
+
+impl axum::extract::FromRef<App> for Proxy {
+    fn from_ref(app: &App) -> Self {
+        app.proxy.clone()
     }
 }
 

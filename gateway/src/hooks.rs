@@ -33,7 +33,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
 use crate::cluster::{ClusterEvent, ClusterEventKind};
 use crate::crypto::OpenError;
 use crate::storage::StorageError;
@@ -299,18 +298,6 @@ impl Hooks {
         }
         started
     }
-}
-
-/// Starts the gateway's hooks (webhooks and lifecycle-hook plugins) on `events`, a
-/// subscription to `app.clusters.events()` taken before anything could connect.
-pub fn start(app: &App, events: broadcast::Receiver<ClusterEvent>) -> Result<Hooks> {
-    let sinks: Vec<Arc<dyn HookSink>> = vec![
-        Arc::new(app.webhooks.clone()),
-        Arc::new(LifecyclePlugins::new(app.clone())),
-    ];
-    let hooks = Hooks::new(sinks, &app.metrics, app.tasks.clone(), app.shutdown.clone());
-    hooks.listen(events);
-    Ok(hooks)
 }
 
 #[cfg(test)]

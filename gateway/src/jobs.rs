@@ -32,13 +32,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::app::App;
 use crate::clock::now_millis;
+use crate::cluster::ClusterManager;
+use crate::crypto::SecretKey;
+use crate::hooks::WebhookSink;
 use crate::hooks::{EventKind, Message};
 use crate::ids::random_id;
+use crate::plugin::Plugins;
 use crate::plugin::{ClusterInfo, KubeApi, PoolKubeApi};
+use crate::storage::Db;
 use crate::storage::StorageError;
 use crate::storage::jobs::FindingFilter;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub mod helm;
 mod scheduler;
@@ -47,6 +53,40 @@ pub use crate::records::jobs::{
     FindingRecord, Job, JobKind, Run, RunStatus, RunTarget, TargetStatus, Targets, Trigger,
 };
 pub use scheduler::start;
+
+/// What jobs work with: the database, the plugins, this replica's connections and the webhook
+/// sink that notifies about runs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Jobs(Arc<JobsShared>);
+
+#[derive(Debug)]
+pub struct JobsShared {
+    pub db: Db,
+    pub plugins: Plugins,
+    pub clusters: Arc<ClusterManager>,
+    pub webhooks: WebhookSink,
+    /// Opens Helm repositories' credentials.
+    pub secret_key: SecretKey,
+    pub instance_id: String,
+    /// How often the leader reads the jobs table (`--job-poll-interval-ms`).
+    pub poll_interval: Duration,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Jobs {
+    pub fn new(shared: JobsShared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for Jobs {
+    type Target = JobsShared;
+
+    fn deref(&self) -> &JobsShared {
+        &self.0
+    }
+}
 
 /// Runs kept per job (with their findings); older ones are deleted after each run.
 const KEEP_RUNS: i64 = 500;
@@ -188,7 +228,7 @@ pub fn run_failed(run: &Run) -> bool {
 
 /// Sends the run's summary to the job's webhooks in the background (signed, retried and
 /// logged by [`WebhookSink`](crate::hooks::WebhookSink)); they outlive the leader term that ran the job.
-async fn notify(app: &App, job: &Job, run: &Run) {
+async fn notify(app: &Jobs, job: &Job, run: &Run) {
     if job.webhooks.is_empty() || (job.notify_only_on_failure && !run_failed(run)) {
         return;
     }
@@ -209,7 +249,7 @@ async fn notify(app: &App, job: &Job, run: &Run) {
     };
     let body = serde_json::json!({
         "event": EventKind::RunFinished.as_str(),
-        "instanceId": app.config.instance_id,
+        "instanceId": app.instance_id,
         "job": {"id": job.id, "name": job.name, "kind": job.kind},
         "run": run,
         "clusters": targets,
@@ -229,7 +269,7 @@ async fn notify(app: &App, job: &Job, run: &Run) {
         let message = Message {
             event: EventKind::RunFinished,
             cluster_id: cluster_id.clone(),
-            instance_id: app.config.instance_id.clone(),
+            instance_id: app.instance_id.clone(),
             body: body.clone(),
         };
         let sink = sink.clone();
@@ -241,10 +281,10 @@ async fn notify(app: &App, job: &Job, run: &Run) {
 
 /// Starts a manual run of `job` on this replica; returns the run as recorded at its start.
 /// The run continues in the background until it ends or the gateway stops.
-pub async fn run_now(app: &App, job: Job) -> Result<Run> {
+pub async fn run_now(app: &Jobs, job: Job) -> Result<Run> {
     let run_id = random_id();
     app.db
-        .insert_manual_run(&run_id, &job.id, &app.config.instance_id)
+        .insert_manual_run(&run_id, &job.id, &app.instance_id)
         .await?;
     let run = app
         .db
@@ -277,7 +317,7 @@ const RECORD_END_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 /// Records the end of a run, retrying (1 s, doubling to 15 s, for up to [`RECORD_END_FOR`] or
 /// until the gateway stops) while the database is away, so a run never stays `running` because
 /// of a database restart.
-async fn record_end(app: &App, run: &Run) {
+async fn record_end(app: &Jobs, run: &Run) {
     let started = tokio::time::Instant::now();
     let mut delay = std::time::Duration::from_secs(1);
     loop {
@@ -299,7 +339,7 @@ async fn record_end(app: &App, run: &Run) {
 
 /// Executes a claimed run to its end and records the result. Dropping the future cancels the
 /// in-flight plugin calls.
-pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
+pub async fn execute(app: &Jobs, job: &Job, mut run: Run) -> Run {
     match job.kind {
         JobKind::Inspection => inspect(app, job, &mut run).await,
         JobKind::RepoSync => helm::sync(app, job, &mut run).await,
@@ -322,7 +362,7 @@ pub async fn execute(app: &App, job: &Job, mut run: Run) -> Run {
     run
 }
 
-async fn inspect(app: &App, job: &Job, run: &mut Run) {
+async fn inspect(app: &Jobs, job: &Job, run: &mut Run) {
     let clusters = match app.db.clusters().await {
         Ok(clusters) => clusters,
         Err(e) => {
@@ -364,7 +404,7 @@ async fn inspect(app: &App, job: &Job, run: &mut Run) {
     };
 }
 
-async fn inspect_cluster(app: &App, job: &Job, run_id: &str, cluster: ClusterInfo) -> RunTarget {
+async fn inspect_cluster(app: &Jobs, job: &Job, run_id: &str, cluster: ClusterInfo) -> RunTarget {
     let mut target = RunTarget {
         run_id: run_id.to_owned(),
         cluster_id: cluster.id.clone(),

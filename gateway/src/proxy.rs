@@ -15,7 +15,8 @@
 //! Errors are Kubernetes `Status` objects so `kubectl` prints them. Bodies are never buffered:
 //! a watch event reaches the client when the apiserver sends it.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -25,10 +26,9 @@ use http::{Method, StatusCode, Version};
 use http_body_util::BodyExt;
 use serde_json::json;
 
-use crate::app::App;
-use crate::audit::{AuditEntry, AuditKind};
-use crate::auth::{Access, AuthError, Grant, Principal, Token};
-use crate::cluster::{self, ClusterError};
+use crate::audit::{AuditEntry, AuditKind, AuditLog};
+use crate::auth::{Access, AuthError, Authenticator, Grant, Principal, Token};
+use crate::cluster::{self, ClusterError, ClusterManager};
 use crate::peer::ClientAddr;
 use headers::{
     X_FORWARDED_FOR, head_timeout, is_upgrade, strip_hop_by_hop, strip_request_headers, verb,
@@ -85,15 +85,45 @@ impl IntoResponse for StatusError {
     }
 }
 
+/// What the proxy works with: callers' tokens, this replica's connections, the audit log and
+/// its own metrics. Cheap to clone; the router hands it to [`handle`] as its state.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    auth: Arc<Authenticator>,
+    clusters: Arc<ClusterManager>,
+    audit: Arc<AuditLog>,
+    metrics: Arc<ProxyMetrics>,
+    /// Bound on an upstream's response head (`--upstream-timeout-seconds`).
+    upstream_timeout: Duration,
+}
+
+impl Proxy {
+    pub fn new(
+        auth: Arc<Authenticator>,
+        clusters: Arc<ClusterManager>,
+        audit: Arc<AuditLog>,
+        metrics: ProxyMetrics,
+        upstream_timeout: Duration,
+    ) -> Self {
+        Self {
+            auth,
+            clusters,
+            audit,
+            metrics: Arc::new(metrics),
+            upstream_timeout,
+        }
+    }
+}
+
 /// The proxy handler.
-pub async fn handle(State(app): State<App>, request: Request) -> Response {
+pub async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
     let raw_path = request.uri().path().to_owned();
     let target = match parse_target(&raw_path) {
         Ok(target) => target,
         Err(e) => return e.into_response(),
     };
     let mut registered = false;
-    let response = match forward(&app, &target, &mut registered, request).await {
+    let response = match forward(&proxy, &target, &mut registered, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -103,7 +133,7 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
     } else {
         UNREGISTERED
     };
-    app.proxy_metrics.count(label, response.status());
+    proxy.metrics.count(label, response.status());
     response
 }
 
@@ -122,7 +152,7 @@ struct Call<'a> {
 }
 
 async fn forward(
-    app: &App,
+    proxy: &Proxy,
     target: &Target<'_>,
     registered: &mut bool,
     mut request: Request,
@@ -139,11 +169,11 @@ async fn forward(
         client: request.extensions().get::<ClientAddr>().copied(),
     };
     // In memory and bounded by the registry: safe before authentication.
-    let local = app.clusters.connection(target.cluster);
+    let local = proxy.clusters.connection(target.cluster);
     *registered = local.is_some();
 
     // 1. Who is calling, and may they do this here?
-    let principal = match app
+    let principal = match proxy
         .auth
         .authenticate_headers(request.headers())
         .await
@@ -151,17 +181,17 @@ async fn forward(
     {
         Ok(principal) => principal,
         Err(e) => {
-            record_refusal(app, None, &call, e.code);
+            record_refusal(proxy, None, &call, e.code);
             return Err(e);
         }
     };
     let grant = authorize(&principal, &call).inspect_err(|e| {
-        record_refusal(app, Some(&principal), &call, e.code);
+        record_refusal(proxy, Some(&principal), &call, e.code);
     })?;
     // Built before anything is sent: a request whose identity cannot be expressed is refused.
     let impersonation = if grant.impersonate {
         impersonation_headers(&principal.token).inspect_err(|e| {
-            record_refusal(app, Some(&principal), &call, e.code);
+            record_refusal(proxy, Some(&principal), &call, e.code);
         })?
     } else {
         Vec::new()
@@ -172,7 +202,7 @@ async fn forward(
         Some(c) if c.is_connected() => c,
         Some(c) => return Err(not_connected(target.cluster, Some(c.state()))),
         None => {
-            return Err(match app.clusters.record(target.cluster).await {
+            return Err(match proxy.clusters.record(target.cluster).await {
                 Err(ClusterError::NotFound(_)) => StatusError::new(
                     StatusCode::NOT_FOUND,
                     "NotFound",
@@ -197,7 +227,7 @@ async fn forward(
     // 3. A long-lived request holds one of the token's stream slots and ends when the token
     //    is revoked or expires.
     let stream = if is_long_lived(target.path, query.as_deref(), call.upgrade) {
-        match app.auth.open_stream(&principal.token) {
+        match proxy.auth.open_stream(&principal.token) {
             Ok(stream) => Some(stream),
             Err(limit) => {
                 let e = StatusError::new(
@@ -209,7 +239,7 @@ async fn forward(
                         principal.token.name
                     ),
                 );
-                record_refusal(app, Some(&principal), &call, e.code);
+                record_refusal(proxy, Some(&principal), &call, e.code);
                 return Err(e);
             }
         }
@@ -263,21 +293,22 @@ async fn forward(
     let cluster_label = ClusterLabel {
         cluster: target.cluster.to_owned(),
     };
-    let in_flight = app
-        .proxy_metrics
+    let in_flight = proxy
+        .metrics
         .in_flight
         .get_or_create(&cluster_label)
         .clone();
     in_flight.inc();
     let guard = GaugeGuard(in_flight);
-    let timeout = head_timeout(app.config.upstream_timeout, query.as_deref());
+    let timeout = head_timeout(proxy.upstream_timeout, query.as_deref());
     let started = Instant::now();
     let sent = tokio::time::timeout(
         timeout,
         connection.upstream.send(upstream_request, call.upgrade),
     )
     .await;
-    app.proxy_metrics
+    proxy
+        .metrics
         .upstream_latency
         .get_or_create(&cluster_label)
         .observe(started.elapsed().as_secs_f64());
@@ -303,7 +334,7 @@ async fn forward(
         Err(e) => e.code,
     };
     if let Some(verb) = verb(&call.method, target.path, call.upgrade) {
-        record(app, Some(&principal), &call, verb, status);
+        record(proxy, Some(&principal), &call, verb, status);
     }
     let mut upstream_response = outcome?;
     if upstream_response.status() == StatusCode::UNAUTHORIZED {
@@ -315,8 +346,8 @@ async fn forward(
         && let Some(client_upgrade) = client_upgrade
     {
         let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
-        let open = app
-            .proxy_metrics
+        let open = proxy
+            .metrics
             .open_upgrades
             .get_or_create(&cluster_label)
             .clone();
@@ -458,25 +489,30 @@ fn auth_status(e: AuthError) -> StatusError {
 }
 
 /// Audits a request Portico refused itself (401, 403, 429), whatever its method.
-fn record_refusal(app: &App, principal: Option<&Principal>, call: &Call<'_>, status: StatusCode) {
+fn record_refusal(
+    proxy: &Proxy,
+    principal: Option<&Principal>,
+    call: &Call<'_>,
+    status: StatusCode,
+) {
     if matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
     ) {
         let verb = verb(&call.method, call.target.path, call.upgrade)
             .unwrap_or_else(|| call.method.as_str().to_ascii_lowercase());
-        record(app, principal, call, verb, status);
+        record(proxy, principal, call, verb, status);
     }
 }
 
 fn record(
-    app: &App,
+    proxy: &Proxy,
     principal: Option<&Principal>,
     call: &Call<'_>,
     verb: String,
     status: StatusCode,
 ) {
-    app.audit.record(AuditEntry {
+    proxy.audit.record(AuditEntry {
         at: crate::clock::now_millis(),
         kind: AuditKind::Proxy,
         token_id: principal.map(|p| p.token.id.clone()).unwrap_or_default(),

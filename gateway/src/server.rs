@@ -21,7 +21,9 @@ use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, spec};
 use crate::config::{Config, DatabaseUrl, HostCluster, TlsMode};
 use crate::coord::{CoordError, Coordinator, LeaderWork};
 use crate::crypto::{KeyError, SecretKey};
-use crate::proxy::ProxyMetrics;
+use crate::hooks::{Hooks, LifecyclePlugins};
+use crate::jobs::{Jobs, JobsShared};
+use crate::proxy::{Proxy, ProxyMetrics};
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
 use crate::tls::{ServerTls, TlsError};
@@ -162,13 +164,13 @@ impl Gateway {
             }
         };
         let ready = coord.listed();
-        let audit = AuditLog::start(
+        let audit = Arc::new(AuditLog::start(
             db.clone(),
             config.audit_retention,
             &metrics,
             &tasks,
             shutdown.clone(),
-        );
+        ));
         let plugins = crate::plugin::Plugins::start(
             crate::plugin::HostSettings::for_config(&config),
             db.clone(),
@@ -176,16 +178,35 @@ impl Gateway {
             shutdown.clone(),
         )
         .await?;
-        let auth = Authenticator::new(db.clone(), config.max_streams_per_token);
+        let auth = Arc::new(Authenticator::new(db.clone(), config.max_streams_per_token));
+        let proxy = Proxy::new(
+            auth.clone(),
+            clusters.clone(),
+            audit.clone(),
+            ProxyMetrics::new(&metrics),
+            config.upstream_timeout,
+        );
         let webhooks = crate::hooks::WebhookSink::new(
             db.clone(),
             secret_key.clone(),
             config.hook_delivery,
             shutdown.clone(),
         )?;
+        let jobs = Jobs::new(JobsShared {
+            db: db.clone(),
+            plugins: plugins.clone(),
+            clusters: clusters.clone(),
+            webhooks: webhooks.clone(),
+            secret_key: secret_key.clone(),
+            instance_id: config.instance_id.clone(),
+            poll_interval: config.job_poll_interval,
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        });
         let app = App::new(Shared {
+            jobs,
             auth,
-            proxy_metrics: ProxyMetrics::new(&metrics),
+            proxy,
             clusters,
             coord,
             audit,
@@ -206,8 +227,21 @@ impl Gateway {
                 .clone()
                 .spawn(async move { app.auth.watch_streams(app.shutdown.clone()).await });
         }
-        crate::hooks::start(&app, hook_events)?;
-        crate::jobs::start(&app);
+        let hooks = Hooks::new(
+            vec![
+                Arc::new(app.webhooks.clone()),
+                Arc::new(LifecyclePlugins::new(
+                    app.plugins.clone(),
+                    app.clusters.clone(),
+                    app.db.clone(),
+                )),
+            ],
+            &app.metrics,
+            app.tasks.clone(),
+            app.shutdown.clone(),
+        );
+        hooks.listen(hook_events);
+        crate::jobs::start(&app.jobs, app.coord.leadership());
         if app.config.in_cluster {
             register_in_cluster(&app).await;
         }

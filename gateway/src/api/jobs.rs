@@ -244,7 +244,7 @@ async fn run_now(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<jobs::Run>)> {
     let job = find(&app, &id).await?;
-    let run = jobs::run_now(&app, job).await?;
+    let run = jobs::run_now(&app.jobs, job).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 

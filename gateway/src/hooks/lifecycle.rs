@@ -11,21 +11,28 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::{HookSink, Outcome, Planned, Result};
-use crate::app::App;
-use crate::cluster::{ClusterEvent, ClusterEventKind};
+use crate::cluster::{ClusterEvent, ClusterEventKind, ClusterManager};
 use crate::plugin::{
-    ClusterInfo, DisconnectedKubeApi, Error as PluginError, KubeApi, PoolKubeApi, TrapReason, World,
+    ClusterInfo, DisconnectedKubeApi, Error as PluginError, KubeApi, Plugins, PoolKubeApi,
+    TrapReason, World,
 };
+use crate::storage::Db;
 
 /// Lifecycle-hook plugins as a [`HookSink`].
 #[derive(Debug, Clone)]
 pub struct LifecyclePlugins {
-    app: App,
+    plugins: Plugins,
+    clusters: Arc<ClusterManager>,
+    db: Db,
 }
 
 impl LifecyclePlugins {
-    pub fn new(app: App) -> Self {
-        Self { app }
+    pub fn new(plugins: Plugins, clusters: Arc<ClusterManager>, db: Db) -> Self {
+        Self {
+            plugins,
+            clusters,
+            db,
+        }
     }
 }
 
@@ -36,12 +43,12 @@ impl HookSink for LifecyclePlugins {
 
     fn plan<'a>(&'a self, event: &'a ClusterEvent) -> BoxFuture<'a, Result<Vec<Planned>>> {
         Box::pin(async move {
-            let plugins = self.app.plugins.enabled(World::LifecycleHook).await?;
+            let plugins = self.plugins.enabled(World::LifecycleHook).await?;
             if plugins.is_empty() {
                 return Ok(Vec::new());
             }
             // A deleted cluster has no record any more: its id stands for its name.
-            let cluster = match self.app.db.cluster(&event.cluster_id).await? {
+            let cluster = match self.db.cluster(&event.cluster_id).await? {
                 Some(record) => ClusterInfo {
                     id: record.id,
                     name: record.name,
@@ -60,7 +67,7 @@ impl HookSink for LifecyclePlugins {
                     hook: plugin.name.clone(),
                     scope: plugin.hook_scope.unwrap_or_default(),
                     run: Box::pin(call(
-                        self.app.clone(),
+                        self.clone(),
                         plugin.name,
                         connected,
                         cluster.clone(),
@@ -73,13 +80,13 @@ impl HookSink for LifecyclePlugins {
 }
 
 async fn call(
-    app: App,
+    hooks: LifecyclePlugins,
     plugin: String,
     connected: bool,
     cluster: ClusterInfo,
     max_body: usize,
 ) -> Outcome {
-    let kube: Arc<dyn KubeApi> = match app.clusters.connection(&cluster.id) {
+    let kube: Arc<dyn KubeApi> = match hooks.clusters.connection(&cluster.id) {
         Some(connection) if connected => Arc::new(PoolKubeApi::new(connection, max_body)),
         _ => Arc::new(DisconnectedKubeApi::new(&cluster.id)),
     };
@@ -88,7 +95,7 @@ async fn call(
     } else {
         "on-disconnect"
     };
-    match app
+    match hooks
         .plugins
         .lifecycle(&plugin, connected, &cluster, kube)
         .await

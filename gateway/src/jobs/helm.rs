@@ -6,8 +6,7 @@ use std::time::Duration;
 
 pub use crate::records::helm::{ChartVersion, Repository};
 
-use super::{Job, JobKind, Run, RunStatus, Targets};
-use crate::app::App;
+use super::{Job, JobKind, Jobs, Run, RunStatus, Targets};
 use crate::clock::now_millis;
 use crate::crypto::SecretKey;
 use crate::plugin::{RepositoryAuth, RepositoryInfo, SyncOutcome};
@@ -166,14 +165,14 @@ pub fn builtin_job() -> Job {
 }
 
 /// Creates the built-in repo-sync job unless it exists (every replica tries; one wins).
-pub async fn ensure_builtin_job(app: &App) {
+pub async fn ensure_builtin_job(app: &Jobs) {
     if let Err(e) = app.db.insert_job_if_absent(&builtin_job()).await {
         tracing::warn!(error = %e, "cannot create the built-in Helm repository sync job");
     }
 }
 
 /// A repo-sync run: every repository through each of the job's plugins.
-pub(super) async fn sync(app: &App, job: &Job, run: &mut Run) {
+pub(super) async fn sync(app: &Jobs, job: &Job, run: &mut Run) {
     let repositories = match app.db.helm_repositories().await {
         Ok(repositories) => repositories,
         Err(e) => {
@@ -204,7 +203,7 @@ pub(super) async fn sync(app: &App, job: &Job, run: &mut Run) {
 }
 
 async fn sync_one(
-    app: &App,
+    app: &Jobs,
     plugin: &str,
     repository: &Repository,
     run_id: &str,

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, Run, RunStatus, Schedule, Trigger, execute};
-use crate::app::App;
+use super::{Job, Jobs, Run, RunStatus, Schedule, Trigger, execute};
 use crate::clock::now_millis;
+use crate::coord::leader::Leadership;
 use crate::ids::random_id;
 
 /// How many past occurrences the scheduler steps through per job and tick before it gives up
@@ -20,12 +21,11 @@ const MAX_STEPS: usize = 10_000;
 
 /// Starts the task that runs the scheduler during each leader term of this replica, until the
 /// gateway stops.
-pub fn start(app: &App) {
+pub fn start(app: &Jobs, mut leadership: watch::Receiver<Leadership>) {
     let app = app.clone();
     let tasks = app.tasks.clone();
     tasks.spawn(async move {
         super::helm::ensure_builtin_job(&app).await;
-        let mut leadership = app.coord.leadership();
         let shutdown = app.shutdown.clone();
         loop {
             // Wait to lead.
@@ -63,7 +63,7 @@ pub fn start(app: &App) {
             match app
                 .db
                 .abandon_term_runs(
-                    &app.config.instance_id,
+                    &app.instance_id,
                     term,
                     "cancelled: this replica stopped leading",
                 )
@@ -91,8 +91,8 @@ type RunFuture<'a> = Pin<Box<dyn Future<Output = Run> + Send + 'a>>;
 
 /// One leader term: polls the jobs, claims due occurrences and runs them, until cancelled
 /// (the future is dropped with the runs in it).
-async fn run_term(app: &App, term: i64, cancel: CancellationToken) {
-    let poll = app.config.job_poll_interval;
+async fn run_term(app: &Jobs, term: i64, cancel: CancellationToken) {
+    let poll = app.poll_interval;
     let started = now_millis();
     let mut cursors: HashMap<String, Cursor> = HashMap::new();
     let mut running: FuturesUnordered<RunFuture<'_>> = FuturesUnordered::new();
@@ -172,17 +172,11 @@ async fn run_term(app: &App, term: i64, cancel: CancellationToken) {
 
 /// Claims occurrence `scheduled_at` of `job` for this term; `None` when another replica (or
 /// an earlier term) has it, or a newer term exists.
-async fn claim(app: &App, job: &Job, scheduled_at: i64, term: i64) -> Option<Run> {
+async fn claim(app: &Jobs, job: &Job, scheduled_at: i64, term: i64) -> Option<Run> {
     let run_id = random_id();
     match app
         .db
-        .claim_scheduled_run(
-            &run_id,
-            &job.id,
-            scheduled_at,
-            &app.config.instance_id,
-            term,
-        )
+        .claim_scheduled_run(&run_id, &job.id, scheduled_at, &app.instance_id, term)
         .await
     {
         Ok(true) => Some(Run {
@@ -190,7 +184,7 @@ async fn claim(app: &App, job: &Job, scheduled_at: i64, term: i64) -> Option<Run
             job_id: job.id.clone(),
             scheduled_at: Some(scheduled_at),
             trigger: Trigger::Schedule,
-            instance_id: app.config.instance_id.clone(),
+            instance_id: app.instance_id.clone(),
             fencing_token: Some(term),
             status: RunStatus::Running,
             clusters_total: 0,

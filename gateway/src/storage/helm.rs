@@ -336,7 +336,7 @@ impl Db {
     }
 
     /// Inserts `job` unless a job with its id exists; `true` when inserted.
-    pub async fn insert_job_if_absent(&self, job: &crate::jobs::Job) -> Result<bool> {
+    pub async fn insert_job_if_absent(&self, job: &crate::records::jobs::Job) -> Result<bool> {
         if self.job(&job.id).await?.is_some() {
             return Ok(false);
         }
