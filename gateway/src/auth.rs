@@ -82,18 +82,26 @@ pub enum AuthError {
 
 /// A name sent as `Impersonate-User` or `Impersonate-Group`: 1-1024 printable ASCII
 /// characters, no leading or trailing space (HTTP would trim it into another name).
-pub fn impersonation_header(name: &str) -> Result<http::HeaderValue, String> {
-    let printable = name.bytes().all(|b| (0x20..0x7f).contains(&b));
+pub fn impersonation_header(name: &str) -> Result<http::HeaderValue, BadImpersonationName> {
     if name.is_empty() || name.len() > 1024 {
-        return Err("must be 1-1024 characters".to_owned());
+        return Err(BadImpersonationName::Length);
     }
+    let printable = name.bytes().all(|b| (0x20..0x7f).contains(&b));
     if !printable || name.trim() != name {
-        return Err(
-            "must be printable ASCII without control characters or leading/trailing spaces"
-                .to_owned(),
-        );
+        return Err(BadImpersonationName::Characters);
     }
-    http::HeaderValue::from_str(name).map_err(|e| e.to_string())
+    http::HeaderValue::from_str(name).map_err(BadImpersonationName::Header)
+}
+
+/// Why a name cannot be impersonated.
+#[derive(Debug, thiserror::Error)]
+pub enum BadImpersonationName {
+    #[error("must be 1-1024 characters")]
+    Length,
+    #[error("must be printable ASCII without control characters or leading/trailing spaces")]
+    Characters,
+    #[error(transparent)]
+    Header(#[from] http::header::InvalidHeaderValue),
 }
 
 /// Checks bearer tokens against the database, with a short positive cache, and tracks the

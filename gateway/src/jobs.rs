@@ -42,7 +42,7 @@ use crate::plugin::Plugins;
 use crate::plugin::{ClusterInfo, KubeApi, PoolKubeApi};
 use crate::storage::Db;
 use crate::storage::StorageError;
-use crate::storage::jobs::FindingFilter;
+use crate::storage::runs::FindingFilter;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

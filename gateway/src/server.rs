@@ -65,6 +65,11 @@ pub enum StartError {
     /// The listener's TLS cannot be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The configuration asks for something only a SQLite data folder provides (a generated
+    /// secret key or self-signed certificate) while the database is PostgreSQL. `Config`
+    /// refuses this; a hand-built `Config` gets this error rather than a panic.
+    #[error("{0} needs a data folder, which only a SQLite database has; set {1}")]
+    NoDataFolder(&'static str, &'static str),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -117,7 +122,10 @@ impl Gateway {
         let tls = match &config.tls {
             TlsMode::Files { cert, key } => Some(ServerTls::from_files(cert, key)?),
             TlsMode::SelfSigned => {
-                let dir = config.database.data_dir().expect("validated: SQLite");
+                let dir = config.database.data_dir().ok_or(StartError::NoDataFolder(
+                    "a self-signed certificate",
+                    "--tls-cert-file and --tls-key-file, or --plain-http",
+                ))?;
                 Some(ServerTls::self_signed(dir, &certificate_names(&config))?)
             }
             TlsMode::Off => {
@@ -374,10 +382,9 @@ pub async fn settle_secret_key(
     given: Option<&SecretKey>,
     db: &Db,
 ) -> Result<SecretKey, StartError> {
-    let key = match (given, database) {
+    let key = match (given, database.data_dir()) {
         (Some(key), _) => key.clone(),
-        (None, DatabaseUrl::Sqlite(_)) => {
-            let dir = database.data_dir().expect("sqlite has a data folder");
+        (None, Some(dir)) => {
             let path = dir.join(SECRET_KEY_FILE);
             let (key, created) = SecretKey::load_or_create(&path)?;
             if created {
@@ -385,7 +392,12 @@ pub async fn settle_secret_key(
             }
             key
         }
-        (None, DatabaseUrl::Postgres(_)) => unreachable!("validated: PostgreSQL requires a key"),
+        (None, None) => {
+            return Err(StartError::NoDataFolder(
+                "a generated secret key",
+                "--secret-key (SECRET_KEY)",
+            ));
+        }
     };
     let check = key.seal(KEY_CHECK_SETTING.as_bytes(), KEY_CHECK_PLAINTEXT);
     let check = hex::encode(check);

@@ -22,9 +22,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// A `--log` / `RUST_LOG` filter that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("--log / RUST_LOG: {0}")]
+pub struct BadLogFilter(#[from] tracing_subscriber::filter::ParseError);
+
 /// Installs the global tracing subscriber. Fails on a filter that does not parse.
-pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), String> {
-    let filter = EnvFilter::try_new(filter).map_err(|e| format!("--log / RUST_LOG: {e}"))?;
+pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), BadLogFilter> {
+    let filter = EnvFilter::try_new(filter)?;
     use std::io::IsTerminal;
     // Logs go to stderr: stdout carries what the user must see once (the admin token).
     let builder = tracing_subscriber::fmt()

@@ -16,7 +16,7 @@ use crate::clock::now_millis;
 use crate::ids::random_id;
 use crate::jobs::{self, Job, JobError, JobKind, Schedule, Targets};
 use crate::plugin::World;
-use crate::storage::jobs::{FindingFilter, RunFilter};
+use crate::storage::runs::{FindingFilter, RunFilter};
 
 const DEFAULT_TIMEOUT_SECONDS: u64 = 300;
 const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;

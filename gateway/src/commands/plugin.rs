@@ -116,9 +116,13 @@ async fn run(
             });
         }
         server_version = state.server_version;
-        let connection = clusters
-            .connection(&cluster.id)
-            .expect("connected just now");
+        let connection =
+            clusters
+                .connection(&cluster.id)
+                .ok_or_else(|| CommandError::NotConnected {
+                    cluster: cluster.id.clone(),
+                    reason: "the connection closed again".to_owned(),
+                })?;
         Arc::new(PoolKubeApi::new(
             connection,
             plugin.limits.max_kube_response_bytes,

@@ -27,17 +27,33 @@ impl Repository {
     }
 
     /// The credentials, opened.
-    pub fn open_auth(&self, key: &SecretKey) -> Result<Option<RepositoryAuth>, String> {
+    pub fn open_auth(&self, key: &SecretKey) -> Result<Option<RepositoryAuth>, SyncError> {
         let Some(sealed) = &self.sealed_auth else {
             return Ok(None);
         };
         let plain = key
             .open(&auth_context(&self.id), sealed)
-            .map_err(|e| format!("the credentials of repository `{}`: {e}", self.name))?;
+            .map_err(|e| SyncError::Sealed(self.name.clone(), e))?;
         serde_json::from_slice(&plain)
             .map(Some)
-            .map_err(|e| format!("the credentials of repository `{}`: {e}", self.name))
+            .map_err(|e| SyncError::Credentials(self.name.clone(), e))
     }
+}
+
+/// Why one repository's sync failed; its text goes into the run's error and the repository's
+/// last error.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the credentials of repository `{0}`: {1}")]
+    Sealed(String, #[source] crate::crypto::OpenError),
+    #[error("the credentials of repository `{0}`: {1}")]
+    Credentials(String, #[source] serde_json::Error),
+    #[error("{plugin}: timed out after {seconds} s")]
+    Timeout { plugin: String, seconds: u64 },
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 fn auth_context(id: &str) -> Vec<u8> {
@@ -189,7 +205,13 @@ pub(super) async fn sync(app: &Jobs, job: &Job, run: &mut Run) {
                 failures.push(format!("{}: {e}", repository.name));
                 let _ = app
                     .db
-                    .record_helm_sync(&repository.id, &run.id, "failed", Some(&e), None)
+                    .record_helm_sync(
+                        &repository.id,
+                        &run.id,
+                        "failed",
+                        Some(&e.to_string()),
+                        None,
+                    )
                     .await;
             }
         }
@@ -208,7 +230,7 @@ async fn sync_one(
     repository: &Repository,
     run_id: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), SyncError> {
     let info = RepositoryInfo {
         name: repository.name.clone(),
         url: repository.url.clone(),
@@ -218,20 +240,21 @@ async fn sync_one(
     };
     let report = tokio::time::timeout(timeout, app.plugins.sync_repository(plugin, &info))
         .await
-        .map_err(|_| format!("{plugin}: timed out after {} s", timeout.as_secs()))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| SyncError::Timeout {
+            plugin: plugin.to_owned(),
+            seconds: timeout.as_secs(),
+        })??;
     match report.value {
         SyncOutcome::Unchanged => app
             .db
             .record_helm_sync(&repository.id, run_id, "unchanged", None, None)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(SyncError::from),
         SyncOutcome::Updated(index) => {
             let new = app
                 .db
                 .replace_chart_versions(&repository.id, run_id, &index.charts)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             tracing::info!(
                 repository = %repository.name,
                 versions = index.charts.len(),
@@ -247,7 +270,7 @@ async fn sync_one(
                     Some(index.etag.as_deref()),
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(SyncError::from)
         }
     }
 }
