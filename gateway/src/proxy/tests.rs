@@ -2,9 +2,11 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use super::headers::parse_go_duration;
+use super::admit::is_long_lived;
+use super::headers::{head_timeout, parse_go_duration, strip_request_headers, verb};
 use super::path::is_dot_segment;
 use super::*;
+use http::header::{self, HeaderValue};
 
 #[test]
 fn targets_split_into_cluster_and_path() {
