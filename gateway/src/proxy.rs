@@ -148,8 +148,7 @@ async fn forward(
     // 4. The upstream request: the cluster's credentials, the caller's identity if the grant
     //    impersonates, nothing of the caller's own credentials or identity claims.
     let client_upgrade = call.upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request =
-        upstream_request(&call, &connection, admitted.impersonation, request).await?;
+    let upstream_request = upstream_request(&call, &connection, admitted.impersonation, request)?;
     // 5. Send, bounded until the response head; audit the outcome.
     let (upstream_response, in_flight) = proxy
         .send(&call, &connection, &admitted.principal, upstream_request)

@@ -227,18 +227,37 @@ impl Upstream {
             .build()
     }
 
-    /// The cluster's `Authorization` header, if it uses one.
-    pub async fn authorization(&self) -> Result<Option<HeaderValue>, CredentialError> {
-        self.credentials.header().await
-    }
-
-    /// Forgets cached credentials after the cluster refused them.
+    /// Forgets cached credentials (after the cluster refused them, or it became unhealthy).
     pub fn invalidate_credentials(&self) {
         self.credentials.invalidate();
     }
 
+    /// Sends a request with the cluster's credentials (its `Authorization` header, if it uses
+    /// one, replacing any the request had). A 401 answer drops cached credentials, so the
+    /// next request gets fresh ones (an exec plugin's token that expired early). Every request
+    /// to a cluster (proxied, plugin `kube` reads, `/version` checks) goes through here.
+    pub async fn send_with_credentials(
+        &self,
+        mut request: Request<Body>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match self.credentials.header().await? {
+            Some(value) => {
+                request.headers_mut().insert(header::AUTHORIZATION, value);
+            }
+            None => {
+                request.headers_mut().remove(header::AUTHORIZATION);
+            }
+        }
+        let response = self.send(request, upgrade).await?;
+        if response.status() == http::StatusCode::UNAUTHORIZED {
+            self.invalidate_credentials();
+        }
+        Ok(response)
+    }
+
     /// Sends a request (HTTP/2 when negotiated); an `Upgrade` request goes over HTTP/1.1.
-    pub async fn send(
+    async fn send(
         &self,
         request: Request<Body>,
         upgrade: bool,
@@ -261,14 +280,17 @@ impl Upstream {
     /// Returns `gitVersion`.
     pub async fn version(&self, timeout: Duration) -> Result<String, UpstreamError> {
         let call = async {
-            let mut request = Request::get(self.uri("/version").expect("static path"))
-                .header(header::ACCEPT, "application/json")
-                .body(Body::empty())
-                .expect("valid request");
-            if let Some(auth) = self.authorization().await? {
-                request.headers_mut().insert(header::AUTHORIZATION, auth);
-            }
-            let response = self.send(request, false).await?;
+            let mut request = Request::new(Body::empty());
+            *request.uri_mut() = self
+                .uri("/version")
+                .map_err(|e| UpstreamError::Unreachable {
+                    server: self.server.clone(),
+                    message: format!("the /version URL: {e}"),
+                })?;
+            request
+                .headers_mut()
+                .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            let response = self.send_with_credentials(request, false).await?;
             let status = response.status();
             let body = response
                 .into_body()
@@ -280,9 +302,6 @@ impl Upstream {
                 })?
                 .to_bytes();
             if !status.is_success() {
-                if status == http::StatusCode::UNAUTHORIZED {
-                    self.invalidate_credentials();
-                }
                 return Err(UpstreamError::Status {
                     server: self.server.clone(),
                     status: status.as_u16(),

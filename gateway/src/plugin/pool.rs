@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::{Request, StatusCode, header};
+use http::{Request, header};
 use http_body_util::BodyExt;
 
 use super::kube::{KubeApi, KubeFuture};
 use crate::cluster::Connection;
+use crate::cluster::upstream::UpstreamError;
 
 /// Reads one cluster through its [`Connection`]: the pooled client, with the cluster's
 /// credentials. Bodies are collected up to a cap, so a plugin with a small response limit
@@ -41,25 +42,20 @@ impl KubeApi for PoolKubeApi {
             let uri = upstream
                 .uri(&path_and_query)
                 .map_err(|e| format!("bad path `{path_and_query}`: {e}"))?;
-            let mut request = Request::get(uri)
+            let request = Request::get(uri)
                 .header(header::ACCEPT, "application/json, */*")
                 .body(Body::empty())
                 .map_err(|e| format!("bad request: {e}"))?;
-            match upstream.authorization().await {
-                Ok(Some(value)) => {
-                    request.headers_mut().insert(header::AUTHORIZATION, value);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("cluster `{}` credentials: {e}", connection.id)),
-            }
             let response = upstream
-                .send(request, false)
+                .send_with_credentials(request, false)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    UpstreamError::Credential(e) => {
+                        format!("cluster `{}` credentials: {e}", connection.id)
+                    }
+                    e => e.to_string(),
+                })?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
-                upstream.invalidate_credentials();
-            }
             let mut body = response.into_body();
             let mut collected = BytesMut::new();
             while collected.len() <= max_body {

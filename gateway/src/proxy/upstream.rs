@@ -20,12 +20,13 @@ use super::stream::{Revocable, splice};
 use super::{Call, Proxy};
 use crate::auth::{Principal, StreamGuard};
 use crate::cluster::Connection;
+use crate::cluster::upstream::UpstreamError;
 use crate::peer::ClientAddr;
 
-/// The request as the cluster gets it: its path on the cluster's server, the cluster's
-/// credentials, the caller's identity if the grant impersonates, and nothing of the caller's
+/// The request as the cluster gets it: its path on the cluster's server (the cluster's
+/// credentials are added as it is sent), the caller's identity if the grant impersonates, and nothing of the caller's
 /// own credentials or identity claims.
-pub(super) async fn upstream_request(
+pub(super) fn upstream_request(
     call: &Call<'_>,
     connection: &Connection,
     impersonation: Vec<(HeaderName, HeaderValue)>,
@@ -50,19 +51,6 @@ pub(super) async fn upstream_request(
     {
         parts.headers.insert(X_FORWARDED_FOR, value);
     }
-    match connection.upstream.authorization().await {
-        Ok(Some(value)) => {
-            parts.headers.insert(header::AUTHORIZATION, value);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            return Err(StatusError::new(
-                StatusCode::BAD_GATEWAY,
-                "BadGateway",
-                format!("cluster `{}` credentials: {e}", call.target.cluster),
-            ));
-        }
-    }
     for (name, value) in impersonation {
         parts.headers.append(name, value);
     }
@@ -74,7 +62,7 @@ pub(super) async fn upstream_request(
 
 impl Proxy {
     /// Sends the request, bounded until the response head, and audits the outcome. A 401 from
-    /// the cluster drops its cached credentials. The guard counts the request in flight for
+    /// the cluster drops its cached credentials (in `send_with_credentials`). The guard counts the request in flight for
     /// as long as its response lives.
     pub(super) async fn send(
         &self,
@@ -89,8 +77,13 @@ impl Proxy {
         let guard = GaugeGuard(in_flight);
         let timeout = head_timeout(self.upstream_timeout, call.query.as_deref());
         let started = Instant::now();
-        let sent =
-            tokio::time::timeout(timeout, connection.upstream.send(request, call.upgrade)).await;
+        let sent = tokio::time::timeout(
+            timeout,
+            connection
+                .upstream
+                .send_with_credentials(request, call.upgrade),
+        )
+        .await;
         self.metrics
             .upstream_latency
             .get_or_create(&cluster_label)
@@ -98,6 +91,11 @@ impl Proxy {
         let cluster = call.target.cluster;
         let outcome = match sent {
             Ok(Ok(response)) => Ok(response),
+            Ok(Err(UpstreamError::Credential(e))) => Err(StatusError::new(
+                StatusCode::BAD_GATEWAY,
+                "BadGateway",
+                format!("cluster `{cluster}` credentials: {e}"),
+            )),
             Ok(Err(e)) => Err(StatusError::new(
                 StatusCode::BAD_GATEWAY,
                 "BadGateway",
@@ -119,11 +117,7 @@ impl Proxy {
         if let Some(verb) = verb(&call.method, call.target.path, call.upgrade) {
             self.record(Some(principal), call, verb, status);
         }
-        let response = outcome?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            connection.upstream.invalidate_credentials();
-        }
-        Ok((response, guard))
+        Ok((outcome?, guard))
     }
 
     /// The client's response: an upgrade is spliced in the background (holding the guards
