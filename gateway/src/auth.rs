@@ -93,6 +93,16 @@ pub fn impersonation_header(name: &str) -> Result<http::HeaderValue, BadImperson
     http::HeaderValue::from_str(name).map_err(BadImpersonationName::Header)
 }
 
+/// The token of an `Authorization: Bearer <token>` value (scheme case as clients send it),
+/// trimmed; `None` for another scheme or an empty token.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Why a name cannot be impersonated.
 #[derive(Debug, thiserror::Error)]
 pub enum BadImpersonationName {
@@ -253,12 +263,7 @@ impl Authenticator {
     /// Authenticates the value of an `Authorization` header.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Invalid)?;
+        let token = bearer_token(header).ok_or(AuthError::Invalid)?;
         let hash = token_hash(token);
         let now = Instant::now();
         let cached = self

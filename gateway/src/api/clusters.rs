@@ -238,12 +238,8 @@ async fn kubeconfig(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or_default()
-        .trim();
+        .and_then(crate::auth::bearer_token)
+        .unwrap_or_default();
     let base = match &app.config.public_url {
         Some(url) => url.clone(),
         None => {
