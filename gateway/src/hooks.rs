@@ -41,7 +41,7 @@ use crate::telemetry::Metrics;
 pub mod lifecycle;
 pub mod webhook;
 
-pub use crate::records::hooks::{DeliveryRecord, DeliveryState, EventKind, HookScope, Webhook};
+pub use crate::records::hooks::{EventKind, HookScope, Webhook};
 pub use lifecycle::LifecyclePlugins;
 pub use webhook::{Message, WebhookSink};
 
