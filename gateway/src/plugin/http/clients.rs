@@ -1,0 +1,113 @@
+//! The clients plugin requests go through: the host's shared one, and one per call trusting a
+//! repository's private CA (parsed by [`parse_ca_pem`]) for that repository's host only.
+
+use std::sync::Arc;
+
+use reqwest::Url;
+use reqwest::dns::Resolve;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::address::{AddressPolicy, SystemResolver, guarded_resolver};
+
+/// Parses `pem` as the CA certificates of a private PKI: at least one certificate, each usable
+/// as a trust anchor.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+/// The client plugin requests go through, trusting the web PKI roots and `extra_roots`,
+/// connecting only to addresses `policy` allows. Redirects are not followed by the client:
+/// [`send`] follows them after checking each hop.
+pub(crate) fn client(
+    extra_roots: &[CertificateDer<'static>],
+    policy: &AddressPolicy,
+) -> Result<reqwest::Client, String> {
+    client_with_resolver(extra_roots, policy, Arc::new(SystemResolver))
+}
+
+/// [`client`] resolving names with `resolver` (before the policy's filter).
+pub(crate) fn client_with_resolver(
+    extra_roots: &[CertificateDer<'static>],
+    policy: &AddressPolicy,
+    resolver: Arc<dyn Resolve>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("portico-plugin/", env!("CARGO_PKG_VERSION")));
+    if *policy != AddressPolicy::AllowAll {
+        builder = builder.dns_resolver(Arc::new(guarded_resolver(policy.clone(), resolver)));
+    }
+    for root in extra_roots {
+        let cert = reqwest::Certificate::from_der(root).map_err(|e| e.to_string())?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The clients one call's requests go through: the host's shared one, and for one origin (a
+/// repository's host and port) one that also trusts that origin's private CA; both built
+/// under `policy`, which [`send`] also applies to IP-literal URLs.
+#[derive(Clone)]
+pub(crate) struct HttpClients {
+    pub shared: reqwest::Client,
+    pub scoped: Option<ScopedTrust>,
+    pub policy: AddressPolicy,
+}
+
+/// A client trusting extra roots, used only for requests to `host`:`port`.
+#[derive(Clone)]
+pub(crate) struct ScopedTrust {
+    host: String,
+    port: Option<u16>,
+    client: reqwest::Client,
+}
+
+impl ScopedTrust {
+    /// A client trusting `roots` for the host and port of `url`, connecting where `policy`
+    /// allows.
+    pub fn new(
+        url: &str,
+        roots: &[CertificateDer<'static>],
+        policy: &AddressPolicy,
+    ) -> Result<Self, String> {
+        let url = Url::parse(url).map_err(|e| format!("URL `{url}`: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("URL `{url}` has no host"))?
+            .to_ascii_lowercase();
+        Ok(Self {
+            host,
+            port: url.port_or_known_default(),
+            client: client(roots, policy)?,
+        })
+    }
+}
+
+impl HttpClients {
+    /// The client for a request to `url`.
+    pub fn for_url(&self, url: &Url) -> &reqwest::Client {
+        match &self.scoped {
+            Some(scoped)
+                if url
+                    .host_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&scoped.host))
+                    && url.port_or_known_default() == scoped.port =>
+            {
+                &scoped.client
+            }
+            _ => &self.shared,
+        }
+    }
+}
