@@ -27,7 +27,7 @@ pub(super) use address::{guarded_resolver, local_address};
 pub(super) use allow_list::{allowed, validate_pattern};
 #[cfg(test)]
 pub(super) use clients::client_with_resolver;
-pub use clients::parse_ca_pem;
+pub use clients::{CaPemError, parse_ca_pem};
 pub(super) use clients::{HttpClients, ScopedTrust, client};
 
 /// How many redirects one request may follow.

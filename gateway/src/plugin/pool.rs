@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 
-use super::kube::{KubeApi, KubeFuture};
+use super::kube::{KubeApi, KubeFuture, KubeGetError};
 use crate::cluster::Connection;
 
 /// Reads one cluster through its [`Connection`]: the pooled client, with the cluster's
@@ -40,22 +40,27 @@ impl KubeApi for PoolKubeApi {
             let upstream = &connection.upstream;
             let uri = upstream
                 .uri(&path_and_query)
-                .map_err(|e| format!("bad path `{path_and_query}`: {e}"))?;
+                .map_err(|source| KubeGetError::Path {
+                    path: path_and_query.clone(),
+                    source,
+                })?;
             let mut request = Request::get(uri)
                 .header(header::ACCEPT, "application/json, */*")
                 .body(Body::empty())
-                .map_err(|e| format!("bad request: {e}"))?;
+                .map_err(KubeGetError::Request)?;
             match upstream.authorization().await {
                 Ok(Some(value)) => {
                     request.headers_mut().insert(header::AUTHORIZATION, value);
                 }
                 Ok(None) => {}
-                Err(e) => return Err(format!("cluster `{}` credentials: {e}", connection.id)),
+                Err(source) => {
+                    return Err(KubeGetError::Credentials {
+                        cluster: connection.id.clone(),
+                        source,
+                    });
+                }
             }
-            let response = upstream
-                .send(request, false)
-                .await
-                .map_err(|e| e.to_string())?;
+            let response = upstream.send(request, false).await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
                 upstream.invalidate_credentials();
@@ -69,12 +74,11 @@ impl KubeApi for PoolKubeApi {
                             collected.extend_from_slice(&data);
                         }
                     }
-                    Some(Err(e)) => {
-                        return Err(format!(
-                            "reading the answer from {}: {}",
-                            upstream.server(),
-                            crate::cluster::upstream::error_chain(&e)
-                        ));
+                    Some(Err(source)) => {
+                        return Err(KubeGetError::Body {
+                            server: upstream.server().to_owned(),
+                            source,
+                        });
                     }
                     None => break,
                 }
@@ -102,10 +106,9 @@ impl DisconnectedKubeApi {
 
 impl KubeApi for DisconnectedKubeApi {
     fn get(&self, _path_and_query: String) -> KubeFuture {
-        let message = format!(
-            "cluster `{}` is not connected on this replica",
-            self.cluster
-        );
-        Box::pin(async move { Err(message) })
+        let error = KubeGetError::Disconnected {
+            cluster: self.cluster.clone(),
+        };
+        Box::pin(async move { Err(error) })
     }
 }

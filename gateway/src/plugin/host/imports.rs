@@ -59,7 +59,7 @@ impl wit_kube::Host for HostState {
     ) -> Result<Option<String>, types::Error> {
         self.require(self.call.capabilities.kube, "kube")?;
         let path = kube::resource_path(&api_version, &kind, namespace.as_deref(), Some(&name))
-            .map_err(|m| guest_error(types::ErrorKind::Invalid, m))?;
+            .map_err(|e| guest_error(types::ErrorKind::Invalid, e.to_string()))?;
         let what = format!("get {kind} {}/{name}", namespace.as_deref().unwrap_or(""));
         let (status, body) = self.kube_get(path, what.clone())?;
         match status {

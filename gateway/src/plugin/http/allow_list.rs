@@ -3,12 +3,23 @@
 
 use reqwest::Url;
 
+/// An allow-list entry that is not a host pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("capabilities.http: `{pattern}` is not `host`, `host:port`, `*.domain` or `*`")]
+pub(crate) struct InvalidPattern {
+    /// The entry as written.
+    pub pattern: String,
+}
+
 /// Checks one allow-list entry: `*`, `host`, `host:port`, `*.domain`, `*.domain:port`,
 /// `[v6]`, `[v6]:port`.
-pub(crate) fn validate_pattern(pattern: &str) -> Result<(), String> {
-    parse_pattern(pattern).map(|_| ()).ok_or_else(|| {
-        format!("capabilities.http: `{pattern}` is not `host`, `host:port`, `*.domain` or `*`")
-    })
+pub(crate) fn validate_pattern(pattern: &str) -> Result<(), InvalidPattern> {
+    match parse_pattern(pattern) {
+        Some(_) => Ok(()),
+        None => Err(InvalidPattern {
+            pattern: pattern.to_owned(),
+        }),
+    }
 }
 
 fn parse_pattern(pattern: &str) -> Option<(String, Option<u16>)> {

@@ -10,26 +10,47 @@ use rustls_pki_types::pem::PemObject;
 
 use super::address::{AddressPolicy, SystemResolver, guarded_resolver};
 
+/// Why a PEM text is not usable as the CA certificates of a private PKI.
+#[derive(Debug, thiserror::Error)]
+pub enum CaPemError {
+    /// The text is not valid PEM.
+    #[error("not valid PEM: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    /// The text holds no certificate.
+    #[error("no PEM certificate (-----BEGIN CERTIFICATE-----) found")]
+    NoCertificate,
+    /// A certificate rustls does not take as a trust anchor.
+    #[error("certificate {number} is not a usable CA certificate: {source}")]
+    NotACa {
+        /// The certificate's place in the text, from 1.
+        number: usize,
+        source: rustls::Error,
+    },
+}
+
 /// Parses `pem` as the CA certificates of a private PKI: at least one certificate, each usable
 /// as a trust anchor.
-pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, CaPemError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not valid PEM: {e}"))?;
+        .map_err(CaPemError::Pem)?;
     if certs.is_empty() {
-        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned());
+        return Err(CaPemError::NoCertificate);
     }
     for (i, cert) in certs.iter().enumerate() {
         rustls::RootCertStore::empty()
             .add(cert.clone())
-            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", i + 1))?;
+            .map_err(|source| CaPemError::NotACa {
+                number: i + 1,
+                source,
+            })?;
     }
     Ok(certs)
 }
 
 /// The client plugin requests go through, trusting the web PKI roots and `extra_roots`,
 /// connecting only to addresses `policy` allows. Redirects are not followed by the client:
-/// [`send`] follows them after checking each hop.
+/// [`send`](super::send) follows them after checking each hop.
 pub(crate) fn client(
     extra_roots: &[CertificateDer<'static>],
     policy: &AddressPolicy,
@@ -58,7 +79,7 @@ pub(crate) fn client_with_resolver(
 
 /// The clients one call's requests go through: the host's shared one, and for one origin (a
 /// repository's host and port) one that also trusts that origin's private CA; both built
-/// under `policy`, which [`send`] also applies to IP-literal URLs.
+/// under `policy`, which [`send`](super::send) also applies to IP-literal URLs.
 #[derive(Clone)]
 pub(crate) struct HttpClients {
     pub shared: reqwest::Client,

@@ -90,7 +90,7 @@ impl Plugins {
                 repository: repository.name.clone(),
                 detail,
             };
-            let roots = parse_ca_pem(pem).map_err(invalid)?;
+            let roots = parse_ca_pem(pem).map_err(|e| invalid(e.to_string()))?;
             context.http_clients.scoped = Some(
                 ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
                     .map_err(invalid)?,
