@@ -110,7 +110,8 @@ impl PluginHost {
             .map_err(|e| host_err("http", e))?;
 
         let http_policy = AddressPolicy::new(settings.http_allow_local);
-        let http = super::http::client(&[], &http_policy).map_err(Error::Host)?;
+        let http =
+            super::http::client(&[], &http_policy).map_err(|e| Error::Host(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {

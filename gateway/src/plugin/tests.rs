@@ -336,6 +336,15 @@ fn path_pattern_and_ca_errors_read_as_before() {
         parse_ca_pem("hello").unwrap_err().to_string(),
         "no PEM certificate (-----BEGIN CERTIFICATE-----) found"
     );
+    let scoped = |url| match ScopedTrust::new(url, &[], &AddressPolicy::RefuseLocal) {
+        Ok(_) => panic!("`{url}` was taken"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        scoped("charts"),
+        "URL `charts`: relative URL without a base"
+    );
+    assert_eq!(scoped("mailto:a@b"), "URL `mailto:a@b` has no host");
 }
 
 #[tokio::test]

@@ -48,13 +48,24 @@ pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, CaPemErro
     Ok(certs)
 }
 
+/// Why a client for plugin requests could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientError {
+    /// An extra root reqwest refuses.
+    #[error(transparent)]
+    Root(reqwest::Error),
+    /// The client itself.
+    #[error("HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// The client plugin requests go through, trusting the web PKI roots and `extra_roots`,
 /// connecting only to addresses `policy` allows. Redirects are not followed by the client:
 /// [`send`](super::send) follows them after checking each hop.
 pub(crate) fn client(
     extra_roots: &[CertificateDer<'static>],
     policy: &AddressPolicy,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     client_with_resolver(extra_roots, policy, Arc::new(SystemResolver))
 }
 
@@ -63,7 +74,7 @@ pub(crate) fn client_with_resolver(
     extra_roots: &[CertificateDer<'static>],
     policy: &AddressPolicy,
     resolver: Arc<dyn Resolve>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("portico-plugin/", env!("CARGO_PKG_VERSION")));
@@ -71,10 +82,10 @@ pub(crate) fn client_with_resolver(
         builder = builder.dns_resolver(Arc::new(guarded_resolver(policy.clone(), resolver)));
     }
     for root in extra_roots {
-        let cert = reqwest::Certificate::from_der(root).map_err(|e| e.to_string())?;
+        let cert = reqwest::Certificate::from_der(root).map_err(ClientError::Root)?;
         builder = builder.add_root_certificate(cert);
     }
-    builder.build().map_err(|e| format!("HTTP client: {e}"))
+    builder.build().map_err(ClientError::Build)
 }
 
 /// The clients one call's requests go through: the host's shared one, and for one origin (a
@@ -85,6 +96,24 @@ pub(crate) struct HttpClients {
     pub shared: reqwest::Client,
     pub scoped: Option<ScopedTrust>,
     pub policy: AddressPolicy,
+}
+
+/// Why a [`ScopedTrust`] could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScopedTrustError {
+    /// The repository's URL does not parse.
+    #[error("URL `{url}`: {source}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        source: <Url as std::str::FromStr>::Err,
+    },
+    /// The repository's URL has no host.
+    #[error("URL `{0}` has no host")]
+    NoHost(Url),
+    /// The client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// A client trusting extra roots, used only for requests to `host`:`port`.
@@ -102,12 +131,14 @@ impl ScopedTrust {
         url: &str,
         roots: &[CertificateDer<'static>],
         policy: &AddressPolicy,
-    ) -> Result<Self, String> {
-        let url = Url::parse(url).map_err(|e| format!("URL `{url}`: {e}"))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("URL `{url}` has no host"))?
-            .to_ascii_lowercase();
+    ) -> Result<Self, ScopedTrustError> {
+        let url = Url::parse(url).map_err(|source| ScopedTrustError::Url {
+            url: url.to_owned(),
+            source,
+        })?;
+        let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+            return Err(ScopedTrustError::NoHost(url));
+        };
         Ok(Self {
             host,
             port: url.port_or_known_default(),

@@ -93,7 +93,7 @@ impl Plugins {
             let roots = parse_ca_pem(pem).map_err(|e| invalid(e.to_string()))?;
             context.http_clients.scoped = Some(
                 ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
-                    .map_err(invalid)?,
+                    .map_err(|e| invalid(e.to_string()))?,
             );
         }
         let repo = types::Repository::from(repository);
