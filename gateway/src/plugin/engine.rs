@@ -25,8 +25,6 @@ use super::{Error, Result};
 mod call;
 mod settings;
 
-#[cfg(test)]
-pub(super) use call::panic_message;
 pub use settings::HostSettings;
 
 /// Runs plugin components. Cheap to clone.
@@ -289,3 +287,7 @@ impl Drop for EpochTicker {
         }
     }
 }
+
+// The plugin module's unit tests check it directly.
+#[cfg(test)]
+pub(super) use call::panic_message;

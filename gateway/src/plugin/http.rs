@@ -22,11 +22,7 @@ mod clients;
 
 pub(super) use address::AddressPolicy;
 use address::LocalAddressRefused;
-#[cfg(test)]
-pub(super) use address::{guarded_resolver, local_address};
 pub(super) use allow_list::{allowed, validate_pattern};
-#[cfg(test)]
-pub(super) use clients::client_with_resolver;
 pub use clients::{CaPemError, parse_ca_pem};
 pub(super) use clients::{HttpClients, ScopedTrust, client};
 
@@ -201,3 +197,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+// The plugin module's unit tests check these directly.
+#[cfg(test)]
+pub(super) use address::{guarded_resolver, local_address};
+#[cfg(test)]
+pub(super) use clients::client_with_resolver;
