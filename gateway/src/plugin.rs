@@ -29,8 +29,8 @@ mod registry;
 
 pub use engine::{HostSettings, PluginHost};
 pub use host::{CallReport, ClusterInfo, LogLine, RepositoryAuth, RepositoryInfo};
-pub use http::parse_ca_pem;
-pub use kube::{KubeApi, KubeFuture, RestKubeApi, resource_path};
+pub use http::{CaPemError, parse_ca_pem};
+pub use kube::{KubeApi, KubeFuture, KubeGetError, ResourcePathError, RestKubeApi, resource_path};
 pub use manifest::{Capabilities, HookScope, Limits, Manifest, World};
 pub use pool::{DisconnectedKubeApi, PoolKubeApi};
 pub use registry::{PluginRecord, PluginSource, Plugins};

@@ -1,113 +1,31 @@
 //! The wasmtime engine: configuration, the epoch ticker, compilation (once per digest, cached
-//! on disk by wasmtime's own cache), pre-instantiation and the call path.
+//! on disk by wasmtime's own cache) and pre-instantiation. The host-wide settings are in
+//! `engine/settings.rs`, the call path in `engine/call.rs`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OnceCell, Semaphore};
-use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    Trap, UpdateDeadline,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
-use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::{self, inspector, lifecycle_hook, repo_sync, types};
-use super::host::{CallContext, CallReport, HostState, LogBudget, StdioPipe, error_kind};
+use super::bindings::{self, inspector, lifecycle_hook, repo_sync};
+use super::host::HostState;
 use super::http::{AddressPolicy, HttpClients};
-use super::manifest::{LimitCeilings, World};
-use super::{Error, Result, TrapReason};
+use super::manifest::World;
+use super::{Error, Result};
 
-/// Host-wide settings: the ceilings manifests are held to and the size of the instance pool.
-#[derive(Debug, Clone)]
-pub struct HostSettings {
-    /// Calls running at once (the pooling allocator's instance count); more wait.
-    pub max_concurrent_calls: u32,
-    /// The most memory a manifest may ask for (and the pool's per-memory size).
-    pub max_memory_mib: u64,
-    /// The longest call timeout (and host-call timeout) a manifest may ask for.
-    pub max_timeout: Duration,
-    /// The largest `max-output-bytes` a manifest may ask for.
-    pub max_output_bytes: usize,
-    /// The largest `max-log-bytes` a manifest may ask for.
-    pub max_log_bytes: usize,
-    /// The largest `max-http-response-bytes` a manifest may ask for.
-    pub max_http_response_bytes: usize,
-    /// The largest `max-kube-response-bytes` a manifest may ask for.
-    pub max_kube_response_bytes: usize,
-    /// Let plugin HTTP reach loopback, link-local and unspecified addresses
-    /// (`--plugin-http-allow-local`); refused by default.
-    pub http_allow_local: bool,
-    /// How often the engine's epoch advances (the granularity of deadlines).
-    pub epoch_tick: Duration,
-    /// Where compiled components are cached across restarts; `None`: no disk cache.
-    pub cache_dir: Option<PathBuf>,
-}
+mod call;
+mod settings;
 
-impl Default for HostSettings {
-    fn default() -> Self {
-        Self {
-            max_concurrent_calls: 16,
-            max_memory_mib: 512,
-            max_timeout: Duration::from_secs(600),
-            // Ceilings on what one call may move through the host (docs/plugins.md, "Limits"):
-            // each is a few times the default and above what the built-in plugins need, and
-            // none exceeds a quarter of the memory ceiling, so a call's host-side buffers stay
-            // of the order of the guest's own memory.
-            max_output_bytes: 64 << 20,
-            max_log_bytes: 1 << 20,
-            max_http_response_bytes: 64 << 20,
-            max_kube_response_bytes: 128 << 20,
-            http_allow_local: false,
-            epoch_tick: Duration::from_millis(10),
-            cache_dir: None,
-        }
-    }
-}
-
-impl HostSettings {
-    /// The defaults, with the compile cache in the data folder (SQLite) or the system's
-    /// temporary folder (PostgreSQL: no data folder).
-    pub fn for_config(config: &crate::config::Config) -> Self {
-        Self {
-            http_allow_local: config.plugin_http_allow_local,
-            ..Self::for_database(&config.database)
-        }
-    }
-
-    /// The defaults, with the compile cache beside `database` as [`HostSettings::for_config`]
-    /// puts it.
-    pub fn for_database(database: &crate::config::DatabaseUrl) -> Self {
-        let cache_dir = match database.data_dir() {
-            Some(dir) => dir.join("plugin-cache"),
-            None => std::env::temp_dir().join("portico-plugin-cache"),
-        };
-        // wasmtime's cache wants an absolute path; the default data folder is relative.
-        let cache_dir = std::path::absolute(&cache_dir).unwrap_or(cache_dir);
-        Self {
-            cache_dir: Some(cache_dir),
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn ceilings(&self) -> LimitCeilings {
-        LimitCeilings {
-            max_memory_mib: self.max_memory_mib,
-            max_timeout: self.max_timeout,
-            max_output_bytes: self.max_output_bytes,
-            max_log_bytes: self.max_log_bytes,
-            max_http_response_bytes: self.max_http_response_bytes,
-            max_kube_response_bytes: self.max_kube_response_bytes,
-        }
-    }
-}
+pub use settings::HostSettings;
 
 /// Runs plugin components. Cheap to clone.
 #[derive(Clone)]
@@ -141,15 +59,6 @@ pub(super) enum Prepared {
     Inspector(inspector::InspectorPre<HostState>),
     RepoSync(repo_sync::RepoSyncPre<HostState>),
     LifecycleHook(lifecycle_hook::LifecycleHookPre<HostState>),
-}
-
-/// Why the epoch callback stopped a guest.
-#[derive(Debug, thiserror::Error)]
-enum Interrupt {
-    #[error("deadline exceeded")]
-    Deadline,
-    #[error("cancelled")]
-    Cancelled,
 }
 
 impl PluginHost {
@@ -199,7 +108,8 @@ impl PluginHost {
             .map_err(|e| host_err("http", e))?;
 
         let http_policy = AddressPolicy::new(settings.http_allow_local);
-        let http = super::http::client(&[], &http_policy).map_err(Error::Host)?;
+        let http =
+            super::http::client(&[], &http_policy).map_err(|e| Error::Host(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -341,165 +251,6 @@ impl PluginHost {
             }
         })
     }
-
-    /// Runs `f` against a fresh instance on the blocking pool, under the call's limits.
-    pub(super) async fn call<R, F>(
-        &self,
-        prepared: Arc<Prepared>,
-        mut context: CallContext,
-        cancel: CancellationToken,
-        f: F,
-    ) -> Result<CallReport<R>>
-    where
-        R: Send + 'static,
-        F: FnOnce(
-                &mut Store<HostState>,
-                &Prepared,
-            ) -> wasmtime::Result<std::result::Result<R, types::Error>>
-            + Send
-            + 'static,
-    {
-        // Held by the blocking task: an abandoned call keeps its pool slot until the guest
-        // has stopped (at the next epoch tick).
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Host("the plugin host is shutting down".to_owned()))?;
-        let started = Instant::now();
-        let limits = context.limits.clone();
-        context.deadline = started + limits.timeout();
-        let plugin = context.plugin.clone();
-        let engine = self.inner.engine.clone();
-        let guard = cancel.clone().drop_guard();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // Log lines, stdout and stderr share the call's `max-log-bytes`.
-            let log_budget = LogBudget::new(limits.max_log_bytes);
-            let stdio = StdioPipe::new(log_budget.clone());
-            let wasi = WasiCtxBuilder::new()
-                .stdout(stdio.clone())
-                .stderr(stdio.clone())
-                .build();
-            let deadline = context.deadline;
-            let mut store = Store::new(&engine, HostState::new(context, wasi, log_budget));
-            store.limiter(|state| &mut state.limiter);
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                if cancel.is_cancelled() {
-                    Err(Interrupt::Cancelled.into())
-                } else if Instant::now() >= deadline {
-                    Err(Interrupt::Deadline.into())
-                } else {
-                    Ok(UpdateDeadline::Continue(1))
-                }
-            });
-            let result = f(&mut store, &prepared);
-            let state = store.into_data();
-            (result, state, stdio.contents())
-        })
-        .await;
-        guard.disarm();
-        let (result, mut state, stdio) =
-            outcome.map_err(|e| Error::Host(format!("plugin call task: {e}")))?;
-        let stdio = String::from_utf8_lossy(&stdio).into_owned();
-        if result.is_ok() && state.log_budget.exceeded() {
-            // Every write past the budget traps; this only guards against one that did not.
-            let reason = TrapReason::LogLimit(state.log_budget.limit());
-            tracing::warn!(plugin, %reason, "plugin call failed");
-            return Err(Error::Trap { plugin, reason });
-        }
-        let value = match result {
-            Ok(Ok(value)) => value,
-            Ok(Err(guest)) => {
-                return Err(Error::Guest {
-                    plugin,
-                    kind: error_kind(guest.kind).to_owned(),
-                    message: guest.message,
-                });
-            }
-            Err(trap) => {
-                let reason = trap_reason(&trap, &state, &stdio, &limits);
-                tracing::warn!(plugin, %reason, "plugin call trapped");
-                return Err(Error::Trap { plugin, reason });
-            }
-        };
-        for line in stdio.lines().filter(|l| !l.trim().is_empty()) {
-            state.push_log("stdio", line);
-        }
-        Ok(CallReport {
-            value,
-            logs: std::mem::take(&mut state.logs),
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
-    }
-}
-
-/// Explains a trap: our own interrupts first, then the memory cap, then the log cap, then a
-/// panic message.
-fn trap_reason(
-    trap: &wasmtime::Error,
-    state: &HostState,
-    stdio: &str,
-    limits: &super::Limits,
-) -> TrapReason {
-    for cause in trap.chain() {
-        match cause.downcast_ref::<Interrupt>() {
-            Some(Interrupt::Deadline) => return TrapReason::Timeout(limits.timeout()),
-            Some(Interrupt::Cancelled) => return TrapReason::Cancelled,
-            None => {}
-        }
-    }
-    if state.limiter.exceeded {
-        return TrapReason::Memory(state.limiter.limit());
-    }
-    // A full log budget also stops the panic message or allocation failure that may have been
-    // on its way to stderr: that write is what trapped.
-    if state.log_budget.exceeded() {
-        return TrapReason::LogLimit(state.log_budget.limit());
-    }
-    if stdio.contains("memory allocation of") {
-        return TrapReason::Memory(state.limiter.limit());
-    }
-    if let Some(message) = panic_message(stdio) {
-        return TrapReason::Panic(message);
-    }
-    let message = match trap.downcast_ref::<Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{trap:#}"),
-    };
-    let tail: String = stdio.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-    if tail.is_empty() {
-        TrapReason::Other(message)
-    } else {
-        TrapReason::Other(format!("{message} (output: {tail})"))
-    }
-}
-
-/// The message of a Rust panic as std prints it to stderr:
-/// `thread '…' panicked at src/lib.rs:1:2:\nmessage\nnote: …`.
-pub(super) fn panic_message(stdio: &str) -> Option<String> {
-    let start = stdio.find("panicked at ")?;
-    let rest = &stdio[start + "panicked at ".len()..];
-    let (location, rest) = rest.split_once('\n').unwrap_or((rest, ""));
-    let message: Vec<&str> = rest
-        .lines()
-        .take_while(|l| !l.starts_with("note: "))
-        .collect();
-    let mut message = message.join("\n").trim().to_owned();
-    if message.len() > 1024 {
-        let mut end = 1024;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-    }
-    Some(format!(
-        "{message} (at {})",
-        location.trim_end_matches(':').trim()
-    ))
 }
 
 /// Advances the engine's epoch every tick until dropped.
@@ -536,3 +287,7 @@ impl Drop for EpochTicker {
         }
     }
 }
+
+// The plugin module's unit tests check it directly.
+#[cfg(test)]
+pub(super) use call::panic_message;

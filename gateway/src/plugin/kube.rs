@@ -14,8 +14,53 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// What [`KubeApi::get`] returns: the HTTP status and body, or a transport error.
-pub type KubeFuture = BoxFuture<'static, Result<(u16, Bytes), String>>;
+use crate::cluster::credentials::CredentialError;
+use crate::cluster::upstream::{UpstreamError, error_chain};
+
+/// What [`KubeApi::get`] returns: the HTTP status and body, or why the cluster gave none.
+pub type KubeFuture = BoxFuture<'static, Result<(u16, Bytes), KubeGetError>>;
+
+/// Why a [`KubeApi::get`] got no answer from the cluster. The guest sees it as `unavailable`,
+/// with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeGetError {
+    /// The request failed ([`RestKubeApi`]).
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The path is not a valid path on the cluster's server.
+    #[error("bad path `{path}`: {source}")]
+    Path {
+        /// The path and query asked for.
+        path: String,
+        source: http::Error,
+    },
+    /// The request could not be built.
+    #[error("bad request: {0}")]
+    Request(#[source] http::Error),
+    /// The cluster's credential could not be produced.
+    #[error("cluster `{cluster}` credentials: {source}")]
+    Credentials {
+        /// The cluster's id.
+        cluster: String,
+        source: CredentialError,
+    },
+    /// The cluster's pooled connection failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The answer's body could not be read.
+    #[error("reading the answer from {server}: {}", error_chain(.source))]
+    Body {
+        /// The cluster's server.
+        server: String,
+        source: hyper::Error,
+    },
+    /// This replica has no connection to the cluster.
+    #[error("cluster `{cluster}` is not connected on this replica")]
+    Disconnected {
+        /// The cluster's id.
+        cluster: String,
+    },
+}
 
 /// Read access to one cluster. The cluster pool implements it; tests implement it over plain
 /// HTTP(S) ([`RestKubeApi`]).
@@ -35,26 +80,47 @@ pub(super) enum KubeError {
     TooLarge(String),
 }
 
+/// Why [`resource_path`] refused its arguments. The guest sees it as `invalid`, with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourcePathError {
+    /// Not `v1` or `group/version`.
+    #[error("apiVersion `{0}` is not `v1` or `group/version`")]
+    ApiVersion(String),
+    /// Not a kind's name.
+    #[error("kind `{0}` is not a Kubernetes kind")]
+    Kind(String),
+    /// A namespace given for a cluster-scoped built-in kind.
+    #[error("{0} is cluster-scoped: give no namespace")]
+    ClusterScoped(String),
+    /// An object of a namespaced built-in kind asked for without its namespace.
+    #[error("{0} is namespaced: give its namespace")]
+    Namespaced(String),
+    /// Not a valid namespace name.
+    #[error("namespace `{0}` is not a valid name")]
+    Namespace(String),
+    /// Not a valid object name.
+    #[error("name `{0}` is not a valid object name")]
+    Name(String),
+}
+
 /// The REST path of a collection (`name` absent) or of one object.
 pub fn resource_path(
     api_version: &str,
     kind: &str,
     namespace: Option<&str>,
     name: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, ResourcePathError> {
     let (group, prefix) = match api_version.split_once('/') {
         None if api_version == "v1" => ("", "/api/v1".to_owned()),
         Some((group, version)) if segment_ok(group) && segment_ok(version) => {
             (group, format!("/apis/{group}/{version}"))
         }
         _ => {
-            return Err(format!(
-                "apiVersion `{api_version}` is not `v1` or `group/version`"
-            ));
+            return Err(ResourcePathError::ApiVersion(api_version.to_owned()));
         }
     };
     if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!("kind `{kind}` is not a Kubernetes kind"));
+        return Err(ResourcePathError::Kind(kind.to_owned()));
     }
     let (plural, namespaced) = match kinds::builtin_kind(group, kind) {
         Some(builtin) => (builtin.plural.to_owned(), Some(builtin.namespaced)),
@@ -64,17 +130,17 @@ pub fn resource_path(
     let mut path = prefix;
     match (namespace, namespaced) {
         (Some(_), Some(false)) => {
-            return Err(format!("{kind} is cluster-scoped: give no namespace"));
+            return Err(ResourcePathError::ClusterScoped(kind.to_owned()));
         }
         (Some(ns), _) => {
             if !segment_ok(ns) {
-                return Err(format!("namespace `{ns}` is not a valid name"));
+                return Err(ResourcePathError::Namespace(ns.to_owned()));
             }
             path.push_str("/namespaces/");
             path.push_str(ns);
         }
         (None, Some(true)) if name.is_some() => {
-            return Err(format!("{kind} is namespaced: give its namespace"));
+            return Err(ResourcePathError::Namespaced(kind.to_owned()));
         }
         (None, _) => {}
     }
@@ -82,7 +148,7 @@ pub fn resource_path(
     path.push_str(&plural);
     if let Some(name) = name {
         if !name_ok(name) {
-            return Err(format!("name `{name}` is not a valid object name"));
+            return Err(ResourcePathError::Name(name.to_owned()));
         }
         path.push('/');
         path.push_str(name);
@@ -127,7 +193,8 @@ pub(super) fn list_request(
     label_selector: Option<&str>,
     field_selector: Option<&str>,
 ) -> Result<String, KubeError> {
-    let mut path = resource_path(api_version, kind, namespace, None).map_err(KubeError::Invalid)?;
+    let mut path = resource_path(api_version, kind, namespace, None)
+        .map_err(|e| KubeError::Invalid(e.to_string()))?;
     let mut query = Vec::new();
     if let Some(sel) = label_selector.filter(|s| !s.is_empty()) {
         query.push(format!("labelSelector={}", encode_query(sel)));
@@ -150,8 +217,8 @@ pub(super) fn logs_request(
     tail_lines: Option<u32>,
     limit_bytes: usize,
 ) -> Result<String, KubeError> {
-    let mut path =
-        resource_path("v1", "Pod", Some(namespace), Some(pod)).map_err(KubeError::Invalid)?;
+    let mut path = resource_path("v1", "Pod", Some(namespace), Some(pod))
+        .map_err(|e| KubeError::Invalid(e.to_string()))?;
     path.push_str("/log?");
     let mut query = vec![format!("limitBytes={limit_bytes}")];
     if let Some(container) = container.filter(|c| !c.is_empty()) {
@@ -307,9 +374,9 @@ impl KubeApi for RestKubeApi {
             request = request.bearer_auth(token);
         }
         Box::pin(async move {
-            let response = request.send().await.map_err(|e| e.to_string())?;
+            let response = request.send().await?;
             let status = response.status().as_u16();
-            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            let body = response.bytes().await?;
             Ok((status, body))
         })
     }

@@ -307,7 +307,7 @@ impl Manifest {
         }
         if let Some(hosts) = &file.capabilities.http {
             for host in hosts {
-                super::http::validate_pattern(host).map_err(Error::Manifest)?;
+                super::http::validate_pattern(host).map_err(|e| Error::Manifest(e.to_string()))?;
             }
         }
         if file.hook.is_some() && world != World::LifecycleHook {

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, header};
 use http_body_util::BodyExt;
 
-use super::kube::{KubeApi, KubeFuture};
+use super::kube::{KubeApi, KubeFuture, KubeGetError};
 use crate::cluster::Connection;
 use crate::cluster::upstream::UpstreamError;
 
@@ -41,19 +41,23 @@ impl KubeApi for PoolKubeApi {
             let upstream = &connection.upstream;
             let uri = upstream
                 .uri(&path_and_query)
-                .map_err(|e| format!("bad path `{path_and_query}`: {e}"))?;
+                .map_err(|source| KubeGetError::Path {
+                    path: path_and_query.clone(),
+                    source,
+                })?;
             let request = Request::get(uri)
                 .header(header::ACCEPT, "application/json, */*")
                 .body(Body::empty())
-                .map_err(|e| format!("bad request: {e}"))?;
+                .map_err(KubeGetError::Request)?;
             let response = upstream
                 .send_with_credentials(request, false)
                 .await
                 .map_err(|e| match e {
-                    UpstreamError::Credential(e) => {
-                        format!("cluster `{}` credentials: {e}", connection.id)
-                    }
-                    e => e.to_string(),
+                    UpstreamError::Credential(source) => KubeGetError::Credentials {
+                        cluster: connection.id.clone(),
+                        source,
+                    },
+                    e => e.into(),
                 })?;
             let status = response.status();
             let mut body = response.into_body();
@@ -65,12 +69,11 @@ impl KubeApi for PoolKubeApi {
                             collected.extend_from_slice(&data);
                         }
                     }
-                    Some(Err(e)) => {
-                        return Err(format!(
-                            "reading the answer from {}: {}",
-                            upstream.server(),
-                            crate::cluster::upstream::error_chain(&e)
-                        ));
+                    Some(Err(source)) => {
+                        return Err(KubeGetError::Body {
+                            server: upstream.server().to_owned(),
+                            source,
+                        });
                     }
                     None => break,
                 }
@@ -98,10 +101,9 @@ impl DisconnectedKubeApi {
 
 impl KubeApi for DisconnectedKubeApi {
     fn get(&self, _path_and_query: String) -> KubeFuture {
-        let message = format!(
-            "cluster `{}` is not connected on this replica",
-            self.cluster
-        );
-        Box::pin(async move { Err(message) })
+        let error = KubeGetError::Disconnected {
+            cluster: self.cluster.clone(),
+        };
+        Box::pin(async move { Err(error) })
     }
 }

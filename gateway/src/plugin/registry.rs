@@ -1,6 +1,7 @@
 //! The plugin registry: plugins from the plugin directory and uploads, kept in the database
 //! (so every replica sees the same set, enabled flags and configuration), and the calls that
-//! run them.
+//! run them. This file holds the registry's state and its reads and edits; installing is in
+//! `registry/install.rs`, the calls in `registry/calls.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,23 +10,18 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::bindings::types;
-use super::engine::{HostSettings, PluginHost, Prepared};
-use super::host::{
-    CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
-};
-use super::http::{ScopedTrust, parse_ca_pem};
-use super::kube::KubeApi;
+use super::engine::{HostSettings, PluginHost};
 use super::manifest::{Capabilities, HookScope, LimitCeilings, Limits, Manifest, World};
 use super::{Error, Result};
-use crate::clock::now_millis;
 use crate::storage::Db;
 use crate::storage::plugins::PluginRow;
+
+mod calls;
+mod install;
 
 /// Where a plugin was installed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,170 +129,9 @@ impl Plugins {
         &self.host
     }
 
-    /// Loads every `NAME.toml` manifest of `dir` with its component (`NAME.wasm` unless the
-    /// manifest names one) and records it in the database. A plugin that fails is logged and
-    /// skipped; returns the names loaded. Components are compiled and checked against their
-    /// world on first use.
-    pub async fn load_directory(&self, dir: &Path) -> Result<Vec<String>> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::debug!(dir = %dir.display(), "no plugin directory");
-                return Ok(Vec::new());
-            }
-            Err(e) => {
-                return Err(Error::Host(format!(
-                    "plugin directory {}: {e}",
-                    dir.display()
-                )));
-            }
-        };
-        let mut manifests: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            // Run from a source checkout, `./plugins` is the plugin workspace: its Cargo
-            // manifest is not a plugin manifest.
-            .filter(|p| p.file_name().is_none_or(|n| n != "Cargo.toml"))
-            .collect();
-        manifests.sort();
-        let mut loaded = Vec::new();
-        for path in manifests {
-            match self.load_one(&path).await {
-                Ok(name) => {
-                    self.forget(&name);
-                    loaded.push(name);
-                }
-                Err(e) => {
-                    tracing::error!(manifest = %path.display(), error = %e, "plugin not loaded")
-                }
-            }
-        }
-        tracing::info!(dir = %dir.display(), plugins = ?loaded, "plugin directory loaded");
-        Ok(loaded)
-    }
-
-    async fn load_one(&self, manifest_path: &Path) -> Result<String> {
-        let text = std::fs::read_to_string(manifest_path)
-            .map_err(|e| Error::Host(format!("{}: {e}", manifest_path.display())))?;
-        let manifest = self.check_manifest(&text)?;
-        let file = match &manifest.component {
-            Some(file) => file.clone(),
-            None => {
-                let stem = manifest_path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy();
-                format!("{stem}.wasm")
-            }
-        };
-        let wasm_path = manifest_path.with_file_name(file);
-        let wasm = std::fs::read(&wasm_path)
-            .map_err(|e| Error::Host(format!("{}: {e}", wasm_path.display())))?;
-        if !wasm.starts_with(b"\0asm") {
-            return Err(Error::NotAComponent(format!(
-                "{} has no WebAssembly header",
-                wasm_path.display()
-            )));
-        }
-        // Compiled on first use (from the disk cache after a restart), not here: starting
-        // stays fast however many plugins the directory holds.
-        let digest = digest(&wasm);
-        let size = wasm.len() as i64;
-        let now = now_millis();
-        let row = PluginRow {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            world: manifest.world.as_str().to_owned(),
-            manifest: text,
-            digest: digest.clone(),
-            size,
-            source: PluginSource::Directory.as_str().to_owned(),
-            enabled: true,
-            config: None,
-            created_at: now,
-            updated_at: now,
-        };
-        match self.db.plugin(&manifest.name).await? {
-            Some(existing) if existing.source != PluginSource::Directory.as_str() => {
-                return Err(Error::Host(format!(
-                    "an uploaded plugin named `{}` exists; the directory's is ignored",
-                    manifest.name
-                )));
-            }
-            Some(existing) => {
-                if existing.digest != row.digest || existing.manifest != row.manifest {
-                    self.db.replace_plugin(&row, None).await?;
-                }
-            }
-            None => match self.db.insert_plugin(&row, None).await {
-                Ok(()) | Err(crate::storage::StorageError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            },
-        }
-        self.local.write().insert(
-            manifest.name.clone(),
-            LocalPlugin {
-                path: wasm_path,
-                digest,
-            },
-        );
-        Ok(manifest.name)
-    }
-
     /// Parses and validates manifest text under this host's ceilings.
     pub fn check_manifest(&self, text: &str) -> Result<Manifest> {
         Manifest::parse(text, self.host.settings().ceilings())
-    }
-
-    /// Installs an uploaded plugin after checking that the component implements the declared
-    /// world; with `replace`, an existing uploaded plugin of that name is replaced (keeping
-    /// its enabled flag and configuration).
-    pub async fn install(
-        &self,
-        manifest_text: &str,
-        wasm: Vec<u8>,
-        replace: bool,
-    ) -> Result<(PluginRecord, bool)> {
-        let manifest = self.check_manifest(manifest_text)?;
-        let digest = digest(&wasm);
-        let size = wasm.len() as i64;
-        // One buffer, shared by the compiler and the database write.
-        let wasm = Bytes::from(wasm);
-        let component = wasm.clone();
-        self.host
-            .prepare(&digest, manifest.world, async move { Ok(component) })
-            .await?;
-        let now = now_millis();
-        let row = PluginRow {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            world: manifest.world.as_str().to_owned(),
-            manifest: manifest_text.to_owned(),
-            digest,
-            size,
-            source: PluginSource::Upload.as_str().to_owned(),
-            enabled: true,
-            config: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let existing = self.db.plugin(&manifest.name).await?;
-        let replaced = match existing {
-            Some(existing) if existing.source == PluginSource::Directory.as_str() => {
-                return Err(Error::FromDirectory(manifest.name));
-            }
-            Some(_) if replace => {
-                self.db.replace_plugin(&row, Some(&wasm[..])).await?;
-                true
-            }
-            _ => {
-                self.db.insert_plugin(&row, Some(&wasm[..])).await?;
-                false
-            }
-        };
-        self.forget(&row.name);
-        tracing::info!(plugin = %row.name, version = %row.version, world = %row.world, replaced, "plugin installed");
-        Ok((self.get(&row.name).await?, replaced))
     }
 
     /// Every plugin, by name.
@@ -370,154 +205,6 @@ impl Plugins {
         Ok(())
     }
 
-    /// Runs inspector `name` against the cluster `kube` reads.
-    pub async fn inspect(
-        &self,
-        name: &str,
-        cluster: &ClusterInfo,
-        kube: Arc<dyn KubeApi>,
-    ) -> Result<CallReport<Vec<Finding>>> {
-        self.inspect_with_config(name, cluster, kube, None).await
-    }
-
-    /// [`Plugins::inspect`] with `config` instead of the installed configuration (for this
-    /// call only: nothing is stored).
-    pub async fn inspect_with_config(
-        &self,
-        name: &str,
-        cluster: &ClusterInfo,
-        kube: Arc<dyn KubeApi>,
-        config: Option<&serde_json::Value>,
-    ) -> Result<CallReport<Vec<Finding>>> {
-        let (manifest, prepared, context) = self
-            .resolve(name, World::Inspector, Some(kube), Vec::new(), config)
-            .await?;
-        let target = types::Cluster::from(cluster);
-        let report = self
-            .host
-            .call(
-                prepared,
-                context,
-                self.shutdown.child_token(),
-                move |store, prepared| {
-                    let Prepared::Inspector(pre) = prepared else {
-                        return Err(wasmtime::Error::msg("not an inspector"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    instance.call_inspect(&mut *store, &target)
-                },
-            )
-            .await?;
-        let findings =
-            Output::new(name, manifest.limits.max_output_bytes).findings(report.value)?;
-        Ok(CallReport {
-            value: findings,
-            logs: report.logs,
-            elapsed_ms: report.elapsed_ms,
-        })
-    }
-
-    /// Runs repo-sync plugin `name` for `repository`. The repository's own host is allowed
-    /// in addition to the manifest's `http` allow-list, and requests to it trust the
-    /// repository's CA (when it has one) besides the web PKI roots.
-    pub async fn sync_repository(
-        &self,
-        name: &str,
-        repository: &RepositoryInfo,
-    ) -> Result<CallReport<SyncOutcome>> {
-        let mut extra = Vec::new();
-        if let Ok(url) = reqwest::Url::parse(&repository.url)
-            && let Some(host) = url.host_str()
-        {
-            extra.push(match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            });
-        }
-        let (manifest, prepared, mut context) = self
-            .resolve(name, World::RepoSync, None, extra, None)
-            .await?;
-        if let Some(pem) = &repository.ca_pem {
-            let invalid = |detail| Error::InvalidCa {
-                repository: repository.name.clone(),
-                detail,
-            };
-            let roots = parse_ca_pem(pem).map_err(invalid)?;
-            context.http_clients.scoped = Some(
-                ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
-                    .map_err(invalid)?,
-            );
-        }
-        let repo = types::Repository::from(repository);
-        let report = self
-            .host
-            .call(
-                prepared,
-                context,
-                self.shutdown.child_token(),
-                move |store, prepared| {
-                    let Prepared::RepoSync(pre) = prepared else {
-                        return Err(wasmtime::Error::msg("not a repo-sync plugin"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    instance.call_sync(&mut *store, &repo)
-                },
-            )
-            .await?;
-        let outcome = Output::new(name, manifest.limits.max_output_bytes).sync(report.value)?;
-        Ok(CallReport {
-            value: outcome,
-            logs: report.logs,
-            elapsed_ms: report.elapsed_ms,
-        })
-    }
-
-    /// Calls lifecycle hook `name`'s `on-connect` (`connected`) or `on-disconnect`.
-    pub async fn lifecycle(
-        &self,
-        name: &str,
-        connected: bool,
-        cluster: &ClusterInfo,
-        kube: Arc<dyn KubeApi>,
-    ) -> Result<CallReport<()>> {
-        self.lifecycle_with_config(name, connected, cluster, kube, None)
-            .await
-    }
-
-    /// [`Plugins::lifecycle`] with `config` instead of the installed configuration (for this
-    /// call only: nothing is stored).
-    pub async fn lifecycle_with_config(
-        &self,
-        name: &str,
-        connected: bool,
-        cluster: &ClusterInfo,
-        kube: Arc<dyn KubeApi>,
-        config: Option<&serde_json::Value>,
-    ) -> Result<CallReport<()>> {
-        let (_, prepared, context) = self
-            .resolve(name, World::LifecycleHook, Some(kube), Vec::new(), config)
-            .await?;
-        let target = types::Cluster::from(cluster);
-        self.host
-            .call(
-                prepared,
-                context,
-                self.shutdown.child_token(),
-                move |store, prepared| {
-                    let Prepared::LifecycleHook(pre) = prepared else {
-                        return Err(wasmtime::Error::msg("not a lifecycle hook"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    if connected {
-                        instance.call_on_connect(&mut *store, &target)
-                    } else {
-                        instance.call_on_disconnect(&mut *store, &target)
-                    }
-                },
-            )
-            .await
-    }
-
     /// The row of plugin `name` with its parsed manifest: from the cache when read within
     /// [`ROW_CACHE_TTL`], else from the database.
     async fn row(&self, name: &str) -> Result<(Arc<PluginRow>, Arc<Manifest>)> {
@@ -552,85 +239,6 @@ impl Plugins {
     /// Drops the cached row of `name` after this replica changed it.
     fn forget(&self, name: &str) {
         self.rows.lock().remove(name);
-    }
-
-    /// The manifest, the prepared component and the call context of an enabled plugin.
-    async fn resolve(
-        &self,
-        name: &str,
-        world: World,
-        kube: Option<Arc<dyn KubeApi>>,
-        extra_hosts: Vec<String>,
-        config_override: Option<&serde_json::Value>,
-    ) -> Result<(Arc<Manifest>, Arc<Prepared>, CallContext)> {
-        let (row, manifest) = self.row(name).await?;
-        if !row.enabled {
-            return Err(Error::Disabled(name.to_owned()));
-        }
-        if manifest.world != world {
-            return Err(Error::WrongKind {
-                name: name.to_owned(),
-                actual: manifest.world,
-                expected: world,
-            });
-        }
-        let loader = {
-            let db = self.db.clone();
-            let local = self.local.read().get(name).cloned();
-            let row = Arc::clone(&row);
-            async move {
-                if row.source == PluginSource::Upload.as_str() {
-                    return db
-                        .plugin_component(&row.name, &row.digest)
-                        .await?
-                        .map(Bytes::from)
-                        .ok_or_else(|| Error::NotFound(row.name.clone()));
-                }
-                let missing = |detail: String| Error::MissingComponent {
-                    name: row.name.clone(),
-                    detail,
-                };
-                let local = local
-                    .ok_or_else(|| missing("such plugin in its plugin directory".to_owned()))?;
-                if local.digest != row.digest {
-                    return Err(missing(format!(
-                        "component with digest {} (its file has {})",
-                        row.digest, local.digest
-                    )));
-                }
-                let wasm = std::fs::read(&local.path)
-                    .map_err(|e| missing(format!("readable file {}: {e}", local.path.display())))?;
-                if digest(&wasm) != row.digest {
-                    return Err(missing(format!(
-                        "component with digest {} (the file changed since start)",
-                        row.digest
-                    )));
-                }
-                Ok(Bytes::from(wasm))
-            }
-        };
-        let prepared = self.host.prepare(&row.digest, world, loader).await?;
-        let config = match (config_override, &row.config) {
-            (Some(value), _) => value.to_string(),
-            (None, Some(text)) => text.clone(),
-            (None, None) => manifest.config.to_string(),
-        };
-        let mut http_allow = manifest.capabilities.http.clone().unwrap_or_default();
-        if manifest.capabilities.http.is_some() {
-            http_allow.extend(extra_hosts);
-        }
-        let context = CallContext {
-            plugin: name.to_owned(),
-            capabilities: manifest.capabilities.clone(),
-            limits: manifest.limits.clone(),
-            config,
-            kube,
-            http_allow,
-            http_clients: self.host.http_clients(),
-            runtime: tokio::runtime::Handle::current(),
-            deadline: Instant::now(),
-        };
-        Ok((manifest, prepared, context))
     }
 
     fn record(&self, row: PluginRow) -> Result<PluginRecord> {

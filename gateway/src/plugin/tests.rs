@@ -9,11 +9,11 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::http::{
     AddressPolicy, HttpClients, HttpError, OutboundRequest, ScopedTrust, allowed, client,
-    client_with_resolver, guarded_resolver, local_address, parse_ca_pem, send,
+    client_with_resolver, guarded_resolver, local_address, parse_ca_pem, send, validate_pattern,
 };
 use super::kube::{list_request, resource_path};
 use super::manifest::{LimitCeilings, Manifest, World};
-use super::{Error, HookScope};
+use super::{DisconnectedKubeApi, Error, HookScope, KubeApi};
 
 const CEILINGS: LimitCeilings = LimitCeilings {
     max_memory_mib: 256,
@@ -178,6 +178,7 @@ fn kinds_map_to_rest_paths() {
     assert!(
         path("storage.k8s.io/v1", "StorageClass", Some("a"), None)
             .unwrap_err()
+            .to_string()
             .contains("cluster-scoped")
     );
     // A custom kind that shares a built-in kind's name is not taken for it: no scope check.
@@ -206,11 +207,13 @@ fn kinds_map_to_rest_paths() {
     assert!(
         path("v1", "Node", Some("a"), None)
             .unwrap_err()
+            .to_string()
             .contains("cluster-scoped")
     );
     assert!(
         path("v1", "Pod", None, Some("p"))
             .unwrap_err()
+            .to_string()
             .contains("namespaced")
     );
     assert!(path("v2beta", "Pod", None, None).is_err());
@@ -285,15 +288,75 @@ fn a_repository_ca_must_be_pem_ca_certificates() {
     let pem = ca.cert.pem();
     assert_eq!(parse_ca_pem(&pem).unwrap().len(), 1);
     assert_eq!(parse_ca_pem(&format!("{pem}{pem}")).unwrap().len(), 2);
-    let no_cert = parse_ca_pem("hello").unwrap_err();
+    let no_cert = parse_ca_pem("hello").unwrap_err().to_string();
     assert!(no_cert.contains("no PEM certificate"), "{no_cert}");
-    let key_only = parse_ca_pem(&ca.key_pair.serialize_pem()).unwrap_err();
+    let key_only = parse_ca_pem(&ca.key_pair.serialize_pem())
+        .unwrap_err()
+        .to_string();
     assert!(key_only.contains("no PEM certificate"), "{key_only}");
     let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    let junk = parse_ca_pem(junk).unwrap_err();
+    let junk = parse_ca_pem(junk).unwrap_err().to_string();
     assert!(junk.contains("not a usable CA certificate"), "{junk}");
     let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
     assert!(parse_ca_pem(bad_base64).is_err());
+}
+
+#[test]
+fn path_pattern_and_ca_errors_read_as_before() {
+    let path = |v, k, ns, n| resource_path(v, k, ns, n).unwrap_err().to_string();
+    assert_eq!(
+        path("v2beta", "Pod", None, None),
+        "apiVersion `v2beta` is not `v1` or `group/version`"
+    );
+    assert_eq!(
+        path("v1", "Po d", None, None),
+        "kind `Po d` is not a Kubernetes kind"
+    );
+    assert_eq!(
+        path("v1", "Node", Some("a"), None),
+        "Node is cluster-scoped: give no namespace"
+    );
+    assert_eq!(
+        path("v1", "Pod", None, Some("p")),
+        "Pod is namespaced: give its namespace"
+    );
+    assert_eq!(
+        path("v1", "Pod", Some("a/b"), None),
+        "namespace `a/b` is not a valid name"
+    );
+    assert_eq!(
+        path("v1", "Pod", Some("a"), Some("../x")),
+        "name `../x` is not a valid object name"
+    );
+    assert_eq!(
+        validate_pattern("https://x").unwrap_err().to_string(),
+        "capabilities.http: `https://x` is not `host`, `host:port`, `*.domain` or `*`"
+    );
+    assert_eq!(
+        parse_ca_pem("hello").unwrap_err().to_string(),
+        "no PEM certificate (-----BEGIN CERTIFICATE-----) found"
+    );
+    let scoped = |url| match ScopedTrust::new(url, &[], &AddressPolicy::RefuseLocal) {
+        Ok(_) => panic!("`{url}` was taken"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        scoped("charts"),
+        "URL `charts`: relative URL without a base"
+    );
+    assert_eq!(scoped("mailto:a@b"), "URL `mailto:a@b` has no host");
+}
+
+#[tokio::test]
+async fn a_disconnected_cluster_reads_as_before() {
+    let error = DisconnectedKubeApi::new("c1")
+        .get("/api/v1/pods".to_owned())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cluster `c1` is not connected on this replica"
+    );
 }
 
 #[test]

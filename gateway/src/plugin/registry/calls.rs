@@ -1,0 +1,247 @@
+//! The calls that run a plugin: inspections, repository syncs and lifecycle hooks, and how a
+//! call finds its plugin's component, configuration and allow-list.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{PluginSource, Plugins, digest};
+use crate::plugin::bindings::types;
+use crate::plugin::engine::Prepared;
+use crate::plugin::host::{
+    CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
+};
+use crate::plugin::http::{ScopedTrust, parse_ca_pem};
+use crate::plugin::kube::KubeApi;
+use crate::plugin::manifest::{Manifest, World};
+use crate::plugin::{Error, Result};
+
+impl Plugins {
+    /// Runs inspector `name` against the cluster `kube` reads.
+    pub async fn inspect(
+        &self,
+        name: &str,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+    ) -> Result<CallReport<Vec<Finding>>> {
+        self.inspect_with_config(name, cluster, kube, None).await
+    }
+
+    /// [`Plugins::inspect`] with `config` instead of the installed configuration (for this
+    /// call only: nothing is stored).
+    pub async fn inspect_with_config(
+        &self,
+        name: &str,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+        config: Option<&serde_json::Value>,
+    ) -> Result<CallReport<Vec<Finding>>> {
+        let (manifest, prepared, context) = self
+            .resolve(name, World::Inspector, Some(kube), Vec::new(), config)
+            .await?;
+        let target = types::Cluster::from(cluster);
+        let report = self
+            .host
+            .call(
+                prepared,
+                context,
+                self.shutdown.child_token(),
+                move |store, prepared| {
+                    let Prepared::Inspector(pre) = prepared else {
+                        return Err(wasmtime::Error::msg("not an inspector"));
+                    };
+                    let instance = pre.instantiate(&mut *store)?;
+                    instance.call_inspect(&mut *store, &target)
+                },
+            )
+            .await?;
+        let findings =
+            Output::new(name, manifest.limits.max_output_bytes).findings(report.value)?;
+        Ok(CallReport {
+            value: findings,
+            logs: report.logs,
+            elapsed_ms: report.elapsed_ms,
+        })
+    }
+
+    /// Runs repo-sync plugin `name` for `repository`. The repository's own host is allowed
+    /// in addition to the manifest's `http` allow-list, and requests to it trust the
+    /// repository's CA (when it has one) besides the web PKI roots.
+    pub async fn sync_repository(
+        &self,
+        name: &str,
+        repository: &RepositoryInfo,
+    ) -> Result<CallReport<SyncOutcome>> {
+        let mut extra = Vec::new();
+        if let Ok(url) = reqwest::Url::parse(&repository.url)
+            && let Some(host) = url.host_str()
+        {
+            extra.push(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            });
+        }
+        let (manifest, prepared, mut context) = self
+            .resolve(name, World::RepoSync, None, extra, None)
+            .await?;
+        if let Some(pem) = &repository.ca_pem {
+            let invalid = |detail| Error::InvalidCa {
+                repository: repository.name.clone(),
+                detail,
+            };
+            let roots = parse_ca_pem(pem).map_err(|e| invalid(e.to_string()))?;
+            context.http_clients.scoped = Some(
+                ScopedTrust::new(&repository.url, &roots, &context.http_clients.policy)
+                    .map_err(|e| invalid(e.to_string()))?,
+            );
+        }
+        let repo = types::Repository::from(repository);
+        let report = self
+            .host
+            .call(
+                prepared,
+                context,
+                self.shutdown.child_token(),
+                move |store, prepared| {
+                    let Prepared::RepoSync(pre) = prepared else {
+                        return Err(wasmtime::Error::msg("not a repo-sync plugin"));
+                    };
+                    let instance = pre.instantiate(&mut *store)?;
+                    instance.call_sync(&mut *store, &repo)
+                },
+            )
+            .await?;
+        let outcome = Output::new(name, manifest.limits.max_output_bytes).sync(report.value)?;
+        Ok(CallReport {
+            value: outcome,
+            logs: report.logs,
+            elapsed_ms: report.elapsed_ms,
+        })
+    }
+
+    /// Calls lifecycle hook `name`'s `on-connect` (`connected`) or `on-disconnect`.
+    pub async fn lifecycle(
+        &self,
+        name: &str,
+        connected: bool,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+    ) -> Result<CallReport<()>> {
+        self.lifecycle_with_config(name, connected, cluster, kube, None)
+            .await
+    }
+
+    /// [`Plugins::lifecycle`] with `config` instead of the installed configuration (for this
+    /// call only: nothing is stored).
+    pub async fn lifecycle_with_config(
+        &self,
+        name: &str,
+        connected: bool,
+        cluster: &ClusterInfo,
+        kube: Arc<dyn KubeApi>,
+        config: Option<&serde_json::Value>,
+    ) -> Result<CallReport<()>> {
+        let (_, prepared, context) = self
+            .resolve(name, World::LifecycleHook, Some(kube), Vec::new(), config)
+            .await?;
+        let target = types::Cluster::from(cluster);
+        self.host
+            .call(
+                prepared,
+                context,
+                self.shutdown.child_token(),
+                move |store, prepared| {
+                    let Prepared::LifecycleHook(pre) = prepared else {
+                        return Err(wasmtime::Error::msg("not a lifecycle hook"));
+                    };
+                    let instance = pre.instantiate(&mut *store)?;
+                    if connected {
+                        instance.call_on_connect(&mut *store, &target)
+                    } else {
+                        instance.call_on_disconnect(&mut *store, &target)
+                    }
+                },
+            )
+            .await
+    }
+
+    /// The manifest, the prepared component and the call context of an enabled plugin.
+    async fn resolve(
+        &self,
+        name: &str,
+        world: World,
+        kube: Option<Arc<dyn KubeApi>>,
+        extra_hosts: Vec<String>,
+        config_override: Option<&serde_json::Value>,
+    ) -> Result<(Arc<Manifest>, Arc<Prepared>, CallContext)> {
+        let (row, manifest) = self.row(name).await?;
+        if !row.enabled {
+            return Err(Error::Disabled(name.to_owned()));
+        }
+        if manifest.world != world {
+            return Err(Error::WrongKind {
+                name: name.to_owned(),
+                actual: manifest.world,
+                expected: world,
+            });
+        }
+        let loader = {
+            let db = self.db.clone();
+            let local = self.local.read().get(name).cloned();
+            let row = Arc::clone(&row);
+            async move {
+                if row.source == PluginSource::Upload.as_str() {
+                    return db
+                        .plugin_component(&row.name, &row.digest)
+                        .await?
+                        .map(Bytes::from)
+                        .ok_or_else(|| Error::NotFound(row.name.clone()));
+                }
+                let missing = |detail: String| Error::MissingComponent {
+                    name: row.name.clone(),
+                    detail,
+                };
+                let local = local
+                    .ok_or_else(|| missing("such plugin in its plugin directory".to_owned()))?;
+                if local.digest != row.digest {
+                    return Err(missing(format!(
+                        "component with digest {} (its file has {})",
+                        row.digest, local.digest
+                    )));
+                }
+                let wasm = std::fs::read(&local.path)
+                    .map_err(|e| missing(format!("readable file {}: {e}", local.path.display())))?;
+                if digest(&wasm) != row.digest {
+                    return Err(missing(format!(
+                        "component with digest {} (the file changed since start)",
+                        row.digest
+                    )));
+                }
+                Ok(Bytes::from(wasm))
+            }
+        };
+        let prepared = self.host.prepare(&row.digest, world, loader).await?;
+        let config = match (config_override, &row.config) {
+            (Some(value), _) => value.to_string(),
+            (None, Some(text)) => text.clone(),
+            (None, None) => manifest.config.to_string(),
+        };
+        let mut http_allow = manifest.capabilities.http.clone().unwrap_or_default();
+        if manifest.capabilities.http.is_some() {
+            http_allow.extend(extra_hosts);
+        }
+        let context = CallContext {
+            plugin: name.to_owned(),
+            capabilities: manifest.capabilities.clone(),
+            limits: manifest.limits.clone(),
+            config,
+            kube,
+            http_allow,
+            http_clients: self.host.http_clients(),
+            runtime: tokio::runtime::Handle::current(),
+            deadline: Instant::now(),
+        };
+        Ok((manifest, prepared, context))
+    }
+}

@@ -1,0 +1,173 @@
+//! Installing plugins: loading the plugin directory into the database, and uploads.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::{LocalPlugin, PluginRecord, PluginSource, Plugins, digest};
+use crate::clock::now_millis;
+use crate::plugin::{Error, Result};
+use crate::storage::plugins::PluginRow;
+
+impl Plugins {
+    /// Loads every `NAME.toml` manifest of `dir` with its component (`NAME.wasm` unless the
+    /// manifest names one) and records it in the database. A plugin that fails is logged and
+    /// skipped; returns the names loaded. Components are compiled and checked against their
+    /// world on first use.
+    pub async fn load_directory(&self, dir: &Path) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(dir = %dir.display(), "no plugin directory");
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                return Err(Error::Host(format!(
+                    "plugin directory {}: {e}",
+                    dir.display()
+                )));
+            }
+        };
+        let mut manifests: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            // Run from a source checkout, `./plugins` is the plugin workspace: its Cargo
+            // manifest is not a plugin manifest.
+            .filter(|p| p.file_name().is_none_or(|n| n != "Cargo.toml"))
+            .collect();
+        manifests.sort();
+        let mut loaded = Vec::new();
+        for path in manifests {
+            match self.load_one(&path).await {
+                Ok(name) => {
+                    self.forget(&name);
+                    loaded.push(name);
+                }
+                Err(e) => {
+                    tracing::error!(manifest = %path.display(), error = %e, "plugin not loaded")
+                }
+            }
+        }
+        tracing::info!(dir = %dir.display(), plugins = ?loaded, "plugin directory loaded");
+        Ok(loaded)
+    }
+
+    async fn load_one(&self, manifest_path: &Path) -> Result<String> {
+        let text = std::fs::read_to_string(manifest_path)
+            .map_err(|e| Error::Host(format!("{}: {e}", manifest_path.display())))?;
+        let manifest = self.check_manifest(&text)?;
+        let file = match &manifest.component {
+            Some(file) => file.clone(),
+            None => {
+                let stem = manifest_path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy();
+                format!("{stem}.wasm")
+            }
+        };
+        let wasm_path = manifest_path.with_file_name(file);
+        let wasm = std::fs::read(&wasm_path)
+            .map_err(|e| Error::Host(format!("{}: {e}", wasm_path.display())))?;
+        if !wasm.starts_with(b"\0asm") {
+            return Err(Error::NotAComponent(format!(
+                "{} has no WebAssembly header",
+                wasm_path.display()
+            )));
+        }
+        // Compiled on first use (from the disk cache after a restart), not here: starting
+        // stays fast however many plugins the directory holds.
+        let digest = digest(&wasm);
+        let size = wasm.len() as i64;
+        let now = now_millis();
+        let row = PluginRow {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            world: manifest.world.as_str().to_owned(),
+            manifest: text,
+            digest: digest.clone(),
+            size,
+            source: PluginSource::Directory.as_str().to_owned(),
+            enabled: true,
+            config: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.db.plugin(&manifest.name).await? {
+            Some(existing) if existing.source != PluginSource::Directory.as_str() => {
+                return Err(Error::Host(format!(
+                    "an uploaded plugin named `{}` exists; the directory's is ignored",
+                    manifest.name
+                )));
+            }
+            Some(existing) => {
+                if existing.digest != row.digest || existing.manifest != row.manifest {
+                    self.db.replace_plugin(&row, None).await?;
+                }
+            }
+            None => match self.db.insert_plugin(&row, None).await {
+                Ok(()) | Err(crate::storage::StorageError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+        self.local.write().insert(
+            manifest.name.clone(),
+            LocalPlugin {
+                path: wasm_path,
+                digest,
+            },
+        );
+        Ok(manifest.name)
+    }
+
+    /// Installs an uploaded plugin after checking that the component implements the declared
+    /// world; with `replace`, an existing uploaded plugin of that name is replaced (keeping
+    /// its enabled flag and configuration).
+    pub async fn install(
+        &self,
+        manifest_text: &str,
+        wasm: Vec<u8>,
+        replace: bool,
+    ) -> Result<(PluginRecord, bool)> {
+        let manifest = self.check_manifest(manifest_text)?;
+        let digest = digest(&wasm);
+        let size = wasm.len() as i64;
+        // One buffer, shared by the compiler and the database write.
+        let wasm = Bytes::from(wasm);
+        let component = wasm.clone();
+        self.host
+            .prepare(&digest, manifest.world, async move { Ok(component) })
+            .await?;
+        let now = now_millis();
+        let row = PluginRow {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            world: manifest.world.as_str().to_owned(),
+            manifest: manifest_text.to_owned(),
+            digest,
+            size,
+            source: PluginSource::Upload.as_str().to_owned(),
+            enabled: true,
+            config: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let existing = self.db.plugin(&manifest.name).await?;
+        let replaced = match existing {
+            Some(existing) if existing.source == PluginSource::Directory.as_str() => {
+                return Err(Error::FromDirectory(manifest.name));
+            }
+            Some(_) if replace => {
+                self.db.replace_plugin(&row, Some(&wasm[..])).await?;
+                true
+            }
+            _ => {
+                self.db.insert_plugin(&row, Some(&wasm[..])).await?;
+                false
+            }
+        };
+        self.forget(&row.name);
+        tracing::info!(plugin = %row.name, version = %row.version, world = %row.world, replaced, "plugin installed");
+        Ok((self.get(&row.name).await?, replaced))
+    }
+}
