@@ -64,9 +64,7 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let command = with_env_source(Self::command(), env);
-        let matches = command.try_get_matches_from(args)?;
-        Self::from_arg_matches(&matches)
+        parse_with_env(args, env)
     }
 
     /// Parses the process's arguments and environment; exits with clap's message on error.
@@ -74,6 +72,18 @@ impl Cli {
     pub fn parse_process() -> Self {
         Self::parse()
     }
+}
+
+/// Parses `args` (program name first) as `P`, reading environment variables from `env`.
+fn parse_with_env<P, I, T>(args: I, env: &HashMap<String, String>) -> Result<P, clap::Error>
+where
+    P: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let command = with_env_source(P::command(), env);
+    let matches = command.try_get_matches_from(args)?;
+    P::from_arg_matches(&matches)
 }
 
 /// Rebinds every argument's environment variable to `env`: clap itself would read the process

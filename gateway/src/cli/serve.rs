@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use super::{Cli, Command, LogFormat};
+use super::{LogFormat, parse_with_env};
 
 /// Flags of `portico serve`. Values are validated into a `config::Config`.
 #[derive(Debug, Clone, Args)]
@@ -241,9 +241,25 @@ impl ServeArgs {
             .into_iter()
             .map(String::from)
             .chain(args.iter().map(|a| a.as_ref().to_owned()));
-        match Cli::parse_with_env(argv, env)?.command {
-            Command::Serve(args) => Ok(*args),
-            _ => unreachable!("the `serve` subcommand was parsed"),
-        }
+        let ServeCli {
+            command: ServeOnly::Serve(args),
+        } = parse_with_env(argv, env)?;
+        Ok(args)
     }
+}
+
+/// `portico serve` as the only command: the same program name, version and subcommand as
+/// [`Cli`](super::Cli), so parsing, errors and help read the same, and the parsed command
+/// cannot be another one.
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, propagate_version = true)]
+struct ServeCli {
+    #[command(subcommand)]
+    command: ServeOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServeOnly {
+    /// Run the gateway.
+    Serve(ServeArgs),
 }
