@@ -19,7 +19,7 @@ pub mod spec;
 pub mod upstream;
 
 pub use connection::{Connection, LocalState, Phase};
-pub use events::{ClusterEvent, ClusterEventKind, ClusterEvents};
+pub use events::{ClusterEvent, ClusterEventKind, ClusterEvents, Initiator};
 pub use manager::{ClusterManager, ClusterUpdate, ClusterView, NewCluster};
 use spec::SpecError;
 use upstream::{PoolOptions, UpstreamError};

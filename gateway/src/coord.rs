@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::{ClusterError, ClusterManager};
+use crate::cluster::{ClusterError, ClusterManager, Initiator};
 use crate::config::Config;
 use crate::storage::Db;
 use crate::telemetry::Metrics;
@@ -201,7 +201,7 @@ impl Coordinator {
         match &self.coordinated {
             Some(c) => Ok(c.sync.connect(id).await?),
             None => {
-                clusters.connect_local(id, true).await?;
+                clusters.connect_local(id, Initiator::ThisReplica).await?;
                 Ok(())
             }
         }
@@ -212,7 +212,7 @@ impl Coordinator {
         match &self.coordinated {
             Some(c) => Ok(c.sync.disconnect(id).await?),
             None => {
-                clusters.disconnect_local(id, true);
+                clusters.disconnect_local(id, Initiator::ThisReplica);
                 Ok(())
             }
         }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::events::{ClusterEventKind, ClusterEvents};
+use super::events::{ClusterEventKind, ClusterEvents, Initiator};
 use super::upstream::{Upstream, UpstreamError};
 use super::{ClusterOptions, Result};
 use crate::clock;
@@ -59,7 +59,7 @@ pub struct Connection {
     stop: CancellationToken,
     /// Whether this connection's first successful check was announced as a connect event.
     announced: AtomicBool,
-    initiator: bool,
+    initiator: Initiator,
 }
 
 impl Connection {
@@ -69,7 +69,7 @@ impl Connection {
         revision: i64,
         upstream: Upstream,
         stop: CancellationToken,
-        initiator: bool,
+        initiator: Initiator,
     ) -> Self {
         Self {
             id: id.to_owned(),

@@ -11,10 +11,11 @@ use crate::clock;
 pub struct ClusterEvent {
     pub cluster_id: String,
     pub kind: ClusterEventKind,
-    /// This replica made the change (the API call or lease change happened here, or the
-    /// gateway runs standalone): `cluster`-scoped hooks fire only where this is true, so once
-    /// per change; `replica`-scoped hooks fire on every replica's own local change.
-    pub initiator: bool,
+    /// Whether this replica made the change: `cluster`-scoped hooks fire only for
+    /// [`Initiator::ThisReplica`], so once per change; `replica`-scoped hooks fire on every
+    /// replica's own local change. Serialized as a bool (`true`: this replica).
+    #[serde(serialize_with = "initiator_as_bool")]
+    pub initiator: Initiator,
     /// The replica the event happened on.
     pub instance_id: String,
     /// Unix milliseconds.
@@ -22,6 +23,25 @@ pub struct ClusterEvent {
     /// The apiserver's version (connects only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+}
+
+/// Who made a local connect or disconnect happen, as the replica it happened on sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// This replica made the change: the API call or the lease change happened here (a
+    /// takeover of an expired lease included), or the gateway runs standalone.
+    ThisReplica,
+    /// This replica followed a change another replica made (it saw the cluster lease appear,
+    /// change or go), or only refreshed its own connection (a reload, `portico plugin run`).
+    OtherReplica,
+}
+
+/// `initiator` on the wire: `true` for [`Initiator::ThisReplica`].
+fn initiator_as_bool<S: serde::Serializer>(
+    initiator: &Initiator,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(*initiator == Initiator::ThisReplica)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,7 +74,7 @@ impl ClusterEvents {
         &self,
         cluster_id: &str,
         kind: ClusterEventKind,
-        initiator: bool,
+        initiator: Initiator,
         version: Option<String>,
     ) {
         // No subscriber is fine: nothing to notify.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connection::{ClusterLabel, Connection, LocalState, Phase, Supervisor, apply_check};
-use super::events::{ClusterEventKind, ClusterEvents};
+use super::events::{ClusterEventKind, ClusterEvents, Initiator};
 use super::spec::{self, ClusterSpec, Origin, ServerPolicy, SpecError};
 use super::upstream::{PoolOptions, Upstream};
 use super::{ClusterError, ClusterOptions, Result, validate_id};
@@ -224,14 +224,14 @@ impl ClusterManager {
             .await?
             .ok_or_else(|| ClusterError::NotFound(id.to_owned()))?;
         if self.connection(id).is_some() {
-            self.connect_record(&record, true).await?;
+            self.connect_record(&record, Initiator::ThisReplica).await?;
         }
         Ok(warnings)
     }
 
     /// Deletes a cluster after closing its local connection.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.disconnect_local(id, true);
+        self.disconnect_local(id, Initiator::ThisReplica);
         if !self.db.delete_cluster(id).await? {
             return Err(ClusterError::NotFound(id.to_owned()));
         }
@@ -256,13 +256,19 @@ impl ClusterManager {
 
     /// Connects this replica to the cluster (rebuilding an existing connection) and waits for
     /// the first `/version` check. A failed check leaves the cluster `failed` and retrying.
-    /// `initiator`: this replica made the change (see [`ClusterEvent::initiator`]).
-    pub async fn connect_local(&self, id: &str, initiator: bool) -> Result<LocalState> {
+    /// `initiator`: who made the change (see
+    /// [`ClusterEvent::initiator`](super::ClusterEvent::initiator)).
+    pub async fn connect_local(&self, id: &str, initiator: Initiator) -> Result<LocalState> {
         let record = self.record(id).await?;
         self.connect_record(&record, initiator).await
     }
 
-    async fn connect_record(&self, record: &ClusterRecord, initiator: bool) -> Result<LocalState> {
+    /// [`ClusterManager::connect_local`] for a record the caller has read already.
+    pub async fn connect_record(
+        &self,
+        record: &ClusterRecord,
+        initiator: Initiator,
+    ) -> Result<LocalState> {
         let spec = self.open(record)?;
         let pool = PoolOptions {
             deny_local_servers: self.options.deny_local_servers,
@@ -313,7 +319,7 @@ impl ClusterManager {
     }
 
     /// Closes this replica's connection; returns whether there was one.
-    pub fn disconnect_local(&self, id: &str, initiator: bool) -> bool {
+    pub fn disconnect_local(&self, id: &str, initiator: Initiator) -> bool {
         let removed = self.connections.write().remove(id);
         match removed {
             Some(connection) => {
@@ -356,7 +362,7 @@ impl ClusterManager {
         let mut connected = 0;
         for record in self.db.clusters().await? {
             if record.desired_state == DesiredState::Connected {
-                match self.connect_record(&record, true).await {
+                match self.connect_record(&record, Initiator::ThisReplica).await {
                     Ok(_) => connected += 1,
                     Err(e) => tracing::warn!(cluster = %record.id, error = %e, "cannot connect"),
                 }

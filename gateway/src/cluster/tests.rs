@@ -23,11 +23,21 @@ fn cluster_events_serialize_with_a_bool_initiator() {
         server_version: server_version.map(str::to_owned),
     };
     assert_eq!(
-        serde_json::to_string(&event(ClusterEventKind::Connected, true, Some("v1.30.2"))).unwrap(),
+        serde_json::to_string(&event(
+            ClusterEventKind::Connected,
+            Initiator::ThisReplica,
+            Some("v1.30.2")
+        ))
+        .unwrap(),
         r#"{"clusterId":"prod","kind":"connected","initiator":true,"instanceId":"replica-a","at":1700000000000,"serverVersion":"v1.30.2"}"#
     );
     assert_eq!(
-        serde_json::to_string(&event(ClusterEventKind::Disconnected, false, None)).unwrap(),
+        serde_json::to_string(&event(
+            ClusterEventKind::Disconnected,
+            Initiator::OtherReplica,
+            None
+        ))
+        .unwrap(),
         r#"{"clusterId":"prod","kind":"disconnected","initiator":false,"instanceId":"replica-a","at":1700000000000}"#
     );
 }
