@@ -380,7 +380,8 @@ impl ClusterManager {
     }
 
     fn seal(&self, id: &str, spec: &ClusterSpec) -> Vec<u8> {
-        let json = serde_json::to_vec(spec).expect("spec serializes");
+        // Strings, bools and string-keyed maps: serde_json has nothing to refuse here.
+        let json = serde_json::to_vec(spec).expect("a ClusterSpec serializes to JSON");
         self.key.seal(id.as_bytes(), &json)
     }
 
