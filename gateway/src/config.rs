@@ -4,143 +4,22 @@
 //! the flag and its environment variable instead of surfacing later as odd behaviour.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::cli::{LogFormat, ServeArgs};
-use crate::crypto::{KeyError, SecretKey};
+use crate::crypto::SecretKey;
 
-/// A configuration value that cannot be used; the message names the flag and its variable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// `--listen` is not `HOST:PORT`.
-    #[error("--listen / LISTEN: `{0}` is not an address like 0.0.0.0:3618")]
-    Listen(String),
-    /// `--database-url` has a scheme other than sqlite or postgres.
-    #[error(
-        "--database-url / DATABASE_URL: `{0}` is neither sqlite://PATH nor postgres://USER@HOST/DB"
-    )]
-    DatabaseUrl(String),
-    /// A shared database needs the key every replica encrypts with.
-    #[error(
-        "--secret-key / SECRET_KEY is required with PostgreSQL: every replica must share the key \
-         that encrypts cluster credentials (generate one with `openssl rand -base64 32`)"
-    )]
-    SecretKeyRequired,
-    /// The secret key cannot be decoded.
-    #[error("--secret-key / SECRET_KEY: {0}")]
-    SecretKey(#[from] KeyError),
-    /// A duration flag that must be positive is zero.
-    #[error("--{flag} / {env}: must be at least 1 second")]
-    ZeroDuration {
-        /// Flag name without dashes.
-        flag: &'static str,
-        /// Environment variable.
-        env: &'static str,
-    },
-    /// A count flag that must be positive is zero.
-    #[error("--{flag} / {env}: must be at least 1")]
-    Zero {
-        /// Flag name without dashes.
-        flag: &'static str,
-        /// Environment variable.
-        env: &'static str,
-    },
-    /// `--metrics-listen` is not `HOST:PORT`.
-    #[error("--metrics-listen / METRICS_LISTEN: `{0}` is not an address like 0.0.0.0:9464")]
-    MetricsListen(String),
-    /// Leader timings that client-go would reject as well.
-    #[error("leader election timings: {0}")]
-    LeaderTimings(String),
-    /// A name that cannot prefix Kubernetes object names.
-    #[error(
-        "--product-name / PRODUCT_NAME: `{0}` must be 1-40 lower-case letters, digits or '-', \
-         starting and ending with a letter or digit (it prefixes lease names)"
-    )]
-    ProductName(String),
-    /// An empty or oversized instance id.
-    #[error("--instance-id / INSTANCE_ID: `{0}` must be 1-128 printable characters without spaces")]
-    InstanceId(String),
-    /// Certificate files and plain HTTP at once.
-    #[error("--plain-http / PLAIN_HTTP cannot be combined with --tls-cert-file/--tls-key-file")]
-    TlsConflict,
-    /// No way to serve HTTPS with a shared database.
-    #[error(
-        "with PostgreSQL, give --tls-cert-file and --tls-key-file (every replica serves the same \
-         certificate), or --plain-http / PLAIN_HTTP when TLS terminates in front of the gateway"
-    )]
-    TlsRequired,
-    /// A public URL that is not http(s).
-    #[error("--public-url / PUBLIC_URL: `{0}` must start with http:// or https://")]
-    PublicUrl(String),
-    /// A supplied admin token too short to be safe.
-    #[error("--admin-token / ADMIN_TOKEN: must be at least 16 characters")]
-    AdminToken,
-    /// Reading or creating a file the configuration refers to.
-    #[error("{what} `{path}`: {source}")]
-    Io {
-        /// What the file is for.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-}
+mod database;
+mod error;
+mod identity;
+mod timings;
 
-pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
-
-/// Where state lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    /// Embedded SQLite file (its folder is the data folder).
-    Sqlite(PathBuf),
-    /// A PostgreSQL URL, shared by replicas.
-    Postgres(String),
-}
-
-impl DatabaseUrl {
-    /// Parses `sqlite://PATH`, `sqlite:PATH` or `postgres[ql]://…`.
-    pub fn parse(url: &str) -> Result<Self> {
-        if let Some(rest) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            let path = rest.split('?').next().unwrap_or_default();
-            if path.is_empty() || path == ":memory:" {
-                return Err(ConfigError::DatabaseUrl(url.to_owned()));
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self::Postgres(url.to_owned()));
-        }
-        Err(ConfigError::DatabaseUrl(url.to_owned()))
-    }
-
-    /// The folder of generated local state (SQLite only).
-    pub fn data_dir(&self) -> Option<&Path> {
-        match self {
-            Self::Sqlite(path) => Some(path.parent().unwrap_or(Path::new("."))),
-            Self::Postgres(_) => None,
-        }
-    }
-
-    /// Human-readable form without credentials, for logs.
-    pub fn redacted(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme), Some(at)) if at > scheme => {
-                    format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-                }
-                _ => url.clone(),
-            },
-        }
-    }
-}
+pub use database::DatabaseUrl;
+pub use error::{ConfigError, Result};
+use identity::{default_instance_id, valid_instance_id, valid_product_name};
+pub use timings::{LeaderTimings, LeaseTimings};
+use timings::{at_least_one, leader_timings, lease_timings, positive};
 
 /// Which cluster holds the coordination leases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,21 +43,6 @@ pub enum TlsMode {
     SelfSigned,
     /// Plain HTTP (TLS terminates in front).
     Off,
-}
-
-/// Cluster and instance lease timings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseTimings {
-    pub duration: Duration,
-    pub renew_interval: Duration,
-}
-
-/// client-go style leader election timings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaderTimings {
-    pub lease_duration: Duration,
-    pub renew_deadline: Duration,
-    pub retry_period: Duration,
 }
 
 /// The gateway's validated configuration.
@@ -435,13 +299,6 @@ impl Config {
     }
 }
 
-fn at_least_one(value: usize, flag: &'static str, env: &'static str) -> Result<usize> {
-    if value == 0 {
-        return Err(ConfigError::Zero { flag, env });
-    }
-    Ok(value)
-}
-
 /// How webhooks are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryOptions {
@@ -472,99 +329,6 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Open connections at most (accepting pauses at the cap).
     pub max_connections: usize,
-}
-
-fn positive(seconds: u64, flag: &'static str, env: &'static str) -> Result<Duration> {
-    if seconds == 0 {
-        return Err(ConfigError::ZeroDuration { flag, env });
-    }
-    Ok(Duration::from_secs(seconds))
-}
-
-/// A renew interval of 0 or not below the duration would let leases lapse between renewals;
-/// it falls back to a third of the duration (at least 1 s), with a warning.
-fn lease_timings(duration: u64, renew: u64, warnings: &mut Vec<String>) -> Result<LeaseTimings> {
-    let duration = positive(duration, "lease-duration-seconds", "LEASE_DURATION_SECONDS")?;
-    let renew_interval = if renew == 0 || renew >= duration.as_secs() {
-        let fallback = (duration.as_secs() / 3).max(1);
-        warnings.push(format!(
-            "--lease-renew-interval-seconds {renew} must be between 1 and the lease duration \
-             ({}s); using {fallback}s",
-            duration.as_secs()
-        ));
-        Duration::from_secs(fallback)
-    } else {
-        Duration::from_secs(renew)
-    };
-    Ok(LeaseTimings {
-        duration,
-        renew_interval,
-    })
-}
-
-/// The same rules client-go's `leaderelection.NewLeaderElector` enforces.
-fn leader_timings(duration: u64, deadline: u64, retry: u64) -> Result<LeaderTimings> {
-    let lease_duration = positive(
-        duration,
-        "leader-lease-duration-seconds",
-        "LEADER_LEASE_DURATION_SECONDS",
-    )?;
-    let renew_deadline = positive(
-        deadline,
-        "leader-renew-deadline-seconds",
-        "LEADER_RENEW_DEADLINE_SECONDS",
-    )?;
-    let retry_period = positive(
-        retry,
-        "leader-retry-period-seconds",
-        "LEADER_RETRY_PERIOD_SECONDS",
-    )?;
-    if lease_duration <= renew_deadline {
-        return Err(ConfigError::LeaderTimings(format!(
-            "lease duration ({duration}s) must be greater than the renew deadline ({deadline}s)"
-        )));
-    }
-    // client-go: renewDeadline must exceed JitterFactor (1.2) × retryPeriod.
-    if deadline * 10 <= retry * 12 {
-        return Err(ConfigError::LeaderTimings(format!(
-            "renew deadline ({deadline}s) must be greater than 1.2 × the retry period ({retry}s)"
-        )));
-    }
-    Ok(LeaderTimings {
-        lease_duration,
-        renew_deadline,
-        retry_period,
-    })
-}
-
-fn valid_product_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=40).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-}
-
-fn valid_instance_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic())
-}
-
-/// `<hostname>-<6 random [a-z0-9]>`, made once per process.
-fn default_instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "portico".to_owned());
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let suffix: String = (0..6)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("{host}-{suffix}")
 }
 
 #[cfg(test)]

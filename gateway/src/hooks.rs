@@ -16,9 +16,9 @@
 //! `app.tasks`, so a slow, hanging or failing hook never delays the connect or disconnect. Work
 //! ends when `app.shutdown` is cancelled.
 //!
-//! Scope: a `cluster`-scoped hook fires only for events whose [`ClusterEvent::initiator`] is set
-//! (once per change, on the replica that made it; always in standalone mode); a
-//! `replica`-scoped hook fires for every local connect and disconnect.
+//! Scope: a `cluster`-scoped hook fires only for events whose [`ClusterEvent::initiator`] is
+//! [`Initiator::ThisReplica`] (once per change, on the replica that made it; always in
+//! standalone mode); a `replica`-scoped hook fires for every local connect and disconnect.
 //!
 //! A new kind of hook implements [`HookSink`] and joins the list in [`start`].
 
@@ -33,7 +33,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::{ClusterEvent, ClusterEventKind};
+use crate::cluster::{ClusterEvent, ClusterEventKind, Initiator};
 use crate::crypto::OpenError;
 use crate::storage::StorageError;
 use crate::telemetry::Metrics;
@@ -76,7 +76,7 @@ impl From<ClusterEventKind> for EventKind {
 /// Whether a hook of `scope` fires for `event`.
 pub fn fires(scope: HookScope, event: &ClusterEvent) -> bool {
     match scope {
-        HookScope::Cluster => event.initiator,
+        HookScope::Cluster => event.initiator == Initiator::ThisReplica,
         HookScope::Replica => true,
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::cluster::Initiator;
 use crate::coord::{InstanceView, LeaderView};
 
 pub fn routes() -> Router<App> {
@@ -41,7 +42,11 @@ async fn reload(
             format!("cluster `{id}` is not connected on this replica; nothing to reload"),
         ));
     }
-    app.clusters.connect_local(&id, false).await?;
+    // A rebuild of this replica's own connection: no lifecycle change, so `cluster`-scoped
+    // hooks stay quiet.
+    app.clusters
+        .connect_record(&record, Initiator::OtherReplica)
+        .await?;
     let view = super::clusters::view_of(&app, record);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }

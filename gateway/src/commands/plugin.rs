@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{CommandError, open_database};
 use crate::cli::{PluginRunArgs, RunEvent};
-use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, Phase};
+use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, Initiator, Phase};
 use crate::config::DatabaseUrl;
 use crate::plugin::{
     ClusterInfo, DisconnectedKubeApi, Error as PluginError, Finding, HostSettings, KubeApi,
@@ -81,9 +81,9 @@ async fn run(
 ) -> Result<PluginRun, CommandError> {
     let record = clusters.record(&args.cluster).await?;
     let cluster = ClusterInfo {
-        id: record.id,
-        name: record.name,
-        labels: record.labels,
+        id: record.id.clone(),
+        name: record.name.clone(),
+        labels: record.labels.clone(),
     };
     let settings = HostSettings::for_database(database);
     let (plugins, from, _scratch) = find_plugin(
@@ -108,7 +108,10 @@ async fn run(
 
     let mut server_version = None;
     let kube: Arc<dyn KubeApi> = if connect {
-        let state = clusters.connect_local(&cluster.id, false).await?;
+        // A connection for this run only, not a lifecycle change of the cluster.
+        let state = clusters
+            .connect_record(&record, Initiator::OtherReplica)
+            .await?;
         if state.phase != Phase::Connected {
             return Err(CommandError::NotConnected {
                 cluster: cluster.id,

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::leader::sleep_or_stop;
 use super::lease::{LeaseApi, LeaseError, Leases, claim, holder, now};
-use crate::cluster::ClusterManager;
+use crate::cluster::{ClusterManager, Initiator};
 use crate::config::LeaseTimings;
 use crate::storage::Db;
 use crate::storage::clusters::DesiredState;
@@ -122,7 +122,9 @@ impl<L: LeaseApi> LeaseSync<L> {
         self.state.lock().pending.insert(cluster_id.to_owned());
         let result = async {
             let record = self.clusters.record(cluster_id).await?;
-            self.clusters.connect_local(cluster_id, true).await?;
+            self.clusters
+                .connect_record(&record, Initiator::ThisReplica)
+                .await?;
             if let Err(e) = self
                 .cluster_leases
                 .ensure(cluster_id, record.config_revision)
@@ -160,7 +162,8 @@ impl<L: LeaseApi> LeaseSync<L> {
         }
         self.cluster_leases.delete(cluster_id).await?;
         // This replica disconnects now; its own delete event then finds nothing to do.
-        self.clusters.disconnect_local(cluster_id, true);
+        self.clusters
+            .disconnect_local(cluster_id, Initiator::ThisReplica);
         self.state.lock().deleting.remove(cluster_id);
         Ok(())
     }
@@ -267,7 +270,10 @@ impl<L: LeaseApi> LeaseSync<L> {
         };
         if self.cluster_leases.clean(&known, wanted).await? == Cleanup::TookOver
             && self.clusters.connection(&known.cluster_id).is_none()
-            && let Err(e) = self.clusters.connect_local(&known.cluster_id, true).await
+            && let Err(e) = self
+                .clusters
+                .connect_local(&known.cluster_id, Initiator::ThisReplica)
+                .await
         {
             tracing::warn!(cluster = %known.cluster_id, error = %e, "cannot connect a taken-over cluster");
         }

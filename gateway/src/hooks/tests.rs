@@ -12,7 +12,11 @@ fn event(kind: ClusterEventKind, initiator: bool) -> ClusterEvent {
     ClusterEvent {
         cluster_id: "prod".to_owned(),
         kind,
-        initiator,
+        initiator: if initiator {
+            Initiator::ThisReplica
+        } else {
+            Initiator::OtherReplica
+        },
         instance_id: "replica-a".to_owned(),
         at: 1,
         server_version: None,

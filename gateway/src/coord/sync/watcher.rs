@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LeaseSync;
 use super::cluster_leases::cluster_id_of;
+use crate::cluster::Initiator;
 use crate::coord::leader::sleep_or_stop;
 use crate::coord::lease::{LeaseApi, annotation};
 use crate::coord::names;
@@ -115,7 +116,7 @@ impl<L: LeaseApi> LeaseSync<L> {
         for id in self.clusters.local_ids() {
             if !seen.contains(&id) && !keep.contains(&id) {
                 tracing::info!(cluster = %id, "no lease for a local connection; disconnecting");
-                self.clusters.disconnect_local(&id, false);
+                self.clusters.disconnect_local(&id, Initiator::OtherReplica);
             }
         }
     }
@@ -153,7 +154,10 @@ impl<L: LeaseApi> LeaseSync<L> {
         let clusters = self.clusters.clone();
         let state = self.state.clone();
         tokio::spawn(async move {
-            match clusters.connect_local(&cluster_id, false).await {
+            match clusters
+                .connect_local(&cluster_id, Initiator::OtherReplica)
+                .await
+            {
                 Ok(local) => {
                     tracing::info!(cluster = %cluster_id, state = ?local.phase, "connected from the cluster lease")
                 }
@@ -171,10 +175,15 @@ impl<L: LeaseApi> LeaseSync<L> {
         let Some(cluster_id) = cluster_id_of(lease) else {
             return;
         };
-        let initiator = {
+        let deleted_here = {
             let mut state = self.state.lock();
             state.held.remove(&cluster_id);
             state.deleting.remove(&cluster_id)
+        };
+        let initiator = if deleted_here {
+            Initiator::ThisReplica
+        } else {
+            Initiator::OtherReplica
         };
         self.clusters.disconnect_local(&cluster_id, initiator);
     }

@@ -1,0 +1,106 @@
+//! Commands that work on the database directly, without a running gateway: `cluster import`
+//! and `plugin run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{ClusterServerArgs, OutputFormat};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin once against one registered cluster, in this process: connects to the
+    /// cluster with the credentials in the database, calls the plugin, prints what it found.
+    /// Inspectors report findings; lifecycle hooks get `on-connect` (or `--event
+    /// disconnected`). The plugin's log lines go to stderr as it runs.
+    Run(PluginRunArgs),
+}
+
+/// Flags of `portico plugin run`.
+#[derive(Debug, Clone, Args)]
+pub struct PluginRunArgs {
+    /// The plugin's name (its manifest's `name`).
+    pub plugin: String,
+
+    /// The registered cluster to run it against.
+    #[arg(long)]
+    pub cluster: String,
+
+    /// A folder of plugins (`NAME.toml` beside `NAME.wasm`) to take the plugin from, before
+    /// the database. Nothing from it is stored.
+    #[arg(long, env = "PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+
+    /// Configuration for this run instead of the installed one: JSON, or `@FILE` holding JSON.
+    #[arg(long)]
+    pub config: Option<String>,
+
+    /// Lifecycle hooks: the event to deliver.
+    #[arg(long, value_enum, default_value = "connected")]
+    pub event: RunEvent,
+
+    /// How to print the result.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Same as `portico serve`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/portico.db"
+    )]
+    pub database_url: String,
+
+    /// Same as `portico serve`.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// The event `portico plugin run` delivers to a lifecycle hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunEvent {
+    /// `on-connect`, with read access to the cluster.
+    Connected,
+    /// `on-disconnect`: as in the gateway, the cluster cannot be read any more.
+    Disconnected,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Register every context of a kubeconfig file (ids from context names; existing ids are
+    /// left alone). File references and exec plugins are allowed: you run this as the operator.
+    Import(ImportArgs),
+}
+
+/// Flags of `portico cluster import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The kubeconfig file to read.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+
+    /// Only these contexts (repeatable; default: all).
+    #[arg(long = "context")]
+    pub contexts: Vec<String>,
+
+    /// Mark the imported clusters `connected`: replicas started with `--connect-cluster` (or
+    /// coordinating through leases) connect them.
+    #[arg(long)]
+    pub connect: bool,
+
+    /// How cluster servers are vetted, as for `portico serve`.
+    #[command(flatten)]
+    pub cluster_servers: ClusterServerArgs,
+
+    /// Same as `portico serve`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/portico.db"
+    )]
+    pub database_url: String,
+
+    /// Same as `portico serve`.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
