@@ -66,9 +66,12 @@ pub enum CoordError {
 pub struct Coordinator {
     instance_id: String,
     leadership: watch::Receiver<Leadership>,
+    /// True once the first cluster lease list is done (at once, standalone).
+    listed: watch::Receiver<bool>,
     coordinated: Option<Coordinated>,
-    /// Standalone: fixed leadership and readiness (senders kept so receivers stay open).
-    fixed: Option<(watch::Sender<Leadership>, watch::Sender<bool>)>,
+    /// Standalone: the senders of the fixed leadership and readiness, kept so that their
+    /// receivers stay open.
+    _fixed: Option<(watch::Sender<Leadership>, watch::Sender<bool>)>,
 }
 
 #[derive(Debug)]
@@ -92,11 +95,13 @@ impl Coordinator {
             term: Some(0),
             holder: Some(instance_id.to_owned()),
         });
+        let (listed_tx, listed) = watch::channel(true);
         Self {
             instance_id: instance_id.to_owned(),
             leadership: rx,
+            listed,
             coordinated: None,
-            fixed: Some((tx, watch::channel(true).0)),
+            _fixed: Some((tx, listed_tx)),
         }
     }
 
@@ -166,6 +171,7 @@ impl Coordinator {
         Ok(Self {
             instance_id: config.instance_id.clone(),
             leadership,
+            listed: sync.listed(),
             coordinated: Some(Coordinated {
                 elector,
                 sync,
@@ -174,7 +180,7 @@ impl Coordinator {
                 tasks,
                 handles: parking_lot::Mutex::new(handles),
             }),
-            fixed: None,
+            _fixed: None,
         })
     }
 
@@ -185,11 +191,7 @@ impl Coordinator {
 
     /// True once the first cluster lease list is done (always, standalone).
     pub fn listed(&self) -> watch::Receiver<bool> {
-        match (&self.coordinated, &self.fixed) {
-            (Some(c), _) => c.sync.listed(),
-            (None, Some((_, listed))) => listed.subscribe(),
-            (None, None) => unreachable!("a coordinator is standalone or coordinated"),
-        }
+        self.listed.clone()
     }
 
     pub fn is_coordinated(&self) -> bool {
