@@ -94,7 +94,7 @@ use portico::plugin::{
     ClusterInfo, DisconnectedKubeApi, Finding, HostSettings, KubeApi, KubeFuture, Plugins,
     RepositoryInfo, RestKubeApi, SyncOutcome,
 };
-use portico::storage::Db;
+use portico::testing::Db;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;

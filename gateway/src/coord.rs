@@ -194,10 +194,6 @@ impl Coordinator {
         self.listed.clone()
     }
 
-    pub fn is_coordinated(&self) -> bool {
-        self.coordinated.is_some()
-    }
-
     /// Connect requested on this replica.
     pub async fn connect(&self, clusters: &ClusterManager, id: &str) -> Result<(), CoordError> {
         match &self.coordinated {

@@ -1,7 +1,7 @@
 //! Portico: a WebAssembly-extensible HTTP gateway in front of many Kubernetes clusters.
 //!
 //! The binary (`portico serve`) is a thin shell around [`server::Gateway`]; tests start the
-//! same gateway in-process. See `ARCHITECTURE` in the README for how the modules fit together.
+//! same gateway in-process. `gateway/ARCHITECTURE.md` says how the modules fit together.
 
 // The surface the binary, the plugin tooling and embedders use.
 pub mod cli;
@@ -12,21 +12,24 @@ pub mod records;
 pub mod server;
 pub mod telemetry;
 
-/// Declares internal modules: crate-private, unless the `testing` feature (enabled only by the
-/// workspace's end-to-end tests and benchmarks) opens them so tests can seed and inspect
-/// state that the HTTP API does not expose.
-macro_rules! internal {
-    ($($module:ident),* $(,)?) => {
-        $(
-            #[cfg(feature = "testing")]
-            pub mod $module;
-            #[cfg(not(feature = "testing"))]
-            pub(crate) mod $module;
-        )*
-    };
-}
+// Internals: crate-private. The end-to-end tests and benchmarks reach what they need below
+// the HTTP API and the CLI through `testing` (the `testing` feature, never in releases).
+pub(crate) mod api;
+pub(crate) mod app;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod clock;
+pub(crate) mod cluster;
+pub(crate) mod coord;
+pub(crate) mod crypto;
+pub(crate) mod files;
+pub(crate) mod hooks;
+pub(crate) mod ids;
+pub(crate) mod jobs;
+pub(crate) mod peer;
+pub(crate) mod proxy;
+pub(crate) mod storage;
+pub(crate) mod tls;
 
-internal!(
-    api, app, audit, auth, clock, cluster, coord, crypto, files, hooks, ids, jobs, peer, proxy,
-    storage, tls,
-);
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -331,7 +331,8 @@ impl Gateway {
         self.generated_admin_token.as_deref()
     }
 
-    /// The shared state (for embedding and tests).
+    /// The shared state, for the workspace's tests (the `testing` feature).
+    #[cfg(feature = "testing")]
     pub fn app(&self) -> &App {
         &self.app
     }

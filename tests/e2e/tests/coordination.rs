@@ -260,10 +260,7 @@ async fn an_expired_lease_of_an_unwanted_cluster_is_deleted() {
     c.gateway()
         .app()
         .db
-        .set_desired_state(
-            "managed",
-            portico::storage::clusters::DesiredState::Disconnected,
-        )
+        .set_desired_state("managed", portico::testing::DesiredState::Disconnected)
         .await
         .unwrap();
     c.gateway_crash().await;

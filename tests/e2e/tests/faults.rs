@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube_sim::KubeSim;
-use portico::cluster::{ClusterEventKind, Connection};
+use portico::testing::{ClusterEventKind, Connection};
 use portico_e2e::fleet::{self, FLEET_KEY, Fleet, is_leader};
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::plugin_dir;
@@ -106,7 +106,7 @@ fn cluster_leases(sim: &KubeSim) -> BTreeMap<String, Value> {
 /// every cluster (not a rebuilt one) and that it stays `connected`, and that at most one replica
 /// leads. Returns what went wrong, with the time since the watch started.
 fn watch_connections(
-    replicas: Vec<(String, portico::app::App)>,
+    replicas: Vec<(String, portico::testing::App)>,
     expected: Vec<Vec<(String, Arc<Connection>)>>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<String>> {
@@ -692,7 +692,7 @@ async fn postgres_restarted_under_load_answers_503_and_recovers() {
 
     // Up again, on the same port: everything recovers by itself.
     let restarted = Instant::now();
-    let restarted_ms = portico::clock::now_millis();
+    let restarted_ms = portico::testing::now_millis();
     {
         let pg = pg.clone();
         blocking(move || pg.start()).await;
@@ -784,7 +784,7 @@ async fn postgres_restarted_under_load_answers_503_and_recovers() {
         );
     }
     // A 503 comes once the pool gives up waiting for a connection, not later.
-    let bound = portico::storage::ACQUIRE_TIMEOUT + Duration::from_secs(5);
+    let bound = portico::testing::ACQUIRE_TIMEOUT + Duration::from_secs(5);
     for (what, took) in [
         ("a probe right after the stop", slowest_first),
         ("a probe after 6 s", slowest_later),
@@ -920,7 +920,7 @@ async fn a_job_run_that_ends_while_postgres_is_down_is_not_left_running() {
         blocking(move || pg.stop()).await;
     }
     // Long enough that the run's last writes give up (each waits the pool's acquire timeout).
-    tokio::time::sleep(latency + portico::storage::ACQUIRE_TIMEOUT * 3).await;
+    tokio::time::sleep(latency + portico::testing::ACQUIRE_TIMEOUT * 3).await;
     {
         let pg = pg.clone();
         blocking(move || pg.start()).await;

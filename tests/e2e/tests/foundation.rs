@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use portico::auth::{Access, Grant, Role, Token};
-use portico::clock::now_millis;
 use portico::config::DatabaseUrl;
-use portico::crypto::{OpenError, SecretKey};
+use portico::records::auth::{Access, Grant, Role, Token};
 use portico::server::StartError;
-use portico::storage::clusters::{ClusterRecord, DesiredState};
-use portico::storage::{Db, StorageError};
+use portico::testing::now_millis;
+use portico::testing::{ClusterRecord, DesiredState};
+use portico::testing::{Db, StorageError};
+use portico::testing::{OpenError, SecretKey};
 use portico_e2e::gateway::{StartFailure, TestGateway};
 use portico_e2e::postgres::TestPostgres;
 use reqwest::{Method, StatusCode};
@@ -209,7 +209,7 @@ async fn exercise_tokens(gw: &TestGateway) {
         created_at: now_millis() - 10_000,
         expires_at: Some(now_millis() - 1),
     };
-    db.insert_token(&expired, &portico::crypto::token_hash("pt_expired-secret"))
+    db.insert_token(&expired, &portico::testing::token_hash("pt_expired-secret"))
         .await
         .unwrap();
     let response = gw

@@ -170,14 +170,14 @@ async fn impersonation_names_that_cannot_be_sent_are_refused_never_dropped() -> 
 
     // A token stored before names were checked: the proxy refuses rather than sending the
     // request with the gateway's own credential.
-    let secret = portico::crypto::generate_token();
-    let token = portico::auth::Token {
+    let secret = portico::testing::generate_token();
+    let token = portico::records::auth::Token {
         id: "legacy".to_owned(),
         name: "legacy".to_owned(),
-        role: portico::auth::Role::User,
-        grants: vec![portico::auth::Grant {
+        role: portico::records::auth::Role::User,
+        grants: vec![portico::records::auth::Grant {
             cluster: "sim".to_owned(),
-            access: portico::auth::Access::Write,
+            access: portico::records::auth::Access::Write,
             impersonate: true,
         }],
         impersonate_user: Some("bob\n".to_owned()),
@@ -188,7 +188,7 @@ async fn impersonation_names_that_cannot_be_sent_are_refused_never_dropped() -> 
     gw.gateway()
         .app()
         .db
-        .insert_token(&token, &portico::crypto::token_hash(&secret))
+        .insert_token(&token, &portico::testing::token_hash(&secret))
         .await?;
     let before = sim.requests().len();
     let response = gw
@@ -667,10 +667,10 @@ async fn audit_entries_past_the_retention_are_deleted() -> anyhow::Result<()> {
         .start()
         .await;
     let day = 86_400_000;
-    let now = portico::clock::now_millis();
-    let entry = |at: i64, path: &str| portico::audit::AuditEntry {
+    let now = portico::testing::now_millis();
+    let entry = |at: i64, path: &str| portico::records::audit::AuditEntry {
         at,
-        kind: portico::audit::AuditKind::Api,
+        kind: portico::records::audit::AuditKind::Api,
         token_id: String::new(),
         token_name: "admin".to_owned(),
         cluster: String::new(),

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use portico::tls::ServerTls;
+use portico::testing::ServerTls;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{gateway_builder, plugin_dir};
 use reqwest::Method;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube_sim::KubeSim;
 use portico::plugin::{Error, KubeApi, TrapReason};
-use portico::storage::plugins::PluginRow;
+use portico::testing::PluginRow;
 use portico_e2e::fleet;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::plugins::{cluster, gateway_builder, kube_api, upload, wasm};
