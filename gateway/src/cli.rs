@@ -13,7 +13,9 @@ mod offline;
 mod remote;
 mod serve;
 
-pub use offline::{ClusterCommand, ImportArgs, PluginCommand, PluginRunArgs, RunEvent};
+pub use offline::{
+    ClusterCommand, DatabaseArgs, ImportArgs, PluginCommand, PluginRunArgs, RunEvent,
+};
 pub use remote::{
     GatewayArgs, JobCommand, JobCreateArgs, JobIdArgs, JobListArgs, JobRunsArgs, KubeconfigArgs,
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{ImportArgs, KubeconfigArgs};
+use crate::cli::{DatabaseArgs, ImportArgs, KubeconfigArgs};
 use crate::cluster::spec::{self, Origin};
 use crate::cluster::{ClusterError, ClusterEvents, ClusterManager, ClusterOptions, NewCluster};
 use crate::config::{ConfigError, DatabaseUrl};
@@ -60,12 +60,11 @@ pub enum CommandError {
 }
 
 /// Opens the database and settles the secret key as `portico serve` does.
-async fn open_database(
-    url: &str,
-    secret_key: Option<&str>,
-) -> Result<(DatabaseUrl, Db, SecretKey), CommandError> {
-    let database = DatabaseUrl::parse(url)?;
-    let key = secret_key
+async fn open_database(args: &DatabaseArgs) -> Result<(DatabaseUrl, Db, SecretKey), CommandError> {
+    let database = DatabaseUrl::parse(&args.database_url)?;
+    let key = args
+        .secret_key
+        .as_deref()
         .map(SecretKey::parse)
         .transpose()
         .map_err(ConfigError::from)?;
@@ -88,14 +87,14 @@ pub enum Imported {
 /// Registers the contexts of a kubeconfig file.
 pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, CommandError> {
     // Flags first, so a bad database URL or key is reported before the file is read.
-    DatabaseUrl::parse(&args.database_url)?;
-    if let Some(key) = args.secret_key.as_deref() {
+    DatabaseUrl::parse(&args.database.database_url)?;
+    if let Some(key) = args.database.secret_key.as_deref() {
         SecretKey::parse(key).map_err(ConfigError::from)?;
     }
     let text = std::fs::read_to_string(&args.kubeconfig)
         .map_err(|e| CommandError::Read(args.kubeconfig.display().to_string(), e))?;
     let config = spec::parse_kubeconfig(&text).map_err(ClusterError::from)?;
-    let (_, db, key) = open_database(&args.database_url, args.secret_key.as_deref()).await?;
+    let (_, db, key) = open_database(&args.database).await?;
     let manager = ClusterManager::new(
         db.clone(),
         key,

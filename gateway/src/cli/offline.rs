@@ -43,6 +43,14 @@ pub struct PluginRunArgs {
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputFormat,
 
+    /// The database and its secret key.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The database flags of the commands that open it directly, as `portico serve` takes them.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
     /// Same as `portico serve`.
     #[arg(
         long,
@@ -92,15 +100,7 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub cluster_servers: ClusterServerArgs,
 
-    /// Same as `portico serve`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://./data/portico.db"
-    )]
-    pub database_url: String,
-
-    /// Same as `portico serve`.
-    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    /// The database and its secret key.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }

@@ -19,7 +19,7 @@ mod sources;
 pub use parse::parse_kubeconfig;
 pub use resolve::{context_names, resolve};
 pub use server::{ServerPolicy, check_policy, ip_literal, local_address_kind, mask_url};
-pub use sources::{in_cluster, parse_certs};
+pub use sources::{parse_certs, this_pods_cluster};
 
 /// Why a kubeconfig cannot be registered (a 400 naming the problem).
 #[derive(Debug, thiserror::Error)]

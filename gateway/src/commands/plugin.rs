@@ -51,7 +51,7 @@ pub async fn run_plugin(args: &PluginRunArgs) -> Result<PluginRun, CommandError>
         Some(text) => Some(parse_config(text)?),
         None => None,
     };
-    let (database, db, key) = open_database(&args.database_url, args.secret_key.as_deref()).await?;
+    let (database, db, key) = open_database(&args.database).await?;
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let clusters = ClusterManager::new(

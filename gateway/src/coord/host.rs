@@ -21,12 +21,7 @@ pub(super) async fn host_client(
                 .map_err(|e| host(format!("--host-cluster-id `{id}`: {e} (register it first)")))?;
             clusters.open(&record)?
         }
-        HostCluster::InCluster => spec::in_cluster(
-            std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount"),
-            std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
-            std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
-        )
-        .map_err(|e| host(e.to_string()))?,
+        HostCluster::InCluster => spec::this_pods_cluster().map_err(|e| host(e.to_string()))?,
         HostCluster::Kubeconfig(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| host(format!("--host-kubeconfig `{}`: {e}", path.display())))?;
@@ -41,26 +36,34 @@ pub(super) async fn host_client(
                 .spec
         }
     };
-    kube_client(&spec, &config.lease_namespace).map_err(host)
+    kube_client(&spec, &config.lease_namespace).map_err(|e| host(e.to_string()))
+}
+
+/// Why a kube client for the host cluster cannot be built from its spec.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KubeClientError {
+    #[error("server URL: {0}")]
+    ServerUrl(#[source] http::uri::InvalidUri),
+    #[error(transparent)]
+    Certificate(#[from] spec::SpecError),
+    #[error(transparent)]
+    Client(#[from] kube::Error),
 }
 
 /// A kube client from a cluster spec (same credentials model as the proxy).
-fn kube_client(spec: &spec::ClusterSpec, namespace: &str) -> Result<kube::Client, String> {
+fn kube_client(spec: &spec::ClusterSpec, namespace: &str) -> Result<kube::Client, KubeClientError> {
     use base64::Engine;
     use kube::config::{AuthInfo, ExecConfig};
     use secrecy::SecretString;
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
 
-    let url = spec
-        .server
-        .parse()
-        .map_err(|e| format!("server URL: {e}"))?;
+    let url = spec.server.parse().map_err(KubeClientError::ServerUrl)?;
     let mut config = kube::Config::new(url);
     config.default_namespace = namespace.to_owned();
     config.accept_invalid_certs = spec.insecure_skip_tls_verify;
     config.tls_server_name = spec.tls_server_name.clone();
     if let Some(pem) = &spec.ca_pem {
-        let certs = spec::parse_certs(pem, "certificate-authority").map_err(|e| e.to_string())?;
+        let certs = spec::parse_certs(pem, "certificate-authority")?;
         config.root_cert = Some(certs.iter().map(|c| c.to_vec()).collect());
     }
     let mut auth = AuthInfo::default();
@@ -102,5 +105,5 @@ fn kube_client(spec: &spec::ClusterSpec, namespace: &str) -> Result<kube::Client
         }
     }
     config.auth_info = auth;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    Ok(kube::Client::try_from(config)?)
 }

@@ -144,7 +144,7 @@ async fn registration_refuses_credentials_that_would_leak() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_credentials_need_the_operator_to_allow_them() -> anyhow::Result<()> {
-    use portico::cli::ImportArgs;
+    use portico::cli::{DatabaseArgs, ImportArgs};
     use portico::commands::{self, Imported};
 
     let plain = KubeSim::builder().tls(false).start().await?;
@@ -169,8 +169,10 @@ async fn plain_http_credentials_need_the_operator_to_allow_them() -> anyhow::Res
         contexts: vec![],
         connect: false,
         cluster_servers: Default::default(),
-        database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
-        secret_key: None,
+        database: DatabaseArgs {
+            database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
+            secret_key: None,
+        },
     };
     let results = commands::import_clusters(&args).await?;
     let [Imported::Failed { error, .. }] = results.as_slice() else {

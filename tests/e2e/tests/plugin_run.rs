@@ -2,7 +2,7 @@
 //! registered in a gateway's database, from a plugin folder and from the database.
 
 use kube_sim::KubeSim;
-use portico::cli::{OutputFormat, PluginRunArgs, RunEvent};
+use portico::cli::{DatabaseArgs, OutputFormat, PluginRunArgs, RunEvent};
 use portico::commands::{self, CommandError};
 use portico::plugin::{Severity, World};
 use portico_e2e::gateway::TestGateway;
@@ -18,8 +18,10 @@ fn args(database_url: &str, plugin: &str, cluster: &str) -> PluginRunArgs {
         config: None,
         event: RunEvent::Connected,
         output: OutputFormat::Table,
-        database_url: database_url.to_owned(),
-        secret_key: None,
+        database: DatabaseArgs {
+            database_url: database_url.to_owned(),
+            secret_key: None,
+        },
     }
 }
 

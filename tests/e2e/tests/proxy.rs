@@ -678,7 +678,7 @@ async fn client_certificate_credentials_work() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
-    use portico::cli::{GatewayArgs, ImportArgs, KubeconfigArgs};
+    use portico::cli::{DatabaseArgs, GatewayArgs, ImportArgs, KubeconfigArgs};
     use portico::commands::{self, Imported};
 
     let sim = KubeSim::start().await?;
@@ -702,8 +702,10 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
         contexts: vec![],
         connect: true,
         cluster_servers: Default::default(),
-        database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
-        secret_key: None,
+        database: DatabaseArgs {
+            database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
+            secret_key: None,
+        },
     };
     let results = commands::import_clusters(&args).await?;
     assert_eq!(
@@ -759,7 +761,7 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Result<()> {
-    use portico::cli::ImportArgs;
+    use portico::cli::{DatabaseArgs, ImportArgs};
     use portico::commands::{self, Imported};
 
     let sim = KubeSim::start().await?;
@@ -796,8 +798,10 @@ async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Resul
         contexts: vec![],
         connect: false,
         cluster_servers: Default::default(),
-        database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
-        secret_key: None,
+        database: DatabaseArgs {
+            database_url: format!("sqlite://{}/portico.db", gw.data_dir.display()),
+            secret_key: None,
+        },
     })
     .await?;
     assert!(

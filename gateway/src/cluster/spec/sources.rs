@@ -8,9 +8,22 @@ use rustls_pki_types::pem::PemObject;
 
 use super::{ClusterSpec, Origin, RequestAuth, Result, SpecError};
 
+/// Where Kubernetes mounts a pod's service account credentials.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The spec of the cluster this process's pod runs in, from the mounted service account and
+/// the environment Kubernetes sets (see [`in_cluster`]).
+pub fn this_pods_cluster() -> Result<ClusterSpec> {
+    in_cluster(
+        Path::new(SERVICE_ACCOUNT_DIR),
+        std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
+        std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
+    )
+}
+
 /// The spec of the cluster this pod runs in: the service account's token (a path: it rotates)
 /// and CA, and `KUBERNETES_SERVICE_HOST`/`_PORT`.
-pub fn in_cluster(
+pub(super) fn in_cluster(
     service_account_dir: &Path,
     host: Option<&str>,
     port: Option<&str>,

@@ -1,6 +1,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::sources::in_cluster;
 use super::*;
 
 /// A self-signed certificate and key, generated once for these tests.
