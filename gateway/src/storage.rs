@@ -181,6 +181,17 @@ impl Db {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// A transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`
+    /// (waiting for it up to the busy timeout): a plain `BEGIN` starts as a reader, and a
+    /// reader that writes after another connection committed fails at once with "database is
+    /// locked" (its snapshot is stale, so waiting cannot help).
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
 }
 
 /// The data folder 0700 (created if missing), the database file 0600 (created empty if
@@ -224,3 +235,6 @@ fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Storag
         _ => StorageError::Query(e),
     }
 }
+
+#[cfg(test)]
+mod tests;

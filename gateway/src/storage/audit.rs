@@ -32,7 +32,7 @@ pub struct AuditQuery {
 impl Db {
     /// Appends entries in one transaction.
     pub async fn insert_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for e in entries {
             sqlx::query(
                 "INSERT INTO audit_log \

@@ -176,7 +176,7 @@ impl Db {
 
     /// Deletes a repository and its chart versions.
     pub async fn delete_helm_repository(&self, id: &str) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM helm_chart_versions WHERE repository_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -232,7 +232,7 @@ impl Db {
         run_id: &str,
         charts: &[Chart],
     ) -> Result<usize> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let known: Vec<(String, String)> = sqlx::query_as(
             "SELECT name, version FROM helm_chart_versions WHERE repository_id = $1",
         )

@@ -215,7 +215,7 @@ impl Db {
         target: &RunTarget,
         findings: &[FindingRecord],
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO run_targets (run_id, cluster_id, status, findings_total, \
              findings_failed, error, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -306,7 +306,7 @@ impl Db {
                  ORDER BY started_at DESC, id DESC LIMIT $2)"
             };
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for query in [
             concat!("DELETE FROM findings WHERE run_id IN (", old_runs!(), ")"),
             concat!(

@@ -205,7 +205,7 @@ impl Db {
 
     /// Deletes a webhook and its delivery log; returns whether it existed.
     pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
             .bind(id)
             .execute(&mut *tx)
