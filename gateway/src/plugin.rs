@@ -87,6 +87,13 @@ pub enum Error {
         "plugin `{0}` comes from the plugin directory: change or remove its files there (it can be disabled)"
     )]
     FromDirectory(String),
+    /// The plugin is built into the binary, so the API cannot replace or delete it, and no
+    /// other plugin may take its name.
+    #[error(
+        "plugin `{0}` is built into Portico: it can be disabled or configured, not replaced or \
+         deleted; give your plugin another name"
+    )]
+    Builtin(String),
     /// The guest was stopped: it ran too long, ran out of memory, panicked or trapped.
     #[error("plugin `{plugin}` was stopped: {reason}")]
     Trap {

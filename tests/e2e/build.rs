@@ -1,86 +1,26 @@
-//! Builds the wasm plugins the tests use (`plugins/`, its own workspace, for wasm32-wasip2) and
-//! passes their location on:
+//! Passes the wasm plugins the tests use on (built by the `portico` crate's build script from
+//! `plugins/`, its own workspace, for wasm32-wasip2):
 //! - `PORTICO_PLUGIN_WASM_DIR`: every plugin's component, `<crate_name>.wasm`;
-//! - `PORTICO_PLUGIN_DIR`: a ready plugin directory with the built-in and example plugins
-//!   (`<name>.toml` + `<name>.wasm`), as `--plugin-dir` expects it.
+//! - `PORTICO_PLUGIN_DIR`: a ready plugin directory with the example plugins (`<name>.toml` +
+//!   `<name>.wasm`), as `--plugin-dir` expects it. The built-in plugins are in the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::{env, fs};
 
 /// Crates whose `manifest.toml` goes into the plugin directory.
-const DIRECTORY_PLUGINS: &[&str] = &[
-    "builtin/checks",
-    "builtin/helm-index",
-    "examples/require-labels",
-    "examples/connect-logger",
-];
-
-/// What the outer build sets that must not reach the inner one: another target folder, host
-/// flags that mean nothing (or harm) for wasm32, clippy's wrapper.
-const CLEARED: &[&str] = &[
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PROFILE_RELEASE_DEBUG",
-    "CARGO_PROFILE_RELEASE_LTO",
-    "CARGO_PROFILE_RELEASE_OPT_LEVEL",
-];
+const DIRECTORY_PLUGINS: &[&str] = &["examples/require-labels", "examples/connect-logger"];
 
 fn main() {
+    // The gateway's build script built every plugin (it embeds the built-in ones) and says
+    // where (`links = "portico-plugins"` in gateway/Cargo.toml).
+    let wasm_dir = PathBuf::from(
+        env::var("DEP_PORTICO_PLUGINS_WASM_DIR").expect("set by the portico crate's build script"),
+    );
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir
-        .join("../..")
+    let plugins = manifest_dir
+        .join("../../plugins")
         .canonicalize()
-        .expect("repository root");
-    let plugins = root.join("plugins");
-    for path in [
-        "Cargo.toml",
-        "Cargo.lock",
-        ".cargo",
-        "sdk",
-        "builtin",
-        "examples",
-        "testdata",
-    ] {
-        println!("cargo:rerun-if-changed={}", plugins.join(path).display());
-    }
-    println!("cargo:rerun-if-changed={}", root.join("wit").display());
-
-    let target_dir = plugins.join("target");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&plugins)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for var in CLEARED {
-        command.env_remove(var);
-    }
-    let output = command.output().expect("run cargo for plugins/");
-    if !output.status.success() {
-        panic!(
-            "building the wasm plugins failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    let wasm_dir = target_dir.join("wasm32-wasip2/release");
+        .expect("plugins folder");
     println!(
         "cargo:rustc-env=PORTICO_PLUGIN_WASM_DIR={}",
         wasm_dir.display()
@@ -95,6 +35,14 @@ fn main() {
             .unwrap_or_else(|e| panic!("{krate}/manifest.toml: {e}"));
         let name = manifest_name(&manifest).unwrap_or_else(|| panic!("{krate}: no name"));
         let crate_name = crate_name(&crate_dir);
+        println!(
+            "cargo:rerun-if-changed={}",
+            crate_dir.join("manifest.toml").display()
+        );
+        println!(
+            "cargo:rerun-if-changed={}",
+            wasm_dir.join(format!("{crate_name}.wasm")).display()
+        );
         fs::write(out.join(format!("{name}.toml")), &manifest).expect("write manifest");
         fs::copy(
             wasm_dir.join(format!("{crate_name}.wasm")),

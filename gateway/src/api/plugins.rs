@@ -54,7 +54,9 @@ impl From<Error> for ApiError {
             Error::WrongKind { .. } | Error::InvalidCa { .. } => Self::bad_request(message),
             Error::NotFound(_) => Self::not_found(message),
             Error::Disabled(_) => Self::new(StatusCode::CONFLICT, "disabled", message),
-            Error::FromDirectory(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::FromDirectory(_) | Error::Builtin(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
             Error::Storage(e) => e.into(),
             Error::Trap { .. }
             | Error::Guest { .. }

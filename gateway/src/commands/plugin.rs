@@ -18,7 +18,7 @@ use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions, Initiator, P
 use crate::config::DatabaseUrl;
 use crate::plugin::{
     ClusterInfo, DisconnectedKubeApi, Error as PluginError, Finding, HostSettings, KubeApi,
-    LogLine, Plugins, PoolKubeApi, World,
+    LogLine, PluginSource, Plugins, PoolKubeApi, World,
 };
 use crate::storage::Db;
 use crate::telemetry::Metrics;
@@ -182,12 +182,20 @@ async fn find_plugin(
             .await
             .map_err(crate::server::StartError::from)?;
         let plugins = Plugins::start(settings.clone(), scratch_db, dir, shutdown.clone()).await?;
-        if plugins.get(name).await.is_ok() {
-            return Ok((plugins, dir.display().to_string(), Some(scratch)));
+        if let Ok(plugin) = plugins.get(name).await {
+            let from = match plugin.source {
+                PluginSource::Builtin => "built in".to_owned(),
+                _ => dir.display().to_string(),
+            };
+            return Ok((plugins, from, Some(scratch)));
         }
     }
     let plugins = Plugins::new(settings, db.clone(), shutdown.clone())?;
+    plugins.load_builtins().await?;
     match plugins.get(name).await {
+        Ok(plugin) if plugin.source == PluginSource::Builtin => {
+            Ok((plugins, "built in".to_owned(), None))
+        }
         Ok(_) => Ok((plugins, "database".to_owned(), None)),
         Err(PluginError::NotFound(_)) => Err(CommandError::Usage(match dir {
             Some(dir) => format!(

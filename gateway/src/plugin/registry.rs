@@ -20,6 +20,7 @@ use super::{Error, Result};
 use crate::storage::Db;
 use crate::storage::plugins::PluginRow;
 
+mod builtin;
 mod calls;
 mod install;
 
@@ -27,6 +28,8 @@ mod install;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginSource {
+    /// Compiled into the `portico` binary; versioned with it.
+    Builtin,
     /// `POST /api/v1/plugins`; the component is in the database.
     Upload,
     /// The plugin directory of each replica.
@@ -36,8 +39,17 @@ pub enum PluginSource {
 impl PluginSource {
     fn as_str(self) -> &'static str {
         match self {
+            Self::Builtin => "builtin",
             Self::Upload => "upload",
             Self::Directory => "directory",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "builtin" => Self::Builtin,
+            "directory" => Self::Directory,
+            _ => Self::Upload,
         }
     }
 }
@@ -51,6 +63,8 @@ pub struct PluginRecord {
     pub world: World,
     pub description: Option<String>,
     pub source: PluginSource,
+    /// Compiled into the binary: can be disabled and configured, not deleted or replaced.
+    pub built_in: bool,
     pub enabled: bool,
     /// Hex sha256 of the component.
     pub digest: String,
@@ -67,11 +81,20 @@ pub struct PluginRecord {
     pub updated_at: i64,
 }
 
-/// A plugin found in this replica's plugin directory.
+/// A plugin whose component this replica holds itself: built in, or from its plugin
+/// directory.
 #[derive(Debug, Clone)]
 struct LocalPlugin {
-    path: PathBuf,
+    component: LocalComponent,
     digest: String,
+}
+
+#[derive(Debug, Clone)]
+enum LocalComponent {
+    /// A file of the plugin directory, read when the component is compiled.
+    File(PathBuf),
+    /// Compiled into the binary.
+    Embedded(&'static [u8]),
 }
 
 /// The registry and the host. Cheap to clone.
@@ -79,12 +102,14 @@ struct LocalPlugin {
 pub struct Plugins {
     host: PluginHost,
     db: Db,
-    /// Plugins of this replica's plugin directory, by name.
+    /// Built-in plugins and those of this replica's plugin directory, by name.
     local: Arc<RwLock<HashMap<String, LocalPlugin>>>,
     /// Cancelled when the gateway stops: in-flight calls end at the next epoch tick.
     shutdown: CancellationToken,
     /// Rows and parsed manifests calls used lately, by name (see [`ROW_CACHE_TTL`]).
     rows: Arc<Mutex<HashMap<String, CachedRow>>>,
+    /// Built-in plugins still compiling in the background.
+    compiling: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 /// How long a call may use a plugin's row (enabled flag, configuration, digest, manifest)
@@ -101,7 +126,8 @@ struct CachedRow {
 }
 
 impl Plugins {
-    /// Starts the host and loads `plugin_dir` (a missing folder is no error).
+    /// Starts the host, installs the built-in plugins (compiling them in the background) and
+    /// loads `plugin_dir` (a missing folder is no error).
     pub async fn start(
         settings: HostSettings,
         db: Db,
@@ -109,6 +135,7 @@ impl Plugins {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let plugins = Self::new(settings, db, shutdown)?;
+        plugins.load_builtins().await?;
         plugins.load_directory(plugin_dir).await?;
         Ok(plugins)
     }
@@ -121,6 +148,7 @@ impl Plugins {
             local: Arc::default(),
             shutdown,
             rows: Arc::default(),
+            compiling: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -184,10 +212,18 @@ impl Plugins {
         self.get(name).await
     }
 
-    /// Deletes an uploaded plugin. A plugin of this replica's directory cannot be deleted.
+    /// Deletes an uploaded plugin. A built-in plugin or one of this replica's directory cannot
+    /// be deleted. Deleting an upload that had taken a built-in's name installs the built-in.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        if self.local.read().contains_key(name) {
-            return Err(Error::FromDirectory(name.to_owned()));
+        let row = self
+            .db
+            .plugin(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+        match PluginSource::parse(&row.source) {
+            PluginSource::Builtin => return Err(Error::Builtin(name.to_owned())),
+            PluginSource::Directory => return Err(Error::FromDirectory(name.to_owned())),
+            PluginSource::Upload => {}
         }
         if !self.db.delete_plugin(name).await? {
             return Err(Error::NotFound(name.to_owned()));
@@ -202,6 +238,9 @@ impl Plugins {
             .collect();
         self.host.retain(&keep);
         tracing::info!(plugin = name, "plugin deleted");
+        if let Some(builtin) = builtin::find(name) {
+            self.load_builtin(builtin).await?;
+        }
         Ok(())
     }
 
@@ -252,12 +291,10 @@ impl Plugins {
             })?,
             None => manifest.config.clone(),
         };
+        let source = PluginSource::parse(&row.source);
         Ok(PluginRecord {
-            source: if row.source == PluginSource::Directory.as_str() {
-                PluginSource::Directory
-            } else {
-                PluginSource::Upload
-            },
+            source,
+            built_in: source == PluginSource::Builtin,
             name: row.name,
             version: row.version,
             world: manifest.world,

@@ -29,7 +29,8 @@ pub fn gateway_builder(test: &str) -> TestGatewayBuilder {
     TestGateway::builder().args(["--database-url".to_owned(), url])
 }
 
-/// A plugin directory with the built-in and example plugins (`--plugin-dir`).
+/// A plugin directory with the example plugins (`--plugin-dir`); the built-in ones are in the
+/// binary.
 pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("PORTICO_PLUGIN_DIR"))
 }

@@ -84,7 +84,17 @@ async fn plugins_are_managed_by_admins_only() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let items = list["items"].as_array().unwrap();
+    let uploads: Vec<&Value> = items.iter().filter(|p| p["source"] == "upload").collect();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0]["builtIn"], false);
+    // Beside it, the built-in plugins.
+    let built_in: Vec<&str> = items
+        .iter()
+        .filter(|p| p["builtIn"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(built_in, ["builtin-checks", "helm-index"]);
 
     // Disabled plugins do not run.
     let sim = KubeSim::start().await.unwrap();
@@ -194,7 +204,9 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         upload(&gw, OK_MANIFEST, wasm("misbehave")).await.status(),
         201
     );
-    assert_eq!(gw.gateway().app().plugins.host().cache_misses(), 1);
+    // The upload and the two built-in plugins (compiled in the background at start).
+    gw.gateway().app().plugins.builtins_compiled().await;
+    assert_eq!(gw.gateway().app().plugins.host().cache_misses(), 3);
     gw.stop().await;
 
     let gw = TestGateway::builder()
@@ -204,13 +216,14 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         .await;
     let sim = KubeSim::start().await.unwrap();
     let plugins = &gw.gateway().app().plugins;
+    plugins.builtins_compiled().await;
     let report = plugins
         .inspect("greeter", &cluster("c2"), kube_api(&sim))
         .await
         .expect("the stored plugin runs after a restart");
     assert_eq!(report.value[0].message, "hello c2");
-    // Compiled code came from the disk cache.
-    assert_eq!(plugins.host().cache_hits(), 1);
+    // Compiled code came from the disk cache: the upload's and the built-ins'.
+    assert_eq!(plugins.host().cache_hits(), 3);
     assert_eq!(plugins.host().cache_misses(), 0);
     gw.stop().await;
 }

@@ -1,6 +1,6 @@
 //! The built-in inspection against the Kubernetes simulator: every check fires on a seeded
 //! broken cluster and stays quiet on a healthy one. Plus the example plugin of
-//! `docs/plugins.md`, loaded from the plugin directory like the built-ins.
+//! `docs/plugins.md`, loaded from the plugin directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -212,7 +212,9 @@ async fn the_plugin_directory_is_listed_and_the_example_plugin_runs() {
         ]
     );
     let checks = &body["items"][0];
-    assert_eq!(checks["source"], "directory");
+    assert_eq!(checks["source"], "builtin");
+    assert_eq!(checks["builtIn"], true);
+    assert_eq!(checks["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(checks["world"], "inspector");
     assert_eq!(checks["enabled"], true);
     assert_eq!(checks["capabilities"]["kube"], true);
@@ -223,6 +225,7 @@ async fn the_plugin_directory_is_listed_and_the_example_plugin_runs() {
     let hooks = plugins.enabled(World::LifecycleHook).await.unwrap();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].source, PluginSource::Directory);
+    assert_eq!(body["items"][1]["source"], "directory");
 
     // The example from docs/plugins.md: Deployments must carry the configured labels.
     let sim = simulator(include_str!("plugins_data/healthy.yaml")).await;

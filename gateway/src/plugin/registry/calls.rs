@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{PluginSource, Plugins, digest};
+use super::{LocalComponent, LocalPlugin, PluginSource, Plugins, digest};
 use crate::plugin::bindings::types;
 use crate::plugin::engine::Prepared;
 use crate::plugin::host::{
@@ -204,14 +204,19 @@ impl Plugins {
                 };
                 let local = local
                     .ok_or_else(|| missing("such plugin in its plugin directory".to_owned()))?;
+                let path = match local.component {
+                    // This binary's own component, whatever version another replica recorded.
+                    LocalComponent::Embedded(bytes) => return Ok(Bytes::from_static(bytes)),
+                    LocalComponent::File(path) => path,
+                };
                 if local.digest != row.digest {
                     return Err(missing(format!(
                         "component with digest {} (its file has {})",
                         row.digest, local.digest
                     )));
                 }
-                let wasm = std::fs::read(&local.path)
-                    .map_err(|e| missing(format!("readable file {}: {e}", local.path.display())))?;
+                let wasm = std::fs::read(&path)
+                    .map_err(|e| missing(format!("readable file {}: {e}", path.display())))?;
                 if digest(&wasm) != row.digest {
                     return Err(missing(format!(
                         "component with digest {} (the file changed since start)",
@@ -221,7 +226,15 @@ impl Plugins {
                 Ok(Bytes::from(wasm))
             }
         };
-        let prepared = self.host.prepare(&row.digest, world, loader).await?;
+        // A built-in runs this binary's component: compiled under its own digest.
+        let digest_key = match self.local.read().get(name) {
+            Some(LocalPlugin {
+                component: LocalComponent::Embedded(_),
+                digest,
+            }) => digest.clone(),
+            _ => row.digest.clone(),
+        };
+        let prepared = self.host.prepare(&digest_key, world, loader).await?;
         let config = match (config_override, &row.config) {
             (Some(value), _) => value.to_string(),
             (None, Some(text)) => text.clone(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{LocalPlugin, PluginRecord, PluginSource, Plugins, digest};
+use super::{LocalComponent, LocalPlugin, PluginRecord, PluginSource, Plugins, builtin, digest};
 use crate::clock::now_millis;
 use crate::plugin::{Error, Result};
 use crate::storage::plugins::PluginRow;
@@ -56,6 +56,9 @@ impl Plugins {
         let text = std::fs::read_to_string(manifest_path)
             .map_err(|e| Error::Host(format!("{}: {e}", manifest_path.display())))?;
         let manifest = self.check_manifest(&text)?;
+        if builtin::find(&manifest.name).is_some() {
+            return Err(Error::Builtin(manifest.name));
+        }
         let file = match &manifest.component {
             Some(file) => file.clone(),
             None => {
@@ -113,7 +116,7 @@ impl Plugins {
         self.local.write().insert(
             manifest.name.clone(),
             LocalPlugin {
-                path: wasm_path,
+                component: LocalComponent::File(wasm_path),
                 digest,
             },
         );
@@ -130,6 +133,16 @@ impl Plugins {
         replace: bool,
     ) -> Result<(PluginRecord, bool)> {
         let manifest = self.check_manifest(manifest_text)?;
+        // A built-in's name is reserved, unless an upload held it before it was built in.
+        if builtin::find(&manifest.name).is_some()
+            && self
+                .db
+                .plugin(&manifest.name)
+                .await?
+                .is_none_or(|p| p.source != PluginSource::Upload.as_str())
+        {
+            return Err(Error::Builtin(manifest.name));
+        }
         let digest = digest(&wasm);
         let size = wasm.len() as i64;
         // One buffer, shared by the compiler and the database write.
