@@ -24,6 +24,7 @@ mod coord;
 mod health;
 mod helm;
 mod jobs;
+pub mod kubeconfig;
 mod plugins;
 mod tokens;
 mod webhooks;
@@ -252,6 +253,7 @@ pub fn router(app: App) -> Router {
     let api = Router::new()
         .merge(tokens::routes())
         .merge(clusters::routes())
+        .merge(kubeconfig::routes())
         .merge(audit::routes())
         .merge(coord::routes())
         .merge(plugins::routes())

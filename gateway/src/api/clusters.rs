@@ -1,11 +1,11 @@
-//! `/api/v1/clusters`: the registry, local connect/disconnect and kubeconfig export.
+//! `/api/v1/clusters`: the registry and local connect/disconnect (kubeconfig export is in
+//! `kubeconfig.rs`).
 
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -23,7 +23,6 @@ pub fn routes() -> Router<App> {
         .route("/clusters/{id}", get(show).put(update).delete(delete))
         .route("/clusters/{id}/connect", post(connect))
         .route("/clusters/{id}/disconnect", post(disconnect))
-        .route("/clusters/{id}/kubeconfig", get(kubeconfig))
 }
 
 impl From<crate::coord::CoordError> for ApiError {
@@ -133,7 +132,7 @@ async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Va
 }
 
 /// A cluster the caller may see: 404 when it does not exist, 403 without a grant.
-fn visible(principal: &Principal, id: &str) -> ApiResult<()> {
+pub(super) fn visible(principal: &Principal, id: &str) -> ApiResult<()> {
     if principal.grant_for(id).is_none() {
         return Err(ApiError::forbidden(format!(
             "token `{}` has no grant for cluster `{id}`",
@@ -222,112 +221,4 @@ async fn disconnect(
     app.coord.disconnect(&app.clusters, &id).await?;
     let view = view_of(&app, app.clusters.record(&id).await?);
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
-}
-
-/// A kubeconfig that points `kubectl` at this gateway for one cluster, with the caller's own
-/// token (the caller already holds it; nothing new is revealed).
-async fn kubeconfig(
-    State(app): State<App>,
-    principal: Principal,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    app.clusters.record(&id).await?;
-    visible(&principal, &id)?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::auth::bearer_token)
-        .unwrap_or_default();
-    let base = match &app.config.public_url {
-        Some(url) => url.clone(),
-        None => {
-            // HTTP/1.1 has a Host header; HTTP/2 carries `:authority` in the URI.
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| uri.authority().map(|a| a.to_string()))
-                .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '@']))
-                .ok_or_else(|| {
-                    ApiError::bad_request("no Host header; start the gateway with --public-url")
-                })?;
-            // The kubeconfig carries the caller's token: a Host header naming someone else's
-            // server (a spoofed header, DNS rebinding) would send that token there.
-            if !served_host(&app, &host) {
-                return Err(ApiError::bad_request(format!(
-                    "the request's host `{host}` is not one this gateway knows it serves \
-                     (loopback, the listen or advertised address, or a name on its serving \
-                     certificate); start the gateway with --public-url (PUBLIC_URL) set to \
-                     the URL clients use"
-                )));
-            }
-            let scheme = if app.tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{host}")
-        }
-    };
-    let ca = app.tls.as_ref().and_then(|t| t.ca_pem.as_deref());
-    Ok(render_kubeconfig(&base, &id, token, ca).into_response())
-}
-
-/// Whether `authority` (a Host header: `host[:port]`) names this gateway: a loopback name or
-/// address, the listen address, the advertised address's host, or a name the serving
-/// certificate covers. The port is not compared (port forwards and load balancers change it).
-fn served_host(app: &App, authority: &str) -> bool {
-    let Some(host) = host_of(authority) else {
-        return false;
-    };
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        let ip = ip.to_canonical();
-        if ip.is_loopback() || (ip == app.config.listen.ip() && !ip.is_unspecified()) {
-            return true;
-        }
-    }
-    if host_of(&app.config.advertise_address).is_some_and(|advertised| advertised == host) {
-        return true;
-    }
-    app.tls.as_ref().is_some_and(|tls| tls.serves_name(&host))
-}
-
-/// The host of `host[:port]`, lower case, without IPv6 brackets or a trailing dot.
-fn host_of(authority: &str) -> Option<String> {
-    let authority: http::uri::Authority = authority.parse().ok()?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
-}
-
-/// The YAML of a one-context kubeconfig for `{base}/k8s/clusters/{id}`, trusting `ca_pem`
-/// (the gateway's generated CA) when given.
-pub fn render_kubeconfig(
-    base: &str,
-    id: &str,
-    token: &str,
-    ca_pem: Option<&str>,
-) -> ([(header::HeaderName, &'static str); 1], String) {
-    use base64::Engine;
-    let name = format!("portico-{id}");
-    let mut cluster = json!({"server": format!("{base}/k8s/clusters/{id}")});
-    if let Some(ca) = ca_pem {
-        cluster["certificate-authority-data"] =
-            json!(base64::engine::general_purpose::STANDARD.encode(ca));
-    }
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": name, "cluster": cluster}],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
-    });
-    let yaml = serde_yaml::to_string(&config).expect("kubeconfig serializes");
-    ([(header::CONTENT_TYPE, "application/yaml")], yaml)
 }
