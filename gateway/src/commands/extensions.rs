@@ -441,8 +441,8 @@ async fn search(args: &ChartSearchArgs) -> Result<Output, CommandError> {
                 shown(&c["name"]),
                 shown(&c["version"]),
                 shown(&c["appVersion"]),
-                if c["new"] == true { "yes" } else { "" }.to_owned(),
-                if c["deprecated"] == true { "yes" } else { "" }.to_owned(),
+                yes_no(&c["new"]),
+                yes_no(&c["deprecated"]),
                 shown(&c["description"]),
             ]
         })

@@ -82,12 +82,14 @@ pub async fn login(args: &LoginArgs) -> Result<Output, CommandError> {
         .clone()
         .or_else(|| existing.as_ref().map(|c| c.name.clone()))
         .unwrap_or_else(|| name_for(&server));
+    // Without --ca-file: the CA this context, else another context of the server, trusts.
     let certificate_authority = match &gateway.ca_file {
         Some(file) => Some(read_pem(file)?),
         None => existing
-            .as_ref()
+            .iter()
+            .chain(&config.contexts)
             .filter(|c| same_server(&c.server, &server))
-            .and_then(|c| c.certificate_authority.clone()),
+            .find_map(|c| c.certificate_authority.clone()),
     };
     let token = login_token(gateway)?;
     let client = GatewayClient::connect(Target {
