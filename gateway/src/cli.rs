@@ -61,17 +61,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(Box<ServeArgs>),
-    /// Check a token against a gateway and store the gateway, the token and its CA as a
-    /// context (the current one from then on).
+    /// Check a token against a gateway and store it as the current context.
+    ///
+    /// The context holds the gateway's URL, the token and the CA to trust.
     Login(LoginArgs),
-    /// Forget the token of a context (the current one by default); its server and CA stay.
-    /// The token itself stays valid: `portico token revoke` ends it.
+    /// Forget the token of a context (the current one by default).
+    ///
+    /// Its server and CA stay. The token itself stays valid: `portico token revoke` ends it.
     Logout(LogoutArgs),
     /// List, switch and delete contexts.
     #[command(subcommand)]
     Context(ContextCommand),
-    /// The cluster registry: add, list, change, connect, disconnect, delete, export a
-    /// kubeconfig; `import` writes the database directly, for bootstrap.
+    /// The cluster registry (`import` writes the database directly, for bootstrap).
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Print a kubeconfig that points kubectl at a running gateway for one cluster (as
@@ -80,8 +81,7 @@ pub enum Command {
     /// API tokens: create, list, show, revoke (admin).
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Wasm plugins: list, install, enable, disable, configure, delete through the API; `run`
-    /// one in this process.
+    /// Wasm plugins (`run` calls one in this process).
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// List, show, create, change, delete and run scheduled jobs, and list their runs.

@@ -9,9 +9,10 @@ use super::{IdArgs, ImportArgs, RemoteArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Register a cluster from a kubeconfig context (POST /api/v1/clusters). The gateway
-    /// refuses file references and exec plugins: flatten first (`kubectl config view --raw
-    /// --minify --flatten --context NAME`).
+    /// Register a cluster from a kubeconfig context (POST /api/v1/clusters).
+    ///
+    /// The gateway refuses file references and exec plugins: flatten first (`kubectl config
+    /// view --raw --minify --flatten --context NAME`).
     Add(ClusterAddArgs),
     /// The clusters your token can see (GET /api/v1/clusters).
     List(RemoteArgs),
@@ -20,20 +21,24 @@ pub enum ClusterCommand {
     /// Change a cluster's name, labels or kubeconfig (PUT /api/v1/clusters/{id}); a connected
     /// cluster reconnects with the new configuration.
     Update(ClusterUpdateArgs),
-    /// Record that the cluster should be connected and connect it (POST …/connect); exits 1
-    /// when the connection check fails (the gateway keeps retrying).
+    /// Connect a cluster (POST /api/v1/clusters/{id}/connect).
+    ///
+    /// Records that it should be connected and connects the replica you reach; exits 1 when
+    /// the connection check fails (the gateway keeps retrying).
     Connect(IdArgs),
-    /// Record that the cluster should be disconnected and disconnect it (POST …/disconnect).
+    /// Disconnect a cluster (POST /api/v1/clusters/{id}/disconnect).
     Disconnect(IdArgs),
     /// Disconnect and forget a cluster (DELETE /api/v1/clusters/{id}).
     Delete(IdArgs),
     /// Print a kubeconfig for kubectl through the gateway, with your token
     /// (GET /api/v1/clusters/{id}/kubeconfig).
     Kubeconfig(ClusterKubeconfigArgs),
-    /// Bootstrap: register every context of a kubeconfig file straight into the database,
-    /// without a running gateway (ids from context names; existing ids are left alone). File
-    /// references and exec plugins are allowed: you run this as the operator. Use `cluster add`
-    /// against a running gateway otherwise.
+    /// Bootstrap: register every context of a kubeconfig file straight into the database.
+    ///
+    /// Needs no running gateway, only the database (`--database-url`, `--secret-key`); ids
+    /// come from context names, existing ids are left alone. File references and exec plugins
+    /// are allowed: you run this as the operator. Use `cluster add` against a running gateway
+    /// otherwise.
     Import(ImportArgs),
 }
 

@@ -24,9 +24,10 @@ pub enum PluginCommand {
     Config(PluginConfigArgs),
     /// Remove an uploaded plugin (DELETE /api/v1/plugins/{name}).
     Delete(IdArgs),
-    /// Run a plugin once against one registered cluster, in this process: connects to the
-    /// cluster with the credentials in the database (no gateway needed), calls the plugin,
-    /// prints what it found. Inspectors report findings; lifecycle hooks get `on-connect` (or
+    /// Run a plugin once against one registered cluster, in this process (no gateway needed).
+    ///
+    /// Connects to the cluster with the credentials in the database, calls the plugin, prints
+    /// what it found. Inspectors report findings; lifecycle hooks get `on-connect` (or
     /// `--event disconnected`). The plugin's log lines go to stderr as it runs.
     Run(PluginRunArgs),
 }
@@ -91,8 +92,10 @@ pub enum HelmRepoCommand {
     Get(IdArgs),
     /// Change a repository (PUT /api/v1/helm/repositories/{id}).
     Update(HelmRepoUpdateArgs),
-    /// Sync now: runs the repo-sync jobs (POST /api/v1/jobs/{id}/run; the API has no
-    /// per-repository sync, so every repository is synced) and waits for the runs.
+    /// Sync every repository now, and wait for it.
+    ///
+    /// Runs the repo-sync jobs (POST /api/v1/jobs/{id}/run: the API has no per-repository
+    /// sync) and waits for their runs; exits 1 when a run or a repository's sync failed.
     Sync(HelmRepoSyncArgs),
     /// Remove a repository and its charts (DELETE /api/v1/helm/repositories/{id}).
     Delete(IdArgs),
