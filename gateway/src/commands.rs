@@ -28,10 +28,12 @@ mod api;
 mod clusters;
 mod contexts;
 mod extensions;
+mod helm;
 mod job;
 mod output;
 mod plugin;
 mod session;
+mod tokens;
 mod webhooks;
 
 pub use activity::completion;
@@ -180,13 +182,13 @@ pub async fn run(command: &Command) -> Result<Output, CommandError> {
         )),
         Command::Cluster(command) => clusters::cluster(command).await,
         Command::Kubeconfig(args) => fetch_kubeconfig(args).await.map(Output::raw),
-        Command::Token(command) => clusters::token(command).await,
+        Command::Token(command) => tokens::token(command).await,
         Command::Plugin(command) => extensions::plugin(command).await,
         Command::Job(command) => run_job_command(command).await,
         Command::Run(command) => job::run_command(command).await,
         Command::Finding(command) => activity::finding(command).await,
-        Command::Helm(command) => extensions::helm(command).await,
-        Command::Chart(command) => extensions::chart(command).await,
+        Command::Helm(command) => helm::helm(command).await,
+        Command::Chart(command) => helm::chart(command).await,
         Command::Webhook(command) => webhooks::webhook(command).await,
         Command::Instances(args) => activity::instances(args).await,
         Command::Leader(args) => activity::leader(args).await,
