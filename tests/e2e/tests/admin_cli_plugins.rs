@@ -334,6 +334,16 @@ async fn webhook_job_run_and_finding_commands() {
     let bad = cli.err(&["run", "list", "--status", "done"]).await;
     assert_eq!(bad.status(), Some(400), "{bad}");
 
+    // A change from a file of the fields to change.
+    let patch = dir.path().join("patch.json");
+    std::fs::write(&patch, r#"{"enabled": false, "cron": "0 4 * * *"}"#).unwrap();
+    let changed = cli
+        .ok(&["job", "update", "checks", "-f", patch.to_str().unwrap()])
+        .await;
+    assert_eq!(changed.value()["enabled"], false);
+    assert_eq!(changed.value()["revision"], 2);
+    assert!(changed.table().contains("0 4 * * *"), "{}", changed.table());
+
     // Deletes, by name.
     cli.ok(&["job", "delete", "checks"]).await;
     let gone = cli.err(&["job", "show", &job_id]).await;
