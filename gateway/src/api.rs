@@ -267,6 +267,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/version", get(health::version))
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api)
         .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))

@@ -9,21 +9,49 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+mod activity;
+mod admin;
+mod extensions;
 mod offline;
 mod remote;
 mod serve;
+mod session;
+pub mod version;
 
-pub use offline::{
-    ClusterCommand, DatabaseArgs, ImportArgs, PluginCommand, PluginRunArgs, RunEvent,
+pub use activity::{AuditArgs, FindingCommand, FindingListArgs, RunCommand};
+pub use admin::{
+    ClusterAddArgs, ClusterCommand, ClusterKubeconfigArgs, ClusterUpdateArgs, TokenCommand,
+    TokenCreateArgs,
 };
+pub use extensions::{
+    ChartCommand, ChartSearchArgs, HelmAuthArgs, HelmCommand, HelmRepoAddArgs, HelmRepoCommand,
+    HelmRepoSyncArgs, HelmRepoUpdateArgs, PluginCommand, PluginConfigArgs, PluginInstallArgs,
+    WebhookCommand, WebhookCreateArgs, WebhookDeliveriesArgs, WebhookFields, WebhookUpdateArgs,
+};
+pub use offline::{DatabaseArgs, ImportArgs, PluginRunArgs, RunEvent};
 pub use remote::{
-    GatewayArgs, JobCommand, JobCreateArgs, JobIdArgs, JobListArgs, JobRunsArgs, KubeconfigArgs,
+    ConfigLocation, GatewayArgs, IdArgs, JobCommand, JobCreateArgs, JobIdArgs, JobListArgs,
+    JobRunsArgs, JobUpdateArgs, KubeconfigArgs, RemoteArgs,
 };
 pub use serve::{ClusterServerArgs, ServeArgs};
+pub use session::{
+    CompletionArgs, ContextCommand, ContextListArgs, ContextNameArgs, LoginArgs, LogoutArgs, Shell,
+    VersionArgs,
+};
 
 /// Portico: a WebAssembly-extensible gateway in front of many Kubernetes clusters.
+///
+/// Commands other than `serve`, `cluster import` and `plugin run` talk to a running gateway's
+/// API: `portico login` stores its URL, your token and its CA as a context.
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, about, propagate_version = true)]
+#[command(
+    name = "portico",
+    version = version::VERSION,
+    long_version = version::LONG_VERSION,
+    about,
+    long_about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -33,18 +61,58 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(Box<ServeArgs>),
-    /// Manage the cluster registry directly in the database.
+    /// Check a token against a gateway and store it as the current context.
+    ///
+    /// The context holds the gateway's URL, the token and the CA to trust.
+    Login(LoginArgs),
+    /// Forget the token of a context (the current one by default).
+    ///
+    /// Its server and CA stay. The token itself stays valid: `portico token revoke` ends it.
+    Logout(LogoutArgs),
+    /// List, switch and delete contexts.
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// The cluster registry (`import` writes the database directly, for bootstrap).
     #[command(subcommand)]
     Cluster(ClusterCommand),
-    /// Print a kubeconfig that points kubectl at a running gateway for one cluster.
+    /// Print a kubeconfig that points kubectl at a running gateway for one cluster (as
+    /// `cluster kubeconfig`).
     Kubeconfig(KubeconfigArgs),
-    /// Work with wasm plugins without a running gateway.
+    /// API tokens: create, list, show, revoke (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Wasm plugins (`run` calls one in this process).
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// List, show, create and run scheduled jobs, and list their runs, through a running
-    /// gateway's API (admin token).
+    /// List, show, create, change, delete and run scheduled jobs, and list their runs.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Runs of jobs.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Findings of inspections.
+    #[command(subcommand)]
+    Finding(FindingCommand),
+    /// Helm repositories.
+    #[command(subcommand)]
+    Helm(HelmCommand),
+    /// Charts of the synced Helm repositories.
+    #[command(subcommand)]
+    Chart(ChartCommand),
+    /// Webhooks on cluster connect and disconnect, and their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// The gateway's replicas (GET /api/v1/instances).
+    Instances(RemoteArgs),
+    /// Who leads the replicas (GET /api/v1/leader).
+    Leader(RemoteArgs),
+    /// The audit log, newest first (GET /api/v1/audit).
+    Audit(AuditArgs),
+    /// Print a shell completion script (e.g. `portico completion bash >
+    /// /etc/bash_completion.d/portico`).
+    Completion(CompletionArgs),
+    /// This program's version and the gateway's (GET /version).
+    Version(VersionArgs),
 }
 
 /// Output of commands that print results.
@@ -54,6 +122,8 @@ pub enum OutputFormat {
     Table,
     /// One JSON document.
     Json,
+    /// One YAML document.
+    Yaml,
 }
 
 pub use crate::telemetry::LogFormat;

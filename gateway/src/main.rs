@@ -1,9 +1,12 @@
 //! The `portico` command.
+//!
+//! Exit codes: 0 success, 1 failed, 2 usage, 3 gateway unreachable, 4 not authenticated,
+//! 5 forbidden, 6 not found, 7 conflict (`portico::commands::exit`).
 
 use std::process::ExitCode;
 
-use portico::cli::{Cli, ClusterCommand, Command, LogFormat, OutputFormat, PluginCommand};
-use portico::commands::{self, Imported};
+use portico::cli::{Cli, ClusterCommand, Command, LogFormat, PluginCommand};
+use portico::commands::{self, CommandError, Imported, exit};
 use portico::config::Config;
 use portico::server::{self, Gateway};
 use portico::telemetry;
@@ -15,6 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_process();
+    if let Command::Completion(args) = &cli.command {
+        print!("{}", commands::completion(args.shell));
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -28,12 +35,12 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 }
             };
             if let Err(e) = telemetry::init_tracing(&config.log, config.log_format) {
                 eprintln!("error: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(exit::USAGE);
             }
             runtime.block_on(serve(config))
         }
@@ -56,15 +63,12 @@ fn main() -> ExitCode {
                         }
                     }
                     if failed {
-                        ExitCode::FAILURE
+                        ExitCode::from(exit::FAILED)
                     } else {
                         ExitCode::SUCCESS
                     }
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => fail(&e),
             }
         }
         Command::Plugin(PluginCommand::Run(args)) => {
@@ -77,46 +81,30 @@ fn main() -> ExitCode {
             });
             if let Err(e) = telemetry::init_tracing(&filter, LogFormat::Text) {
                 eprintln!("error: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(exit::USAGE);
             }
             match runtime.block_on(commands::run_plugin(&args)) {
                 Ok(run) => {
-                    match args.output {
-                        OutputFormat::Table => print!("{}", run.table()),
-                        OutputFormat::Json => println!("{}", run.json()),
-                    }
+                    print!("{}", run.output(args.output).render());
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => fail(&e),
             }
         }
-        Command::Kubeconfig(args) => match runtime.block_on(commands::fetch_kubeconfig(&args)) {
-            Ok(kubeconfig) => {
-                print!("{kubeconfig}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Job(command) => match runtime.block_on(commands::run_job_command(&command)) {
+        command => match runtime.block_on(commands::run(&command)) {
             Ok(output) => {
-                match command.output() {
-                    OutputFormat::Table => print!("{}", output.table()),
-                    OutputFormat::Json => println!("{}", output.json()),
-                }
+                print!("{}", output.render());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => fail(&e),
         },
     }
+}
+
+/// Prints the error and returns its class's exit code.
+fn fail(e: &CommandError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
 }
 
 async fn serve(config: Config) -> ExitCode {

@@ -1,6 +1,7 @@
-//! Liveness and readiness (no authentication: keep them on the pod network; the deploy
-//! manifests restrict who reaches them) and the Prometheus endpoint: an admin token on the main
-//! listener (its series name every cluster), none on the `--metrics-listen` listener.
+//! Liveness, readiness and the build's version (no authentication: keep them on the pod
+//! network; the deploy manifests restrict who reaches them) and the Prometheus endpoint: an
+//! admin token on the main listener (its series name every cluster), none on the
+//! `--metrics-listen` listener.
 
 use std::time::Duration;
 
@@ -40,6 +41,12 @@ pub async fn ready(State(app): State<App>) -> impl IntoResponse {
         "started": started,
     });
     (status, Json(body))
+}
+
+/// `GET /version`: `{"version", "commit", "wasmtime", "wit"}`, without a token, as an apiserver
+/// answers its own `/version` (clients check what they talk to before they log in).
+pub async fn version() -> impl IntoResponse {
+    Json(crate::cli::version::BUILD)
 }
 
 /// `GET /metrics` on the main listener: admin only.

@@ -3,18 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use super::{ClusterServerArgs, OutputFormat};
-
-#[derive(Debug, Subcommand)]
-pub enum PluginCommand {
-    /// Run a plugin once against one registered cluster, in this process: connects to the
-    /// cluster with the credentials in the database, calls the plugin, prints what it found.
-    /// Inspectors report findings; lifecycle hooks get `on-connect` (or `--event
-    /// disconnected`). The plugin's log lines go to stderr as it runs.
-    Run(PluginRunArgs),
-}
 
 /// Flags of `portico plugin run`.
 #[derive(Debug, Clone, Args)]
@@ -73,13 +64,6 @@ pub enum RunEvent {
     Disconnected,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Register every context of a kubeconfig file (ids from context names; existing ids are
-    /// left alone). File references and exec plugins are allowed: you run this as the operator.
-    Import(ImportArgs),
-}
-
 /// Flags of `portico cluster import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
@@ -88,7 +72,7 @@ pub struct ImportArgs {
     pub kubeconfig: PathBuf,
 
     /// Only these contexts (repeatable; default: all).
-    #[arg(long = "context")]
+    #[arg(long = "context", visible_alias = "kube-context")]
     pub contexts: Vec<String>,
 
     /// Mark the imported clusters `connected`: replicas started with `--connect-cluster` (or

@@ -252,7 +252,12 @@ impl ServeArgs {
 /// [`Cli`](super::Cli), so parsing, errors and help read the same, and the parsed command
 /// cannot be another one.
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, propagate_version = true)]
+#[command(
+    name = "portico",
+    version = super::version::VERSION,
+    long_version = super::version::LONG_VERSION,
+    propagate_version = true
+)]
 struct ServeCli {
     #[command(subcommand)]
     command: ServeOnly,

@@ -88,16 +88,23 @@ fn unknown_log_format_is_rejected() {
 #[test]
 fn gateway_commands_read_portico_variables_at_every_depth() {
     let vars = env(&[
-        ("PORTICO_URL", "https://gw.example:3618"),
+        ("PORTICO_SERVER", "https://gw.example:3618"),
         ("PORTICO_TOKEN", "tok"),
         ("PORTICO_CA_FILE", "/ca.crt"),
+        ("PORTICO_CONTEXT", "prod"),
+        ("PORTICO_CONFIG", "/etc/portico.yaml"),
     ]);
     let cli = Cli::parse_with_env(["portico", "kubeconfig", "--cluster", "c"], &vars).unwrap();
     let Command::Kubeconfig(args) = cli.command else {
         panic!("kubeconfig parsed")
     };
-    assert_eq!(args.gateway.server, "https://gw.example:3618");
-    assert_eq!(args.gateway.token, "tok");
+    assert_eq!(args.gateway.server(), Some("https://gw.example:3618"));
+    assert_eq!(args.gateway.token.as_deref(), Some("tok"));
+    assert_eq!(args.gateway.context.as_deref(), Some("prod"));
+    assert_eq!(
+        args.gateway.config.path(),
+        Some(PathBuf::from("/etc/portico.yaml"))
+    );
     let cli = Cli::parse_with_env(
         [
             "portico", "job", "runs", "--job", "j", "--token", "flag", "-o", "json",
@@ -109,14 +116,202 @@ fn gateway_commands_read_portico_variables_at_every_depth() {
         panic!("job runs parsed")
     };
     assert_eq!(args.job.as_deref(), Some("j"));
-    assert_eq!(args.gateway.token, "flag", "the flag wins");
+    assert_eq!(args.gateway.token.as_deref(), Some("flag"), "the flag wins");
     assert_eq!(args.gateway.ca_file, Some(PathBuf::from("/ca.crt")));
     assert_eq!(args.output, OutputFormat::Json);
-    let cli = Cli::parse_with_env(["portico", "job", "list"], &vars).unwrap();
+    let cli =
+        Cli::parse_with_env(["portico", "cluster", "delete", "dev", "-o", "yaml"], &vars).unwrap();
+    let Command::Cluster(ClusterCommand::Delete(args)) = cli.command else {
+        panic!("cluster delete parsed")
+    };
+    assert_eq!(args.id, "dev");
+    assert_eq!(args.remote.gateway.token.as_deref(), Some("tok"));
+    assert_eq!(args.remote.output, OutputFormat::Yaml);
+    // The former variable name still works.
+    let cli = Cli::parse_with_env(
+        ["portico", "job", "list"],
+        &env(&[("PORTICO_URL", "https://old.example")]),
+    )
+    .unwrap();
     let Command::Job(JobCommand::List(args)) = cli.command else {
         panic!("job list parsed")
     };
-    assert_eq!(args.gateway.token, "tok");
+    assert_eq!(args.gateway.server(), Some("https://old.example"));
+    assert!(args.gateway.token.is_none());
+}
+
+#[test]
+fn the_config_file_defaults_under_the_config_home() {
+    let parse = |vars: &[(&str, &str)]| {
+        let cli = Cli::parse_with_env(["portico", "context", "list"], &env(vars)).unwrap();
+        let Command::Context(ContextCommand::List(args)) = cli.command else {
+            panic!("context list parsed")
+        };
+        args.config.path()
+    };
+    assert_eq!(
+        parse(&[("HOME", "/home/a")]),
+        Some(PathBuf::from("/home/a/.config/portico/config.yaml"))
+    );
+    assert_eq!(
+        parse(&[("HOME", "/home/a"), ("XDG_CONFIG_HOME", "/xdg")]),
+        Some(PathBuf::from("/xdg/portico/config.yaml"))
+    );
+    assert_eq!(
+        parse(&[("HOME", "/home/a"), ("PORTICO_CONFIG", "/p.yaml")]),
+        Some(PathBuf::from("/p.yaml"))
+    );
+    assert_eq!(parse(&[]), None);
+}
+
+#[test]
+fn every_command_parses_its_flags() {
+    let vars = env(&[]);
+    for argv in [
+        &[
+            "portico",
+            "login",
+            "--server",
+            "https://gw",
+            "--context",
+            "x",
+        ][..],
+        &["portico", "logout"],
+        &["portico", "context", "use", "x"],
+        &["portico", "context", "delete", "x"],
+        &[
+            "portico",
+            "cluster",
+            "add",
+            "dev",
+            "-f",
+            "k.yaml",
+            "--kube-context",
+            "c",
+            "-l",
+            "env=prod",
+            "--connect",
+        ],
+        &["portico", "cluster", "list", "-o", "json"],
+        &["portico", "cluster", "get", "dev"],
+        &["portico", "cluster", "update", "dev", "--label", "env-"],
+        &["portico", "cluster", "connect", "dev"],
+        &["portico", "cluster", "disconnect", "dev"],
+        &["portico", "cluster", "kubeconfig", "dev"],
+        &[
+            "portico",
+            "cluster",
+            "import",
+            "--kubeconfig",
+            "k",
+            "--kube-context",
+            "a",
+        ],
+        &[
+            "portico", "token", "create", "t", "--grant", "dev=read", "--ttl", "1d",
+        ],
+        &["portico", "token", "list"],
+        &["portico", "token", "revoke", "t"],
+        &["portico", "plugin", "list"],
+        &["portico", "plugin", "install", "x.wasm", "--replace"],
+        &["portico", "plugin", "enable", "x"],
+        &["portico", "plugin", "disable", "x"],
+        &["portico", "plugin", "config", "x", "{}"],
+        &["portico", "plugin", "config", "x", "--reset"],
+        &["portico", "plugin", "run", "x", "--cluster", "c"],
+        &["portico", "job", "update", "j", "-f", "j.json"],
+        &["portico", "job", "delete", "j"],
+        &["portico", "run", "list", "--status", "failed"],
+        &["portico", "run", "get", "r"],
+        &[
+            "portico",
+            "finding",
+            "list",
+            "--failed",
+            "--severity",
+            "high",
+        ],
+        &["portico", "finding", "summary"],
+        &[
+            "portico",
+            "helm",
+            "repo",
+            "add",
+            "r",
+            "https://charts",
+            "--username",
+            "u",
+            "--password",
+            "p",
+        ],
+        &["portico", "helm", "repo", "list"],
+        &["portico", "helm", "repo", "update", "r", "--no-auth"],
+        &["portico", "helm", "repo", "sync", "--no-wait"],
+        &["portico", "helm", "repo", "delete", "r"],
+        &["portico", "chart", "search", "web", "--versions"],
+        &[
+            "portico",
+            "webhook",
+            "create",
+            "w",
+            "--url",
+            "https://h",
+            "--secret",
+            "s",
+            "--event",
+            "connected",
+            "--cluster",
+            "dev",
+        ],
+        &["portico", "webhook", "list"],
+        &[
+            "portico",
+            "webhook",
+            "update",
+            "w",
+            "--all-clusters",
+            "--disable",
+        ],
+        &["portico", "webhook", "delete", "w"],
+        &["portico", "webhook", "deliveries", "w", "--limit", "5"],
+        &["portico", "instances"],
+        &["portico", "leader"],
+        &["portico", "audit", "--kind", "api", "--token-name", "admin"],
+        &["portico", "completion", "zsh"],
+        &["portico", "version", "--client"],
+    ] {
+        Cli::parse_with_env(argv, &vars).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    }
+    for bad in [
+        &["portico", "plugin", "config", "x", "{}", "--reset"][..],
+        &["portico", "finding", "list", "--failed", "--passed"],
+        &["portico", "webhook", "update", "w", "--enable", "--disable"],
+        &["portico", "token", "create", "t", "--role", "root"],
+        &[
+            "portico",
+            "helm",
+            "repo",
+            "add",
+            "r",
+            "u",
+            "--username",
+            "x",
+        ],
+        &["portico", "plugin", "install"],
+    ] {
+        let err = Cli::parse_with_env(bad, &vars).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{bad:?}");
+    }
+    <Cli as clap::CommandFactory>::command().debug_assert();
+}
+
+#[test]
+fn the_version_names_the_build() {
+    let long = version::LONG_VERSION;
+    assert!(long.starts_with(env!("CARGO_PKG_VERSION")), "{long}");
+    assert!(long.contains("wasmtime: 48."), "{long}");
+    assert!(long.contains("wit:      portico:plugin@"), "{long}");
+    assert!(!version::COMMIT.is_empty());
 }
 
 #[test]

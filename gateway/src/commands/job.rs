@@ -1,4 +1,4 @@
-//! `portico job`: the jobs API of a running gateway, as tables or JSON.
+//! `portico job …` and `portico run …`: the jobs and runs API of a running gateway.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,98 +7,122 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::output::{Output, fields, items, list, shown, table, text, time, yes_no};
 use super::{CommandError, GatewayClient};
-use crate::cli::JobCommand;
+use crate::cli::{JobCommand, JobRunsArgs, OutputFormat, RunCommand};
 
-/// What a `portico job` command got back: the API's JSON, and how to draw it as text.
-#[derive(Debug, Clone)]
-pub struct JobOutput {
-    value: Value,
-    shape: Shape,
-    /// Job names by id, for the runs table.
-    names: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Jobs,
-    Job,
-    Runs,
-    Run,
-}
+/// What a `portico job` command got back (the API's JSON, and its table).
+pub type JobOutput = Output;
 
 /// Runs one `portico job` subcommand against the gateway.
 pub async fn run_job_command(command: &JobCommand) -> Result<JobOutput, CommandError> {
-    let output = |value, shape| JobOutput {
-        value,
-        shape,
-        names: BTreeMap::new(),
-    };
+    let format = command.output();
     match command {
         JobCommand::List(args) => {
             let client = GatewayClient::new(&args.gateway)?;
             let jobs = client
                 .json(Method::GET, client.url(&["jobs"]), None)
                 .await?;
-            Ok(output(jobs, Shape::Jobs))
+            let table = jobs_table(items(&jobs));
+            Ok(Output::new(jobs, table, format))
         }
         JobCommand::Show(args) => {
             let client = GatewayClient::new(&args.gateway)?;
-            let url = client.url(&["jobs", &args.id]);
-            Ok(output(
-                client.json(Method::GET, url, None).await?,
-                Shape::Job,
-            ))
+            let (_, job) = client.find("jobs", &args.id).await?;
+            let table = job_fields(&job);
+            Ok(Output::new(job, table, format))
         }
         JobCommand::Create(args) => {
             let body = read_job(&args.file)?;
             let client = GatewayClient::new(&args.gateway)?;
             let url = client.url(&["jobs"]);
             let job = client.json(Method::POST, url, Some(&body)).await?;
-            Ok(output(job, Shape::Job))
+            let table = job_fields(&job);
+            Ok(Output::new(job, table, format))
+        }
+        JobCommand::Update(args) => {
+            let body = read_job(&args.file)?;
+            let client = GatewayClient::new(&args.gateway)?;
+            let (id, _) = client.find("jobs", &args.id).await?;
+            let url = client.url(&["jobs", &id]);
+            let job = client.json(Method::PUT, url, Some(&body)).await?;
+            let table = job_fields(&job);
+            Ok(Output::new(job, table, format))
+        }
+        JobCommand::Delete(args) => {
+            let client = GatewayClient::new(&args.gateway)?;
+            let (id, job) = client.find("jobs", &args.id).await?;
+            client
+                .send(Method::DELETE, client.url(&["jobs", &id]), None)
+                .await?;
+            let name = shown(&job["name"]);
+            Ok(Output::new(
+                serde_json::json!({"deleted": "job", "id": id, "name": name}),
+                format!("Job `{name}` ({id}) deleted.\n"),
+                format,
+            ))
         }
         JobCommand::Run(args) => {
             let client = GatewayClient::new(&args.gateway)?;
-            let url = client.url(&["jobs", &args.id, "run"]);
-            Ok(output(
-                client.json(Method::POST, url, None).await?,
-                Shape::Run,
-            ))
+            let (id, _) = client.find("jobs", &args.id).await?;
+            let url = client.url(&["jobs", &id, "run"]);
+            let run = client.json(Method::POST, url, None).await?;
+            let table = run_fields(&run);
+            Ok(Output::new(run, table, format))
         }
-        JobCommand::Runs(args) => {
-            let client = GatewayClient::new(&args.gateway)?;
-            let mut url = client.url(&["runs"]);
-            {
-                let mut query = url.query_pairs_mut();
-                if let Some(job) = &args.job {
-                    query.append_pair("job", job);
-                }
-                if let Some(status) = &args.status {
-                    query.append_pair("status", status);
-                }
-                if let Some(limit) = args.limit {
-                    query.append_pair("limit", &limit.to_string());
-                }
-            }
-            if url.query() == Some("") {
-                url.set_query(None);
-            }
-            let runs = client.json(Method::GET, url, None).await?;
-            // Names for the table; the JSON keeps the API's ids.
-            let jobs = client
-                .json(Method::GET, client.url(&["jobs"]), None)
+        JobCommand::Runs(args) => list_runs(args).await,
+    }
+}
+
+/// Runs one `portico run` subcommand.
+pub async fn run_command(command: &RunCommand) -> Result<Output, CommandError> {
+    match command {
+        RunCommand::List(args) => list_runs(args).await,
+        RunCommand::Get(args) => {
+            let client = GatewayClient::new(&args.remote.gateway)?;
+            let run = client
+                .json(Method::GET, client.url(&["runs", &args.id]), None)
                 .await?;
-            let names = items(&jobs)
-                .iter()
-                .filter_map(|j| Some((text(&j["id"])?, text(&j["name"])?)))
-                .collect();
-            Ok(JobOutput {
-                value: runs,
-                shape: Shape::Runs,
-                names,
-            })
+            let table = run_with_targets(&run);
+            Ok(Output::new(run, table, args.remote.output))
         }
     }
+}
+
+/// `GET /api/v1/runs?job=&status=&limit=`, with job names for the table.
+async fn list_runs(args: &JobRunsArgs) -> Result<Output, CommandError> {
+    let client = GatewayClient::new(&args.gateway)?;
+    let mut url = client.url(&["runs"]);
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(job) = &args.job {
+            query.append_pair("job", job);
+        }
+        if let Some(status) = &args.status {
+            query.append_pair("status", status);
+        }
+        if let Some(limit) = args.limit {
+            query.append_pair("limit", &limit.to_string());
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    let runs = client.json(Method::GET, url, None).await?;
+    let table = if args.output == OutputFormat::Table {
+        // Names for the table; the JSON keeps the API's ids.
+        let jobs = client
+            .json(Method::GET, client.url(&["jobs"]), None)
+            .await?;
+        let names = items(&jobs)
+            .iter()
+            .filter_map(|j| Some((text(&j["id"])?, text(&j["name"])?)))
+            .collect();
+        runs_table(items(&runs), &names)
+    } else {
+        String::new()
+    };
+    Ok(Output::new(runs, table, args.output))
 }
 
 /// The job file: JSON, checked here so a typo is reported before anything is sent.
@@ -118,28 +142,6 @@ fn read_job(path: &Path) -> Result<Value, CommandError> {
         )));
     }
     Ok(body)
-}
-
-impl JobOutput {
-    /// The API's answer.
-    pub fn value(&self) -> &Value {
-        &self.value
-    }
-
-    /// One JSON document: the API's answer as it came.
-    pub fn json(&self) -> String {
-        serde_json::to_string_pretty(&self.value).expect("a JSON value serializes")
-    }
-
-    /// A readable table (lists) or one field per line (a job, a run).
-    pub fn table(&self) -> String {
-        match self.shape {
-            Shape::Jobs => jobs_table(items(&self.value)),
-            Shape::Job => job_fields(&self.value),
-            Shape::Runs => runs_table(items(&self.value), &self.names),
-            Shape::Run => run_fields(&self.value),
-        }
-    }
 }
 
 fn jobs_table(jobs: &[Value]) -> String {
@@ -218,7 +220,7 @@ fn job_fields(job: &Value) -> String {
     ])
 }
 
-fn run_fields(run: &Value) -> String {
+pub(super) fn run_fields(run: &Value) -> String {
     let mut out = fields(&[
         ("id", shown(&run["id"])),
         ("job", shown(&run["jobId"])),
@@ -236,37 +238,6 @@ fn run_fields(run: &Value) -> String {
     out
 }
 
-fn items(value: &Value) -> &[Value] {
-    value["items"].as_array().map_or(&[], Vec::as_slice)
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn shown(value: &Value) -> String {
-    text(value).unwrap_or_else(|| "-".to_owned())
-}
-
-fn yes_no(value: &Value) -> String {
-    match value.as_bool() {
-        Some(true) => "yes".to_owned(),
-        Some(false) => "no".to_owned(),
-        None => "-".to_owned(),
-    }
-}
-
-fn list(value: &Value) -> String {
-    value
-        .as_array()
-        .map(|items| items.iter().map(shown).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
-}
-
 /// `all`, `clusters a,b` or `selector env=prod`.
 fn targets(value: &Value) -> String {
     if let Some(ids) = value.get("clusters") {
@@ -276,14 +247,6 @@ fn targets(value: &Value) -> String {
     } else {
         shown(value)
     }
-}
-
-/// Unix milliseconds as UTC, to the second.
-fn time(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(|ms| jiff::Timestamp::from_second(ms.div_euclid(1000)).ok())
-        .map_or_else(|| "-".to_owned(), |t| t.to_string())
 }
 
 /// `3`, or `3 (1 failed, 1 skipped)`.
@@ -316,38 +279,28 @@ fn with_notes(total: String, notes: Vec<String>) -> String {
     }
 }
 
-/// Left-aligned columns two spaces apart; the last column is not padded.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    let mut widths = vec![0; header.len()];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let last = row.len().saturating_sub(1);
-        let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
-            if i == last {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:width$}  ");
-            }
-        }
-        out.push_str(line.trim_end());
+/// A run's fields, then a table of its per-cluster results.
+fn run_with_targets(run: &Value) -> String {
+    let mut out = run_fields(run);
+    let targets = run["targets"].as_array().map_or(&[][..], Vec::as_slice);
+    if !targets.is_empty() {
+        let rows = targets
+            .iter()
+            .map(|t| {
+                let failed = t["findingsFailed"].as_i64().filter(|n| *n > 0);
+                vec![
+                    shown(&t["clusterId"]),
+                    shown(&t["status"]),
+                    with_notes(
+                        shown(&t["findingsTotal"]),
+                        failed.map(|n| format!("{n} failed")).into_iter().collect(),
+                    ),
+                    shown(&t["error"]),
+                ]
+            })
+            .collect();
         out.push('\n');
-    }
-    out
-}
-
-/// `name: value` lines, the values aligned.
-fn fields(fields: &[(&str, String)]) -> String {
-    let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
-    let mut out = String::new();
-    for (key, value) in fields {
-        let _ = writeln!(out, "{:width$} {value}", format!("{key}:"));
+        out.push_str(&table(&["CLUSTER", "STATUS", "FINDINGS", "ERROR"], rows));
     }
     out
 }

@@ -251,6 +251,12 @@ impl PluginRun {
         serde_json::to_string_pretty(self).expect("the run serializes")
     }
 
+    /// What to print in `format`.
+    pub fn output(&self, format: crate::cli::OutputFormat) -> super::Output {
+        let value = serde_json::to_value(self).expect("the run serializes");
+        super::Output::new(value, self.table(), format)
+    }
+
     /// A summary line and, for inspectors, a table of findings (failed first).
     pub fn table(&self) -> String {
         let mut out = String::new();

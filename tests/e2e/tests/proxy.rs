@@ -732,9 +732,10 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
     let exported = commands::fetch_kubeconfig(&KubeconfigArgs {
         cluster: "files-admin".into(),
         gateway: GatewayArgs {
-            server: gw.url.clone(),
-            token: gw.admin_token.clone().unwrap(),
+            server: Some(gw.url.clone()),
+            token: gw.admin_token.clone(),
             ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+            ..GatewayArgs::default()
         },
     })
     .await?;
@@ -747,9 +748,10 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
     let err = commands::fetch_kubeconfig(&KubeconfigArgs {
         cluster: "nope".into(),
         gateway: GatewayArgs {
-            server: gw.url.clone(),
-            token: gw.admin_token.clone().unwrap(),
+            server: Some(gw.url.clone()),
+            token: gw.admin_token.clone(),
             ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+            ..GatewayArgs::default()
         },
     })
     .await
