@@ -307,7 +307,11 @@ pub fn id_from_context(context: &str) -> String {
     }
 }
 
-/// Fetches the kubeconfig the gateway exports for `args.cluster` and the caller's token.
+/// Fetches the kubeconfig the gateway exports for the caller's token: for `args.cluster`, or
+/// for every cluster the token may reach.
 pub async fn fetch_kubeconfig(args: &KubeconfigArgs) -> Result<String, CommandError> {
-    clusters::kubeconfig(&args.gateway, &args.cluster).await
+    match &args.cluster {
+        Some(id) => clusters::kubeconfig(&args.gateway, id).await,
+        None => clusters::fleet_kubeconfig(&args.gateway, args.current.as_deref()).await,
+    }
 }

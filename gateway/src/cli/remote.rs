@@ -213,12 +213,17 @@ pub struct JobRunsArgs {
     pub output: OutputFormat,
 }
 
-/// Flags of `portico kubeconfig`.
+/// Flags of `portico kubeconfig`: a kubeconfig for one cluster or for all of them.
 #[derive(Debug, Clone, Args)]
 pub struct KubeconfigArgs {
-    /// The cluster id.
+    /// One cluster (context `portico-ID`); without it, every cluster your token may reach, one
+    /// context per cluster named by its id (`kubectl --context ID …`).
     #[arg(long)]
-    pub cluster: String,
+    pub cluster: Option<String>,
+
+    /// With every cluster: the context to make current (default: the first by id).
+    #[arg(long, conflicts_with = "cluster")]
+    pub current: Option<String>,
 
     // The gateway, and your token: it goes into the kubeconfig.
     #[command(flatten)]

@@ -74,6 +74,19 @@ pub async fn kubeconfig(gateway: &GatewayArgs, id: &str) -> Result<String, Comma
     client.send(Method::GET, url, None).await
 }
 
+/// The kubeconfig the gateway exports for every cluster the caller's token may reach.
+pub async fn fleet_kubeconfig(
+    gateway: &GatewayArgs,
+    current: Option<&str>,
+) -> Result<String, CommandError> {
+    let client = GatewayClient::new(gateway)?;
+    let mut url = client.url(&["kubeconfig"]);
+    if let Some(current) = current {
+        url.query_pairs_mut().append_pair("current", current);
+    }
+    client.send(Method::GET, url, None).await
+}
+
 /// What a delete prints.
 pub(super) fn deleted(what: &str, id: &str, name: &str, format: OutputFormat) -> Output {
     let text = if id == name {

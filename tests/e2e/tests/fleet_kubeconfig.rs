@@ -2,6 +2,8 @@
 //! caller may reach, named by cluster id, and kubectl switches clusters with `--context`.
 
 use kube_sim::KubeSim;
+use portico::cli::{GatewayArgs, KubeconfigArgs};
+use portico::commands;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::kubectl::Kubectl;
 use reqwest::Method;
@@ -85,6 +87,23 @@ async fn one_kubeconfig_reaches_every_granted_cluster_by_context() -> anyhow::Re
         "{}",
         out.stdout
     );
+
+    // The CLI fetches the same: `portico kubeconfig` without `--cluster`.
+    let gateway = GatewayArgs {
+        server: Some(gw.url.clone()),
+        token: Some(token.clone()),
+        ca_file: Some(gw.data_dir.join("tls-ca.crt")),
+        ..GatewayArgs::default()
+    };
+    let from_cli = commands::fetch_kubeconfig(&KubeconfigArgs {
+        cluster: None,
+        current: Some("prod-west".into()),
+        gateway,
+    })
+    .await?;
+    let config: Value = serde_yaml::from_str(&from_cli)?;
+    assert_eq!(names(&config, "contexts"), ["prod-east", "prod-west"]);
+    assert_eq!(config["current-context"], "prod-west");
 
     // Another current context; never one the token may not reach.
     let response = fleet_kubeconfig(&gw, &token, "?current=prod-west").await;

@@ -730,7 +730,8 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
 
     // `portico kubeconfig` fetches a working kubeconfig (the gateway's CA file trusted).
     let exported = commands::fetch_kubeconfig(&KubeconfigArgs {
-        cluster: "files-admin".into(),
+        cluster: Some("files-admin".into()),
+        current: None,
         gateway: GatewayArgs {
             server: Some(gw.url.clone()),
             token: gw.admin_token.clone(),
@@ -746,7 +747,8 @@ async fn import_and_kubeconfig_commands() -> anyhow::Result<()> {
         .success()?;
     assert!(out.stdout.contains("namespace/default"), "{}", out.stdout);
     let err = commands::fetch_kubeconfig(&KubeconfigArgs {
-        cluster: "nope".into(),
+        cluster: Some("nope".into()),
+        current: None,
         gateway: GatewayArgs {
             server: Some(gw.url.clone()),
             token: gw.admin_token.clone(),
