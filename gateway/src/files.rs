@@ -56,6 +56,16 @@ pub fn private_dir(dir: &Path, database: Option<&str>) -> io::Result<()> {
     }
 }
 
+/// Creates Portico's own folder `dir` (the compile cache) as 0700 if missing, or makes an
+/// existing one 0700: it holds nothing but what Portico wrote there.
+pub fn own_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    match mode_of(dir)? {
+        Some(mode) if mode & 0o077 != 0 => set_mode(dir, DIR_MODE),
+        _ => Ok(()),
+    }
+}
+
 /// Creates the empty file `path` as 0600 if missing (so that whoever opens it next, SQLite
 /// included, finds it private), or tightens it to 0600.
 pub fn private_file(path: &Path) -> io::Result<()> {

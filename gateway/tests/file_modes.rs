@@ -99,6 +99,12 @@ fn mode(path: &Path) -> u32 {
 
 fn assert_private(data: &Path, log: &str) {
     assert_eq!(mode(data), 0o700, "data folder; log:\n{log}");
+    // The compile cache (the built-in plugins are compiled into it at start).
+    assert_eq!(
+        mode(&data.join("plugin-cache")),
+        0o700,
+        "plugin-cache; log:\n{log}"
+    );
     for name in PRIVATE_FILES {
         assert_eq!(mode(&data.join(name)), 0o600, "{name}; log:\n{log}");
     }
@@ -116,6 +122,11 @@ fn data_files_are_private_whatever_the_umask() {
 
     // Loosened by hand (or left so by an older version): tightened at start, with warnings.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        data.join("plugin-cache"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     for name in PRIVATE_FILES {
         std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }

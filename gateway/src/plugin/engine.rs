@@ -80,7 +80,7 @@ impl PluginHost {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match &settings.cache_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                crate::files::own_dir(dir).map_err(|e| {
                     Error::Host(format!("compile cache folder {}: {e}", dir.display()))
                 })?;
                 let mut cache_config = CacheConfig::new();
