@@ -251,3 +251,22 @@ impl TestGateway {
         }
     }
 }
+
+/// An admin request that must succeed (it panics with the path, status and body otherwise);
+/// its JSON body, `null` when empty.
+pub async fn ok(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = gw.as_admin(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("send the request");
+    let status = response.status();
+    let text = response.text().await.expect("read the answer");
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}

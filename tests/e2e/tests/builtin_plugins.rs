@@ -5,25 +5,12 @@
 use std::time::Duration;
 
 use kube_sim::KubeSim;
-use portico_e2e::gateway::TestGateway;
+use portico_e2e::gateway::{TestGateway, ok};
 use portico_e2e::plugins::{cluster, gateway_builder, kube_api, upload, wasm};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "pt_builtin-plugins-admin-token";
-
-/// A request that must succeed; its JSON body.
-async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = gw.as_admin(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
 
 #[tokio::test]
 async fn builtin_plugins_are_there_without_a_plugin_directory_and_keep_their_names() {

@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use kube_sim::KubeSim;
 use portico_e2e::fleet::{self, Fleet, is_leader};
-use portico_e2e::gateway::TestGateway;
+use portico_e2e::gateway::{TestGateway, ok};
 use portico_e2e::plugins::{gateway_builder, plugin_dir, upload, wasm};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -109,19 +109,6 @@ fn term(gw: &TestGateway) -> Option<i64> {
 
 fn instance(gw: &TestGateway) -> String {
     gw.gateway().app().config.instance_id.clone()
-}
-
-/// A request that must succeed; its JSON body (`null` when empty).
-async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = gw.as_admin(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 async fn runs(gw: &TestGateway, job: &str) -> Vec<Value> {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use portico::testing::ServerTls;
-use portico_e2e::gateway::TestGateway;
+use portico_e2e::gateway::{TestGateway, ok};
 use portico_e2e::plugins::{gateway_builder, plugin_dir};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -78,18 +78,6 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     portico_e2e::fleet::eventually(what, WAIT, check).await
-}
-
-async fn ok(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = gw.as_admin(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 /// Serves the current index at `/charts/index.yaml` behind basic auth `user:secret`, with an
