@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{LocalComponent, LocalPlugin, PluginSource, Plugins, digest};
+use super::{LocalComponent, PluginSource, Plugins, digest};
 use crate::clock::now_millis;
 use crate::plugin::manifest::{LimitCeilings, Manifest};
 use crate::plugin::{Error, Result};
@@ -85,37 +85,17 @@ impl Plugins {
             created_at: now,
             updated_at: now,
         };
-        match self.db.plugin(&name).await? {
-            Some(existing) if existing.source == PluginSource::Upload.as_str() => {
-                tracing::warn!(
-                    plugin = %name,
-                    "an uploaded plugin has the name of a built-in plugin and keeps it; delete \
-                     the upload to use the built-in"
-                );
-                return Ok(());
-            }
-            Some(existing) => {
-                let same = existing.source == row.source
-                    && existing.digest == row.digest
-                    && existing.version == row.version
-                    && existing.manifest == row.manifest;
-                if !same {
-                    self.db.replace_plugin(&row, None).await?;
-                }
-            }
-            None => match self.db.insert_plugin(&row, None).await {
-                Ok(()) | Err(crate::storage::StorageError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            },
+        if !self
+            .record_local(row, LocalComponent::Embedded(builtin.component))
+            .await?
+        {
+            tracing::warn!(
+                plugin = %name,
+                "an uploaded plugin has the name of a built-in plugin and keeps it; delete \
+                 the upload to use the built-in"
+            );
+            return Ok(());
         }
-        self.local.write().insert(
-            name.clone(),
-            LocalPlugin {
-                component: LocalComponent::Embedded(builtin.component),
-                digest: digest.clone(),
-            },
-        );
-        self.forget(&name);
 
         let host = self.host.clone();
         let world = manifest.world;

@@ -186,9 +186,17 @@ impl Plugins {
                 expected: world,
             });
         }
+        let local = self.local.read().get(name).cloned();
+        // A built-in runs this binary's component: compiled under its own digest.
+        let digest_key = match &local {
+            Some(LocalPlugin {
+                component: LocalComponent::Embedded(_),
+                digest,
+            }) => digest.clone(),
+            _ => row.digest.clone(),
+        };
         let loader = {
             let db = self.db.clone();
-            let local = self.local.read().get(name).cloned();
             let row = Arc::clone(&row);
             async move {
                 if row.source == PluginSource::Upload.as_str() {
@@ -225,14 +233,6 @@ impl Plugins {
                 }
                 Ok(Bytes::from(wasm))
             }
-        };
-        // A built-in runs this binary's component: compiled under its own digest.
-        let digest_key = match self.local.read().get(name) {
-            Some(LocalPlugin {
-                component: LocalComponent::Embedded(_),
-                digest,
-            }) => digest.clone(),
-            _ => row.digest.clone(),
         };
         let prepared = self.host.prepare(&digest_key, world, loader).await?;
         let config = match (config_override, &row.config) {

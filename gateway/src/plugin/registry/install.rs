@@ -80,31 +80,49 @@ impl Plugins {
         }
         // Compiled on first use (from the disk cache after a restart), not here: starting
         // stays fast however many plugins the directory holds.
-        let digest = digest(&wasm);
-        let size = wasm.len() as i64;
         let now = now_millis();
         let row = PluginRow {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
             world: manifest.world.as_str().to_owned(),
             manifest: text,
-            digest: digest.clone(),
-            size,
+            digest: digest(&wasm),
+            size: wasm.len() as i64,
             source: PluginSource::Directory.as_str().to_owned(),
             enabled: true,
             config: None,
             created_at: now,
             updated_at: now,
         };
-        match self.db.plugin(&manifest.name).await? {
-            Some(existing) if existing.source != PluginSource::Directory.as_str() => {
-                return Err(Error::Host(format!(
-                    "an uploaded plugin named `{}` exists; the directory's is ignored",
-                    manifest.name
-                )));
-            }
+        if !self
+            .record_local(row, LocalComponent::File(wasm_path))
+            .await?
+        {
+            return Err(Error::Host(format!(
+                "an uploaded plugin named `{}` exists; the directory's is ignored",
+                manifest.name
+            )));
+        }
+        Ok(manifest.name)
+    }
+
+    /// Records a plugin whose component this replica holds itself (built in, or from its
+    /// plugin directory): inserts its row, or replaces one that differs (the enabled flag and
+    /// configuration stay), then keeps the component. An uploaded plugin of that name keeps
+    /// it: nothing is recorded and this returns `false`.
+    pub(super) async fn record_local(
+        &self,
+        row: PluginRow,
+        component: LocalComponent,
+    ) -> Result<bool> {
+        match self.db.plugin(&row.name).await? {
+            Some(existing) if existing.source == PluginSource::Upload.as_str() => return Ok(false),
             Some(existing) => {
-                if existing.digest != row.digest || existing.manifest != row.manifest {
+                let same = existing.source == row.source
+                    && existing.digest == row.digest
+                    && existing.version == row.version
+                    && existing.manifest == row.manifest;
+                if !same {
                     self.db.replace_plugin(&row, None).await?;
                 }
             }
@@ -114,13 +132,14 @@ impl Plugins {
             },
         }
         self.local.write().insert(
-            manifest.name.clone(),
+            row.name.clone(),
             LocalPlugin {
-                component: LocalComponent::File(wasm_path),
-                digest,
+                component,
+                digest: row.digest,
             },
         );
-        Ok(manifest.name)
+        self.forget(&row.name);
+        Ok(true)
     }
 
     /// Installs an uploaded plugin after checking that the component implements the declared
