@@ -66,6 +66,8 @@ pub struct Config {
     pub instance_id: String,
     pub advertise_address: String,
     pub plugin_dir: PathBuf,
+    /// wasmtime's compile cache (`--plugin-cache-dir`); `None`: beside the database.
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Plugin HTTP may reach loopback, link-local and unspecified addresses.
     pub plugin_http_allow_local: bool,
     pub log: String,
@@ -275,6 +277,7 @@ impl Config {
             instance_id,
             advertise_address,
             plugin_dir: args.plugin_dir,
+            plugin_cache_dir: args.plugin_cache_dir,
             plugin_http_allow_local: args.plugin_http_allow_local,
             log: args.log,
             log_format: args.log_format,

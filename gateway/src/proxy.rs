@@ -32,6 +32,7 @@ pub use metrics::ProxyMetrics;
 pub use path::{Target, parse_target};
 pub use status::StatusError;
 use status::not_connected;
+pub use stream::Drain;
 use upstream::upstream_request;
 
 /// Where the proxy is mounted.
@@ -47,6 +48,8 @@ pub struct Proxy {
     metrics: Arc<ProxyMetrics>,
     /// Bound on an upstream's response head (`--upstream-timeout-seconds`).
     upstream_timeout: Duration,
+    /// How long-lived streams end when the gateway stops.
+    drain: Drain,
 }
 
 impl Proxy {
@@ -56,6 +59,7 @@ impl Proxy {
         audit: Arc<AuditLog>,
         metrics: ProxyMetrics,
         upstream_timeout: Duration,
+        drain: Drain,
     ) -> Self {
         Self {
             auth,
@@ -63,6 +67,7 @@ impl Proxy {
             audit,
             metrics: Arc::new(metrics),
             upstream_timeout,
+            drain,
         }
     }
 }

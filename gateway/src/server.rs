@@ -23,7 +23,7 @@ use crate::coord::{CoordError, Coordinator, LeaderWork};
 use crate::crypto::KeyError;
 use crate::hooks::{Hooks, LifecyclePlugins};
 use crate::jobs::{Jobs, JobsShared};
-use crate::proxy::{Proxy, ProxyMetrics};
+use crate::proxy::{Drain, Proxy, ProxyMetrics};
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
 use crate::tls::{ServerTls, TlsError};
@@ -85,9 +85,8 @@ pub struct Gateway {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     generated_admin_token: Option<String>,
-    stop_accepting: CancellationToken,
-    /// Closes every open connection at once.
-    force_close: CancellationToken,
+    /// Stops accepting, ends watches, then closes every open connection and stream.
+    drain: Drain,
     /// The accept loops (the main listener, and the metrics listener if any).
     servers: Vec<JoinHandle<()>>,
 }
@@ -185,12 +184,14 @@ impl Gateway {
         )
         .await?;
         let auth = Arc::new(Authenticator::new(db.clone(), config.max_streams_per_token));
+        let drain = Drain::new();
         let proxy = Proxy::new(
             auth.clone(),
             clusters.clone(),
             audit.clone(),
             ProxyMetrics::new(&metrics),
             config.upstream_timeout,
+            drain.clone(),
         );
         let webhooks = crate::hooks::WebhookSink::new(
             db.clone(),
@@ -258,8 +259,8 @@ impl Gateway {
             }
         }
 
-        let stop_accepting = CancellationToken::new();
-        let force_close = CancellationToken::new();
+        let stop_accepting = drain.stopping();
+        let force_close = drain.closing();
         let connection_metrics = ConnectionMetrics::new(&app.metrics);
         let limits = app.config.connections;
         let mut servers = Vec::new();
@@ -308,8 +309,7 @@ impl Gateway {
             local_addr,
             metrics_addr,
             generated_admin_token,
-            stop_accepting,
-            force_close,
+            drain,
             servers,
         })
     }
@@ -337,8 +337,7 @@ impl Gateway {
 
     /// Stops at once, like a killed process: no lease is released, no request finishes.
     pub async fn crash(self) {
-        self.stop_accepting.cancel();
-        self.force_close.cancel();
+        self.drain.close();
         for server in &self.servers {
             server.abort();
         }
@@ -354,15 +353,21 @@ impl Gateway {
     pub async fn shutdown(self) {
         let timeout = self.app.config.shutdown_timeout;
         tracing::info!(?timeout, "shutting down: no longer accepting connections");
-        self.stop_accepting.cancel();
-        let finished = futures::future::join_all(self.servers);
+        // Watches end now (clients resume them elsewhere); other requests, followed logs and
+        // upgraded streams get the bound.
+        self.drain.stop();
+        let drain = self.drain.clone();
+        let finished = async move {
+            futures::future::join_all(self.servers).await;
+            drain.upgrades_finished().await;
+        };
         if tokio::time::timeout(timeout, finished).await.is_err() {
             tracing::warn!(
                 ?timeout,
-                "in-flight requests did not finish in time; closing them"
+                "in-flight requests and streams did not finish in time; closing them"
             );
-            self.force_close.cancel();
         }
+        self.drain.close();
         // Leader work stops, then the leader lease is released and the instance lease deleted.
         self.app.coord.shutdown().await;
         self.app.shutdown.cancel();

@@ -100,6 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PLUGIN_DIR", default_value = "./plugins")]
     pub plugin_dir: PathBuf,
 
+    /// Folder for compiled plugins (wasmtime's compile cache), so a restart does not compile
+    /// them again. Default: `plugin-cache` in the SQLite data folder, else the system's
+    /// temporary folder. Replicas and processes may share one.
+    #[arg(long, env = "PLUGIN_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
+
     /// Let plugin HTTP requests reach loopback, link-local (cloud metadata included) and
     /// unspecified addresses, refused by default.
     #[arg(long, env = "PLUGIN_HTTP_ALLOW_LOCAL", action = ArgAction::Set, num_args = 0..=1,
@@ -115,7 +121,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// On SIGTERM/SIGINT, how long in-flight requests (watches included) may take to finish.
+    /// On SIGTERM/SIGINT, how long in-flight requests, followed logs and upgraded streams
+    /// (exec, attach, port-forward) may take to finish. Watches end at once: clients resume them.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 

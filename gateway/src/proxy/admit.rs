@@ -182,15 +182,22 @@ fn impersonation_headers(token: &Token) -> Result<Vec<(HeaderName, HeaderValue)>
 /// Watches (`?watch=true`, `/watch/` paths), followed logs and upgrades: requests that stay
 /// open as long as the client wants.
 pub(super) fn is_long_lived(path: &str, query: Option<&str>, upgrade: bool) -> bool {
+    upgrade || is_watch(path, query) || query_flag(query, "follow")
+}
+
+/// A watch (`?watch=true` or a deprecated `/watch/` path).
+pub(super) fn is_watch(path: &str, query: Option<&str>) -> bool {
+    path.contains("/watch/") || query_flag(query, "watch")
+}
+
+fn query_flag(query: Option<&str>, name: &str) -> bool {
     // Go's strconv.ParseBool, as the apiserver reads these parameters.
     let truthy = |v: &str| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True");
-    upgrade
-        || path.contains("/watch/")
-        || query.is_some_and(|q| {
-            q.split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .any(|(k, v)| matches!(k, "watch" | "follow") && truthy(v))
-        })
+    query.is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k == name && truthy(v))
+    })
 }
 
 fn auth_status(e: AuthError) -> StatusError {

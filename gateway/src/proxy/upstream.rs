@@ -11,6 +11,7 @@ use http::{StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 
+use super::admit::is_watch;
 use super::headers::{
     X_FORWARDED_FOR, head_timeout, strip_hop_by_hop, strip_request_headers, verb,
 };
@@ -139,7 +140,7 @@ impl Proxy {
                 .open_upgrades
                 .get_or_create(&call.cluster_label())
                 .clone();
-            tokio::spawn(splice(
+            self.drain.spawn_upgrade(splice(
                 call.target.cluster.to_owned(),
                 client_upgrade,
                 upstream_upgrade,
@@ -155,6 +156,9 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers, false);
         parts.version = Version::HTTP_11;
         let body = match stream {
+            Some(stream) if is_watch(call.target.path, call.query.as_deref()) => {
+                Body::new(Revocable::new(body, stream, guard).watch(&self.drain))
+            }
             Some(stream) => Body::new(Revocable::new(body, stream, guard)),
             // The guard lives as long as the body streams.
             None => Body::new(body.map_frame(move |frame| {

@@ -41,12 +41,30 @@ impl TestGatewayBuilder {
 
     /// The validated configuration this builder produces.
     pub fn config(&self, data: &std::path::Path) -> Result<Config> {
-        let mut args = vec![
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--shutdown-timeout-seconds".to_owned(),
-            "5".to_owned(),
-        ];
+        let mut args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+        // One compile cache for the whole run: every gateway of the suite then compiles the
+        // built-in plugins once, not once per test (seconds of CPU each in a debug build).
+        if !self
+            .args
+            .iter()
+            .any(|a| a.starts_with("--plugin-cache-dir"))
+        {
+            args.push("--plugin-cache-dir".to_owned());
+            args.push(
+                crate::python::target_dir()
+                    .join("e2e-plugin-cache")
+                    .display()
+                    .to_string(),
+            );
+        }
+        if !self
+            .args
+            .iter()
+            .any(|a| a.starts_with("--shutdown-timeout-seconds"))
+        {
+            args.push("--shutdown-timeout-seconds".to_owned());
+            args.push("5".to_owned());
+        }
         if !self.env.contains_key("DATABASE_URL")
             && !self.args.iter().any(|a| a.starts_with("--database-url"))
         {

@@ -195,9 +195,13 @@ async fn plugins_are_managed_by_admins_only() {
 #[tokio::test]
 async fn uploaded_plugins_survive_a_restart_without_recompiling() {
     let data = tempfile::tempdir().unwrap();
+    // The default compile cache beside the database, not the suite's shared one: this test
+    // counts what is compiled.
+    let cache = data.path().join("plugin-cache");
+    let cache = cache.to_str().unwrap();
     let gw = TestGateway::builder()
         .data_dir(data.path())
-        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--admin-token", ADMIN_TOKEN, "--plugin-cache-dir", cache])
         .start()
         .await;
     assert_eq!(
@@ -211,7 +215,7 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
 
     let gw = TestGateway::builder()
         .data_dir(data.path())
-        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--admin-token", ADMIN_TOKEN, "--plugin-cache-dir", cache])
         .start()
         .await;
     let sim = KubeSim::start().await.unwrap();

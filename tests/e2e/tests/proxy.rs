@@ -835,3 +835,83 @@ async fn exec_credential_plugins_and_token_files_authenticate() -> anyhow::Resul
     gw.stop().await;
     Ok(())
 }
+
+/// Stopping the gateway ends watches cleanly at once (a client resumes them on another replica
+/// from its last resourceVersion, so the stop need not wait for them) and closes spliced
+/// upgrades (exec, attach, port-forward) at the shutdown bound instead of leaving them running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_watches_cleanly_and_closes_upgraded_streams() -> anyhow::Result<()> {
+    let sim = KubeSim::start().await?;
+    sim.seed_pods("default", 1, 1);
+
+    // Watches: with an hour's bound, a stop that waited for the watch would not end in time.
+    let gw = TestGateway::builder()
+        .args(["--shutdown-timeout-seconds", "3600"])
+        .start()
+        .await;
+    gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    let mut watch = gw
+        .as_admin(
+            Method::GET,
+            "/k8s/clusters/sim/api/v1/namespaces/default/pods?watch=true",
+        )
+        .send()
+        .await?;
+    assert_eq!(watch.status(), StatusCode::OK);
+    let first = tokio::time::timeout(WAIT, watch.chunk()).await??;
+    assert!(
+        first.is_some_and(|c| String::from_utf8_lossy(&c).contains("\"ADDED\"")),
+        "the watch starts with the pods"
+    );
+    let stop = tokio::spawn(gw.stop());
+    let mut events = 0;
+    loop {
+        // `Err` here is a cut stream; a clean end is `Ok(None)`.
+        match tokio::time::timeout(WAIT, watch.chunk()).await?? {
+            Some(_) if events < 10_000 => events += 1,
+            Some(_) => anyhow::bail!("the watch did not end"),
+            None => break,
+        }
+    }
+    tokio::time::timeout(WAIT, stop).await??;
+
+    // Upgrades: an interactive exec is closed when the (one-second) bound is reached.
+    let gw = TestGateway::builder()
+        .args(["--shutdown-timeout-seconds", "1"])
+        .start()
+        .await;
+    gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    let kubeconfig = gw
+        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+        .await?;
+    let kubectl = Kubectl::new(&kubeconfig)?;
+    let mut exec = kubectl
+        .command(["exec", "-i", "pod-00000", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = exec.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(exec.stdout.take().unwrap());
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        stdin.write_all(b"still here\n").await?;
+        let mut line = String::new();
+        tokio::time::timeout(WAIT, stdout.read_line(&mut line)).await??;
+        assert_eq!(
+            line, "still here\n",
+            "the exec session works before the stop"
+        );
+    }
+    tokio::time::timeout(WAIT, gw.stop()).await?;
+    // stdin stays open: only the gateway closing the stream can end kubectl.
+    let status = tokio::time::timeout(WAIT, exec.wait())
+        .await
+        .map_err(|_| anyhow::anyhow!("the exec stream outlived the gateway's stop"))??;
+    assert!(
+        !status.success(),
+        "a cut session is not a success: {status}"
+    );
+    drop(stdin);
+    Ok(())
+}

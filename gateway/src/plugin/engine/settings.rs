@@ -54,12 +54,16 @@ impl Default for HostSettings {
 }
 
 impl HostSettings {
-    /// The defaults, with the compile cache in the data folder (SQLite) or the system's
-    /// temporary folder (PostgreSQL: no data folder).
+    /// The defaults, with the compile cache in `--plugin-cache-dir`, else in the data folder
+    /// (SQLite) or the system's temporary folder (PostgreSQL: no data folder).
     pub fn for_config(config: &crate::config::Config) -> Self {
+        let mut settings = Self::for_database(&config.database);
+        if let Some(dir) = &config.plugin_cache_dir {
+            settings.cache_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+        }
         Self {
             http_allow_local: config.plugin_http_allow_local,
-            ..Self::for_database(&config.database)
+            ..settings
         }
     }
 
