@@ -267,6 +267,7 @@ pub async fn import_clusters(args: &ImportArgs) -> Result<Vec<Imported>, Command
             name: Some(context.clone()),
             kubeconfig: text.clone(),
             context: Some(context.clone()),
+            namespace: None,
             labels: BTreeMap::new(),
         };
         match manager.create_from(new, origin).await {

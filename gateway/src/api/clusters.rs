@@ -75,6 +75,7 @@ struct CreateCluster {
     name: Option<String>,
     kubeconfig: String,
     context: Option<String>,
+    namespace: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
@@ -85,6 +86,7 @@ struct UpdateCluster {
     name: Option<String>,
     kubeconfig: Option<String>,
     context: Option<String>,
+    namespace: Option<String>,
     labels: Option<BTreeMap<String, String>>,
 }
 
@@ -108,6 +110,7 @@ async fn create(
             name: body.name,
             kubeconfig: body.kubeconfig,
             context: body.context,
+            namespace: body.namespace,
             labels: body.labels,
         })
         .await?;
@@ -169,6 +172,7 @@ async fn update(
                 name: body.name,
                 kubeconfig: body.kubeconfig,
                 context: body.context,
+                namespace: body.namespace,
                 labels: body.labels,
             },
         )

@@ -32,7 +32,7 @@ async fn one(
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    app.clusters.record(&id).await?;
+    let record = app.clusters.record(&id).await?;
     visible(&principal, &id)?;
     let base = export_base(&app, &uri, &headers)?;
     let name = format!("portico-{id}");
@@ -42,7 +42,12 @@ async fn one(
         ca_pem: ca_pem(&app),
         user: &name,
     };
-    Ok(kubeconfig.render(&[(name.as_str(), id.as_str())], Some(&name)))
+    let context = Context {
+        name: &name,
+        cluster: &id,
+        namespace: record.namespace.as_deref(),
+    };
+    Ok(kubeconfig.render(&[context], Some(&name)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,26 +64,32 @@ async fn fleet(
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let mut ids: Vec<String> = app
+    let mut clusters: Vec<_> = app
         .db
         .clusters()
         .await?
         .into_iter()
-        .map(|c| c.id)
-        .filter(|id| principal.grant_for(id).is_some())
+        .filter(|c| principal.grant_for(&c.id).is_some())
         .collect();
-    ids.sort();
+    clusters.sort_by(|a, b| a.id.cmp(&b.id));
     let current = match query.current {
-        Some(id) if ids.contains(&id) => Some(id),
+        Some(id) if clusters.iter().any(|c| c.id == id) => Some(id),
         Some(id) => {
             return Err(ApiError::bad_request(format!(
                 "`current`: `{id}` is not a cluster this token may reach"
             )));
         }
-        None => ids.first().cloned(),
+        None => clusters.first().map(|c| c.id.clone()),
     };
     let base = export_base(&app, &uri, &headers)?;
-    let contexts: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), id.as_str())).collect();
+    let contexts: Vec<Context<'_>> = clusters
+        .iter()
+        .map(|c| Context {
+            name: &c.id,
+            cluster: &c.id,
+            namespace: c.namespace.as_deref(),
+        })
+        .collect();
     let kubeconfig = Kubeconfig {
         base: &base,
         token: caller_token(&headers),
@@ -175,25 +186,43 @@ struct Kubeconfig<'a> {
     user: &'a str,
 }
 
+/// One context of an exported kubeconfig.
+struct Context<'a> {
+    name: &'a str,
+    /// The cluster id.
+    cluster: &'a str,
+    namespace: Option<&'a str>,
+}
+
 impl Kubeconfig<'_> {
-    /// YAML with one cluster entry and one context per `(context name, cluster id)`; the
-    /// cluster entries are named like the contexts.
-    fn render(&self, contexts: &[(&str, &str)], current: Option<&str>) -> Response {
+    /// YAML with one cluster entry and one context per [`Context`]; the cluster entries are
+    /// named like the contexts.
+    fn render(&self, contexts: &[Context<'_>], current: Option<&str>) -> Response {
         use base64::Engine;
         let clusters: Vec<Value> = contexts
             .iter()
-            .map(|(name, id)| {
-                let mut cluster = json!({"server": format!("{}/k8s/clusters/{id}", self.base)});
-                if let Some(ca) = self.ca_pem {
-                    cluster["certificate-authority-data"] =
-                        json!(base64::engine::general_purpose::STANDARD.encode(ca));
-                }
-                json!({"name": name, "cluster": cluster})
-            })
+            .map(
+                |Context {
+                     name, cluster: id, ..
+                 }| {
+                    let mut cluster = json!({"server": format!("{}/k8s/clusters/{id}", self.base)});
+                    if let Some(ca) = self.ca_pem {
+                        cluster["certificate-authority-data"] =
+                            json!(base64::engine::general_purpose::STANDARD.encode(ca));
+                    }
+                    json!({"name": name, "cluster": cluster})
+                },
+            )
             .collect();
         let context_entries: Vec<Value> = contexts
             .iter()
-            .map(|(name, _)| json!({"name": name, "context": {"cluster": name, "user": self.user}}))
+            .map(|c| {
+                let mut context = json!({"cluster": c.name, "user": self.user});
+                if let Some(namespace) = c.namespace {
+                    context["namespace"] = json!(namespace);
+                }
+                json!({"name": c.name, "context": context})
+            })
             .collect();
         let mut config = json!({
             "apiVersion": "v1",

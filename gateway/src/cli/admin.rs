@@ -56,6 +56,11 @@ pub struct ClusterAddArgs {
     #[arg(long)]
     pub kube_context: Option<String>,
 
+    /// The namespace exported kubeconfigs name in the cluster's context (default: the
+    /// kubeconfig context's namespace).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
     /// A display name (default: the id).
     #[arg(long)]
     pub name: Option<String>,
@@ -89,6 +94,10 @@ pub struct ClusterUpdateArgs {
     /// The kubeconfig's context to use.
     #[arg(long)]
     pub kube_context: Option<String>,
+
+    /// The namespace exported kubeconfigs name in the cluster's context (`""`: none).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
 
     /// Set a label `KEY=VALUE`, or remove one with `KEY-` (repeatable; others are kept).
     #[arg(long = "label", short = 'l', value_name = "KEY=VALUE|KEY-")]

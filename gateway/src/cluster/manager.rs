@@ -30,6 +30,8 @@ pub struct ClusterView {
     pub name: String,
     pub server: String,
     pub context: Option<String>,
+    /// The namespace exported kubeconfigs name in the cluster's context.
+    pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub desired_state: DesiredState,
     /// This replica's connection.
@@ -50,6 +52,8 @@ pub struct NewCluster {
     pub name: Option<String>,
     pub kubeconfig: String,
     pub context: Option<String>,
+    /// Default: the context's namespace. `Some("")`: none.
+    pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -59,6 +63,8 @@ pub struct ClusterUpdate {
     pub name: Option<String>,
     pub kubeconfig: Option<String>,
     pub context: Option<String>,
+    /// `Some("")` clears it; a new kubeconfig without one brings its context's namespace.
+    pub namespace: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -135,9 +141,19 @@ impl ClusterManager {
         origin: Origin<'_>,
     ) -> Result<(ClusterRecord, Vec<String>)> {
         validate_id(&new.id)?;
+        let namespace = new.namespace.map(valid_namespace).transpose()?;
         let config = spec::parse_kubeconfig(&new.kubeconfig)?;
         let resolved = spec::resolve(&config, new.context.as_deref(), origin)?;
         spec::check_policy(&resolved.spec, self.policy())?;
+        let namespace = match namespace {
+            Some(given) => given,
+            None => resolved
+                .namespace
+                .clone()
+                .map(valid_namespace)
+                .transpose()?
+                .flatten(),
+        };
         let now = clock::now_millis();
         let record = ClusterRecord {
             sealed_credentials: self.seal(&new.id, &resolved.spec),
@@ -145,6 +161,7 @@ impl ClusterManager {
             name: new.name.filter(|n| !n.is_empty()).unwrap_or(new.id),
             server: resolved.spec.server.clone(),
             context: Some(resolved.context),
+            namespace,
             labels: new.labels,
             desired_state: DesiredState::Disconnected,
             config_revision: 1,
@@ -165,6 +182,7 @@ impl ClusterManager {
             name: name.to_owned(),
             server: spec.server.clone(),
             context: None,
+            namespace: None,
             sealed_credentials: self.seal(id, spec),
             labels: BTreeMap::new(),
             desired_state: DesiredState::Disconnected,
@@ -190,6 +208,7 @@ impl ClusterManager {
     pub async fn update(&self, id: &str, update: ClusterUpdate) -> Result<Vec<String>> {
         let mut record = self.record(id).await?;
         let mut warnings = Vec::new();
+        let namespace = update.namespace.map(valid_namespace).transpose()?;
         if update.kubeconfig.is_some() || update.context.is_some() {
             let kubeconfig = match &update.kubeconfig {
                 Some(text) => text.clone(),
@@ -210,7 +229,17 @@ impl ClusterManager {
             record.sealed_credentials = self.seal(id, &resolved.spec);
             record.server = resolved.spec.server.clone();
             record.context = Some(resolved.context);
+            if namespace.is_none() {
+                record.namespace = resolved
+                    .namespace
+                    .map(valid_namespace)
+                    .transpose()?
+                    .flatten();
+            }
             warnings = resolved.warnings;
+        }
+        if let Some(namespace) = namespace {
+            record.namespace = namespace;
         }
         if let Some(name) = update.name.filter(|n| !n.is_empty()) {
             record.name = name;
@@ -344,6 +373,7 @@ impl ClusterManager {
             name: record.name,
             server: record.server,
             context: record.context,
+            namespace: record.namespace,
             labels: record.labels,
             desired_state: record.desired_state,
             state: local.phase,
@@ -398,4 +428,25 @@ impl ClusterManager {
             )))
         })
     }
+}
+
+/// A namespace name as Kubernetes takes it (an RFC 1123 label); `""` means none.
+fn valid_namespace(name: String) -> Result<Option<String>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let label = name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !label {
+        return Err(SpecError::Malformed(format!(
+            "namespace `{name}` is not a valid namespace name (at most 63 of a-z, 0-9 and `-`, \
+             starting and ending with a letter or digit)"
+        ))
+        .into());
+    }
+    Ok(Some(name))
 }

@@ -170,6 +170,8 @@ pub struct ExecSpec {
 #[derive(Debug, Clone)]
 pub struct ResolvedContext {
     pub context: String,
+    /// The context's namespace, if it names one.
+    pub namespace: Option<String>,
     pub spec: ClusterSpec,
     /// Problems worth a log line (e.g. TLS verification disabled).
     pub warnings: Vec<String>,

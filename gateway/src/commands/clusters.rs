@@ -139,6 +139,9 @@ async fn add(args: &ClusterAddArgs) -> Result<Output, CommandError> {
     if let Some(context) = &args.kube_context {
         body["context"] = json!(context);
     }
+    if let Some(namespace) = &args.namespace {
+        body["namespace"] = json!(namespace);
+    }
     if let Some(name) = &args.name {
         body["name"] = json!(name);
     }
@@ -177,6 +180,9 @@ async fn update(args: &ClusterUpdateArgs) -> Result<Output, CommandError> {
     if let Some(context) = &args.kube_context {
         body.insert("context".into(), json!(context));
     }
+    if let Some(namespace) = &args.namespace {
+        body.insert("namespace".into(), json!(namespace));
+    }
     if !args.labels.is_empty() {
         // Labels are replaced whole by the API: start from the current ones.
         let url = client.url(&["clusters", &args.id]);
@@ -195,7 +201,8 @@ async fn update(args: &ClusterUpdateArgs) -> Result<Output, CommandError> {
     }
     if body.is_empty() {
         return Err(CommandError::Usage(
-            "nothing to change: give --name, --kubeconfig, --kube-context or --label".to_owned(),
+            "nothing to change: give --name, --kubeconfig, --kube-context, --namespace or --label"
+                .to_owned(),
         ));
     }
     let url = client.url(&["clusters", &args.id]);
@@ -235,6 +242,7 @@ fn cluster_fields(c: &Value) -> String {
         ("name", shown(&c["name"])),
         ("server", shown(&c["server"])),
         ("context", shown(&c["context"])),
+        ("namespace", shown(&c["namespace"])),
         ("labels", pairs(&c["labels"])),
         ("desired state", shown(&c["desiredState"])),
         ("state", shown(&c["state"])),

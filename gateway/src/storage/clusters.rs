@@ -32,6 +32,8 @@ pub struct ClusterRecord {
     pub server: String,
     /// The kubeconfig context the credentials came from.
     pub context: Option<String>,
+    /// The namespace exported kubeconfigs name in the cluster's context.
+    pub namespace: Option<String>,
     /// The kubeconfig, sealed with the secret key and bound to the cluster id.
     pub sealed_credentials: Vec<u8>,
     pub labels: BTreeMap<String, String>,
@@ -48,6 +50,7 @@ struct ClusterRow {
     name: String,
     server: String,
     context: Option<String>,
+    namespace: Option<String>,
     credentials: Vec<u8>,
     labels: String,
     desired_state: String,
@@ -58,7 +61,7 @@ struct ClusterRow {
 
 macro_rules! cluster_columns {
     () => {
-        "id, name, server, context, credentials, labels, desired_state, config_revision, created_at, updated_at"
+        "id, name, server, context, namespace, credentials, labels, desired_state, config_revision, created_at, updated_at"
     };
 }
 
@@ -78,6 +81,7 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             name: row.name,
             server: row.server,
             context: row.context,
+            namespace: row.namespace,
             sealed_credentials: row.credentials,
             labels,
             desired_state,
@@ -94,8 +98,8 @@ impl Db {
         let id = cluster.id.clone();
         sqlx::query(
             "INSERT INTO clusters (id, name, server, context, credentials, labels, desired_state, \
-             config_revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             config_revision, created_at, updated_at, namespace) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&cluster.id)
         .bind(&cluster.name)
@@ -107,6 +111,7 @@ impl Db {
         .bind(cluster.config_revision)
         .bind(cluster.created_at)
         .bind(cluster.updated_at)
+        .bind(&cluster.namespace)
         .execute(self.pool())
         .await
         .map_err(conflict(|| format!("cluster `{id}`")))?;
@@ -139,7 +144,8 @@ impl Db {
     pub async fn update_cluster(&self, cluster: &ClusterRecord) -> Result<Option<ClusterRecord>> {
         let done = sqlx::query(
             "UPDATE clusters SET name = $2, server = $3, context = $4, credentials = $5, \
-             labels = $6, config_revision = config_revision + 1, updated_at = $7 WHERE id = $1",
+             labels = $6, config_revision = config_revision + 1, updated_at = $7, \
+             namespace = $8 WHERE id = $1",
         )
         .bind(&cluster.id)
         .bind(&cluster.name)
@@ -148,6 +154,7 @@ impl Db {
         .bind(&cluster.sealed_credentials)
         .bind(serde_json::to_string(&cluster.labels).expect("labels serialize"))
         .bind(crate::clock::now_millis())
+        .bind(&cluster.namespace)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {

@@ -134,3 +134,115 @@ async fn one_kubeconfig_reaches_every_granted_cluster_by_context() -> anyhow::Re
     gw.stop().await;
     Ok(())
 }
+
+/// `kubeconfig` with its context's namespace set to `namespace`.
+fn with_namespace(kubeconfig: &str, namespace: &str) -> anyhow::Result<String> {
+    let mut config: Value = serde_yaml::from_str(kubeconfig)?;
+    for context in config["contexts"].as_array_mut().unwrap() {
+        context["context"]["namespace"] = json!(namespace);
+    }
+    Ok(serde_yaml::to_string(&config)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_contexts_keep_the_cluster_namespace() -> anyhow::Result<()> {
+    let gw = TestGateway::builder().start().await;
+    let sim = KubeSim::start().await?;
+    sim.load_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: only-in-team-a, namespace: team-a}\n",
+    )?;
+    // From the registering kubeconfig's context…
+    let added = gw
+        .add_cluster(
+            "from-context",
+            &with_namespace(&sim.kubeconfig(), "team-a")?,
+        )
+        .await?;
+    assert_eq!(added["namespace"], "team-a", "{added}");
+    // …or given through the API, which wins; none (or an empty one) stays none.
+    let given = gw
+        .as_admin(Method::POST, "/api/v1/clusters")
+        .json(
+            &json!({"id": "given", "kubeconfig": with_namespace(&sim.kubeconfig(), "other")?,
+                      "namespace": "team-a"}),
+        )
+        .send()
+        .await?;
+    assert_eq!(given.status(), 201);
+    gw.add_cluster("plain", &with_namespace(&sim.kubeconfig(), "")?)
+        .await?;
+    for id in ["given", "plain"] {
+        gw.as_admin(Method::POST, &format!("/api/v1/clusters/{id}/connect"))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    // A name Kubernetes would refuse is refused here, before anything is stored.
+    let bad = gw
+        .as_admin(Method::POST, "/api/v1/clusters")
+        .json(&json!({"id": "bad", "kubeconfig": sim.kubeconfig(), "namespace": "Team_A"}))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`Team_A` is not a valid namespace name")),
+        "{body}"
+    );
+    let listed: Value = gw
+        .as_admin(Method::GET, "/api/v1/clusters")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
+
+    let admin = gw.admin_token.clone().unwrap();
+    let text = fleet_kubeconfig(&gw, &admin, "").await.text().await?;
+    let config: Value = serde_yaml::from_str(&text)?;
+    let namespace_of = |name: &str| {
+        config["contexts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["context"]["namespace"].clone())
+            .unwrap()
+    };
+    assert_eq!(namespace_of("from-context"), "team-a");
+    assert_eq!(namespace_of("given"), "team-a");
+    assert_eq!(namespace_of("plain"), Value::Null);
+
+    // kubectl uses the context's namespace when no `-n` is given.
+    let kubectl = Kubectl::new(&text)?;
+    let out = kubectl
+        .run(&["--context", "given", "get", "configmaps", "-o", "name"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout.contains("configmap/only-in-team-a"),
+        "{}",
+        out.stdout
+    );
+
+    // The single-cluster export keeps it too; clearing it drops it.
+    let one = gw.exported_kubeconfig("from-context", &admin).await?;
+    let one: Value = serde_yaml::from_str(&one)?;
+    assert_eq!(one["contexts"][0]["context"]["namespace"], "team-a");
+    let cleared = gw
+        .as_admin(Method::PUT, "/api/v1/clusters/from-context")
+        .json(&json!({"namespace": ""}))
+        .send()
+        .await?;
+    assert_eq!(cleared.status(), 200);
+    let cleared: Value = cleared.json().await?;
+    assert_eq!(cleared["namespace"], Value::Null, "{cleared}");
+    let one = gw.exported_kubeconfig("from-context", &admin).await?;
+    let one: Value = serde_yaml::from_str(&one)?;
+    assert_eq!(one["contexts"][0]["context"].get("namespace"), None);
+    gw.stop().await;
+    Ok(())
+}

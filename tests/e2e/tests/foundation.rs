@@ -440,6 +440,7 @@ async fn exercise_cluster_storage(db: &Db) {
         name: "Production EU".into(),
         server: "https://10.0.0.1:6443".into(),
         context: Some("prod".into()),
+        namespace: Some("shop".into()),
         sealed_credentials: key.seal(b"prod-eu", kubeconfig.as_bytes()),
         labels: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
         desired_state: DesiredState::Disconnected,

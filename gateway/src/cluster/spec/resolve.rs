@@ -119,6 +119,7 @@ pub fn resolve(
         None => (None, RequestAuth::None),
     };
     Ok(ResolvedContext {
+        namespace: ctx.namespace.clone().filter(|n| !n.is_empty()),
         context: name,
         spec: ClusterSpec {
             server,
