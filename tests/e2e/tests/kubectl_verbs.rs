@@ -1,0 +1,57 @@
+//! kubectl's verbs through the gateway, against the simulator: what each verb sends must reach
+//! the cluster and come back as kubectl expects, over the protocols kubectl uses.
+
+use std::time::Duration;
+
+use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::kubectl::Kubectl;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A simulator with a few pods, a gateway with it connected as `sim`, and kubectl with the
+/// admin's exported kubeconfig (HTTPS to the gateway).
+async fn setup() -> anyhow::Result<(KubeSim, TestGateway, Kubectl)> {
+    let sim = KubeSim::start().await?;
+    sim.seed_pods("default", 3, 1);
+    let gw = TestGateway::builder().start().await;
+    let connected = gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    anyhow::ensure!(connected["state"] == "connected", "{connected}");
+    let kubeconfig = gw
+        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+        .await?;
+    Ok((sim, gw, Kubectl::new(&kubeconfig)?))
+}
+
+/// kubectl (client-go) speaks HTTP/2 to the gateway when TLS offers it, and still upgrades
+/// exec over HTTP/1.1. Go's `GODEBUG=http2debug=1` makes its transport log each HTTP/2
+/// connection it opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_speaks_http2_to_the_gateway() -> anyhow::Result<()> {
+    let (_sim, gw, kubectl) = setup().await?;
+    let out = tokio::time::timeout(
+        WAIT,
+        kubectl
+            .command(["get", "pods", "-o", "name"])
+            .env("GODEBUG", "http2debug=1")
+            .output(),
+    )
+    .await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pod/pod-00000"),
+        "{out:?}"
+    );
+    assert!(
+        stderr.contains("http2: Transport creating client conn"),
+        "kubectl did not use HTTP/2: {stderr}"
+    );
+    let exec = kubectl
+        .run(&["exec", "pod-00000", "--", "echo", "over HTTP/1.1"])
+        .await?
+        .success()?;
+    assert_eq!(exec.stdout, "over HTTP/1.1\n");
+    gw.stop().await;
+    Ok(())
+}
