@@ -55,3 +55,55 @@ async fn kubectl_speaks_http2_to_the_gateway() -> anyhow::Result<()> {
     gw.stop().await;
     Ok(())
 }
+
+/// Watches and exec sessions stay open however long they are quiet: the gateway's idle and
+/// header timeouts (one second here) apply to connections waiting for a request, not to a
+/// stream in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let sim = KubeSim::start().await?;
+    sim.seed_pods("default", 1, 1);
+    let gw = TestGateway::builder()
+        .args([
+            "--http-idle-timeout-seconds",
+            "1",
+            "--http-header-timeout-seconds",
+            "1",
+        ])
+        .start()
+        .await;
+    gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    let kubeconfig = gw
+        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+        .await?;
+    let kubectl = Kubectl::new(&kubeconfig)?;
+
+    let mut watch = kubectl.spawn(&["get", "configmaps", "-w", "-o", "name"])?;
+    let mut exec = kubectl
+        .command(["exec", "-i", "pod-00000", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = exec.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(exec.stdout.take().unwrap());
+    let mut line = String::new();
+    stdin.write_all(b"one\n").await?;
+    tokio::time::timeout(WAIT, stdout.read_line(&mut line)).await??;
+    assert_eq!(line, "one\n");
+
+    // Quiet for well over both timeouts.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+
+    sim.load_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: default}\n")?;
+    watch.wait_for_line(WAIT, |l| l == "configmap/late").await?;
+    line.clear();
+    stdin.write_all(b"two\n").await?;
+    tokio::time::timeout(WAIT, stdout.read_line(&mut line)).await??;
+    assert_eq!(line, "two\n", "the exec session survived the quiet");
+    drop(stdin);
+    let status = tokio::time::timeout(WAIT, exec.wait()).await??;
+    assert!(status.success(), "{status}");
+    watch.kill().await?;
+    gw.stop().await;
+    Ok(())
+}
