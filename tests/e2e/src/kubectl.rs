@@ -3,7 +3,9 @@
 //! [`Kubectl`] writes a kubeconfig into a temporary folder and runs `kubectl` with
 //! `KUBECONFIG` and `KUBECACHEDIR` pointing there, so tests never touch `~/.kube`.
 //! [`KubectlWatch`] runs a long-lived `kubectl get -w` and hands its output out line by line.
-//! The binary is `$KUBECTL` when set, else `kubectl` from `PATH`.
+//! The binary is `$KUBECTL` when set, else `kubectl` from `PATH`; [`Kubectl::v1_20_for_sim`]
+//! runs kubectl 1.20 instead (SPDY-only streaming), installed by
+//! `tests/tools/install-kubectl-1.20` into `target/kubectl-1.20/kubectl`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,6 +47,7 @@ impl KubectlOutput {
 pub struct Kubectl {
     dir: TempDir,
     kubeconfig: PathBuf,
+    bin: PathBuf,
 }
 
 /// The `kubectl` binary to run.
@@ -52,6 +55,11 @@ pub fn binary() -> PathBuf {
     std::env::var_os("KUBECTL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
+/// Where `tests/tools/install-kubectl-1.20` installs kubectl 1.20.
+pub fn v1_20_binary() -> PathBuf {
+    crate::python::target_dir().join("kubectl-1.20/kubectl")
 }
 
 impl Kubectl {
@@ -63,7 +71,45 @@ impl Kubectl {
         Ok(Self {
             dir,
             kubeconfig: path,
+            bin: binary(),
         })
+    }
+
+    /// Runs this binary instead.
+    pub fn with_binary(mut self, bin: impl Into<PathBuf>) -> Self {
+        self.bin = bin.into();
+        self
+    }
+
+    /// The binary this runs.
+    pub fn binary(&self) -> &Path {
+        &self.bin
+    }
+
+    /// kubectl 1.20 (exec, attach and port-forward over SPDY only) set up for a simulator.
+    /// `None`, after a loud message, when it is not installed (run
+    /// `tests/tools/install-kubectl-1.20`) — unless `CI` is set: then a missing kubectl 1.20
+    /// fails the test, so CI can never pass by skipping.
+    pub fn v1_20_for_sim(sim: &kube_sim::KubeSim, test: &str) -> Result<Option<Self>> {
+        let bin = v1_20_binary();
+        if !bin.is_file() {
+            if std::env::var_os("CI").is_some() {
+                bail!(
+                    "{test}: {} is missing and CI is set: .ci/run installs it with \
+                     tests/tools/install-kubectl-1.20",
+                    bin.display()
+                );
+            }
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !! SKIPPED {test} with kubectl 1.20: {} is missing.\n\
+                 !! Run tests/tools/install-kubectl-1.20 to install it.\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
+                bin.display()
+            );
+            return Ok(None);
+        }
+        Ok(Some(Self::for_sim(sim)?.with_binary(bin)))
     }
 
     /// A kubectl set up for a simulator (its URL, CA and token).
@@ -87,7 +133,7 @@ impl Kubectl {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("KUBECACHEDIR", self.dir.path().join("cache"))
@@ -117,7 +163,7 @@ impl Kubectl {
         }
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("starting {}", binary().display()))?;
+            .with_context(|| format!("starting {}", self.bin.display()))?;
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().context("kubectl stdin")?;
             pipe.write_all(input.as_bytes()).await?;
@@ -133,6 +179,45 @@ impl Kubectl {
         })
     }
 
+    /// Runs `kubectl ARGS` feeding `input` on stdin while reading its output (so large inputs
+    /// and outputs cannot block each other); stdout is returned as bytes.
+    pub async fn run_with_input(
+        &self,
+        args: &[&str],
+        input: Vec<u8>,
+    ) -> Result<(i32, Vec<u8>, String)> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        let mut pipe = child.stdin.take().context("kubectl stdin")?;
+        let writer = tokio::spawn(async move {
+            let r = pipe.write_all(&input).await;
+            drop(pipe);
+            r
+        });
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .with_context(|| format!("kubectl {args:?} did not finish within 120 s"))??;
+        // A failed write is reported through kubectl's exit and output.
+        let _ = writer.await;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// Starts kubectl with stdin, stdout and stderr piped (killed when dropped); the test
+    /// drives it.
+    pub fn spawn_piped(&self, args: &[&str]) -> Result<Child> {
+        self.command(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))
+    }
+
     /// Starts a long-running kubectl (for example `get pods -w`) whose output is read line by
     /// line. It is killed when the returned value is dropped.
     pub fn spawn(&self, args: &[&str]) -> Result<KubectlWatch> {
@@ -140,7 +225,7 @@ impl Kubectl {
             .command(args)
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("starting {}", binary().display()))?;
+            .with_context(|| format!("starting {}", self.bin.display()))?;
         let stdout = child.stdout.take().context("kubectl stdout")?;
         Ok(KubectlWatch {
             child,

@@ -657,13 +657,15 @@ async fn resource(
         (_, Some(name), Some("exec")) if res.plural == "pods" => {
             crate::exec::serve(shared.clone(), req, ns.unwrap_or_default(), name, &q)
         }
-        (_, Some(_), Some(sub))
-            if matches!(sub, "attach" | "portforward" | "proxy") && res.plural == "pods" =>
-        {
-            Err(ApiError::bad_request(format!(
-                "kube-sim does not support pods/{sub}"
-            )))
+        (_, Some(name), Some("attach")) if res.plural == "pods" => {
+            crate::attach::serve(shared.clone(), req, ns.unwrap_or_default(), name, &q)
         }
+        (_, Some(name), Some("portforward")) if res.plural == "pods" => {
+            crate::portforward::serve(shared.clone(), req, ns.unwrap_or_default(), name, &q)
+        }
+        (_, Some(_), Some(sub)) if sub == "proxy" && res.plural == "pods" => Err(
+            ApiError::bad_request(format!("kube-sim does not support pods/{sub}")),
+        ),
         (_, Some(_), Some(_)) => Err(ApiError::no_such_resource()),
         _ => Err(ApiError::method_not_allowed()),
     }

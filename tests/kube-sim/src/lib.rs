@@ -45,7 +45,8 @@
 //!   OpenAPI v3 documents list paths, operations and parameters but no schemas (see
 //!   [`openapi`]); `/openapi/v2` answers 404. kubectl then leaves validation to the server and
 //!   computes strategic merge patches from its compiled-in types.
-//! - Kinds: namespaces, pods (+`status`, `log`, `exec`), services, endpoints, configmaps,
+//! - Kinds: namespaces, pods (+`status`, `log`, `exec`, `attach`, `portforward` over WebSocket
+//!   and SPDY/3.1: see [`exec`], [`attach`], [`portforward`], [`spdy`]), services, endpoints, configmaps,
 //!   secrets, nodes, events, serviceaccounts, persistentvolumeclaims, persistentvolumes
 //!   (core/v1); deployments, replicasets, statefulsets, daemonsets (apps/v1); jobs, cronjobs
 //!   (batch/v1); ingresses (networking.k8s.io/v1); leases (coordination.k8s.io/v1). `status`
@@ -99,24 +100,30 @@
 //! - A watch with no `timeoutSeconds` lasts 30 minutes (the apiserver picks 30–60).
 
 pub mod api;
+pub mod attach;
 pub mod discovery;
 pub mod exec;
 pub mod faults;
+pub mod files;
 pub mod kubeconfig;
 pub mod logs;
 pub mod openapi;
 pub mod patch;
+pub mod portforward;
 pub mod protobuf;
 pub mod requestlog;
 pub mod resources;
 pub mod seed;
 pub mod selector;
 pub mod server;
+pub mod shell;
 pub mod sim;
+pub mod spdy;
 pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod upgrade;
 pub mod watch;
 
 pub use faults::{FaultSettings, Faults};

@@ -61,7 +61,7 @@ impl PodLogs {
     }
 
     /// Sets the pod's log from its `kube-sim/log` annotation unless the log was already set.
-    fn init(&self, ns: &str, pod: &str, text: &str) {
+    pub(crate) fn init(&self, ns: &str, pod: &str, text: &str) {
         let key = (ns.to_string(), pod.to_string(), String::new());
         let mut m = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(key).or_insert_with(|| Buffer {
@@ -91,7 +91,28 @@ impl PodLogs {
         }
     }
 
-    fn read(&self, key: &Key, from: usize) -> Vec<(String, String)> {
+    /// Notified on every change to any log.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Appends to the buffer reads of this container resolve to (its own, else the pod's),
+    /// so readers' positions stay valid; used by attach's echoing main process.
+    pub(crate) fn append_resolved(&self, ns: &str, pod: &str, container: &str, text: &str) {
+        self.with(|m| {
+            let own: Key = (ns.into(), pod.into(), container.into());
+            let pods: Key = (ns.into(), pod.into(), String::new());
+            let key = if m.contains_key(&own) || !m.contains_key(&pods) {
+                own
+            } else {
+                pods
+            };
+            m.entry(key).or_default().lines.extend(split_lines(text));
+        });
+    }
+
+    /// Lines of a container's log from position `from`.
+    pub(crate) fn read(&self, key: &Key, from: usize) -> Vec<(String, String)> {
         let m = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         m.get(key)
             .or_else(|| m.get(&(key.0.clone(), key.1.clone(), String::new())))

@@ -16,6 +16,10 @@ pub const LOGGED_HEADERS: &[&str] = &[
     "forwarded",
     "x-forwarded-for",
     "x-real-ip",
+    // Which streaming protocol a client asked for (exec, attach, port-forward).
+    "upgrade",
+    "sec-websocket-protocol",
+    "x-stream-protocol-version",
 ];
 
 /// One request as received.

@@ -63,6 +63,8 @@ pub struct Shared {
     pub requests: RequestLog,
     /// Pod log texts.
     pub logs: PodLogs,
+    /// Containers' in-memory files (exec's file commands, `kubectl cp`).
+    pub files: crate::files::Files,
     /// Bearer tokens accepted, with the user each one authenticates.
     pub tokens: Mutex<HashMap<String, String>>,
     /// The CA, when serving TLS.

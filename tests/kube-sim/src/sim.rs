@@ -146,6 +146,7 @@ impl KubeSimBuilder {
             faults: Faults::default(),
             requests: RequestLog::new(self.request_log_limit),
             logs: PodLogs::default(),
+            files: Default::default(),
             tokens: Mutex::new(tokens),
             authority,
             client_cert_auth: self.client_cert_auth && self.tls,
@@ -407,6 +408,20 @@ impl KubeSim {
     /// Appends to a pod's log; `follow=true` readers receive it as it comes.
     pub fn append_pod_log(&self, ns: &str, pod: &str, text: &str) {
         self.shared.logs.append(ns, pod, "", text);
+    }
+
+    /// A container's in-memory file tree (what exec's `cat`, `tar`, `test`… and `kubectl cp`
+    /// see); `None` when the pod does not exist. Lock it to read or change files.
+    pub fn container_files(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Option<std::sync::Arc<std::sync::Mutex<crate::files::Tree>>> {
+        let res = resources::by_plural("", "v1", "pods").expect("pods are served");
+        let obj = self.shared.store.get(res, Some(ns), pod).ok()?;
+        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str)?;
+        Some(self.shared.files.tree(ns, pod, uid, container))
     }
 
     /// Fault injection: latency, failures, freezing, dropped watches.

@@ -1,4 +1,5 @@
-//! Streams: raw watch framing and semantics, pod logs (tail, follow), exec over WebSocket.
+//! Streams: raw watch framing and semantics, pod logs (tail, follow), exec over WebSocket,
+//! port-forward over WebSocket channels (what the Python client speaks).
 
 #[path = "support/http.rs"]
 mod support;
@@ -216,6 +217,15 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 async fn exec(sim: &KubeSim, query: &str, protocol: &str) -> Ws {
+    connect_ws(
+        sim,
+        &format!("/api/v1/namespaces/default/pods/pod-00000/exec?{query}"),
+        protocol,
+    )
+    .await
+}
+
+async fn connect_ws(sim: &KubeSim, path: &str, protocol: &str) -> Ws {
     let mut roots = rustls::RootCertStore::empty();
     let ca =
         rustls_pki_types::CertificateDer::from_pem_slice(sim.ca_pem().unwrap().as_bytes()).unwrap();
@@ -232,10 +242,7 @@ async fn exec(sim: &KubeSim, query: &str, protocol: &str) -> Ws {
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .unwrap();
-    let url = format!(
-        "wss://localhost:{}/api/v1/namespaces/default/pods/pod-00000/exec?{query}",
-        sim.addr().port()
-    );
+    let url = format!("wss://localhost:{}{path}", sim.addr().port());
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "authorization",
@@ -350,4 +357,116 @@ async fn exec_rejects_bad_requests_with_status() {
     )
     .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Binary(b)))) => b.to_vec(),
+        other => panic!("expected a binary message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn portforward_over_websocket_channels() {
+    let (sim, _c) = support::start().await;
+    sim.load_yaml(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: pf, namespace: default}
+spec:
+  nodeName: node-0
+  containers:
+  - name: app
+    image: x
+    ports: [{name: echo, containerPort: 7000}]
+status: {phase: Running}
+"#,
+    )
+    .unwrap();
+    let mut ws = connect_ws(
+        &sim,
+        "/api/v1/namespaces/default/pods/pf/portforward?ports=7000,9999",
+        "v4.channel.k8s.io",
+    )
+    .await;
+    // Each channel starts with its port, little-endian: data 0 / error 1 for 7000, 2 / 3 for 9999.
+    assert_eq!(next_binary(&mut ws).await, [0, 0x58, 0x1b]);
+    assert_eq!(next_binary(&mut ws).await, [1, 0x58, 0x1b]);
+    assert_eq!(next_binary(&mut ws).await, [2, 0x0f, 0x27]);
+    assert_eq!(next_binary(&mut ws).await, [3, 0x0f, 0x27]);
+    // Nothing listens on 9999: the refusal comes on its error channel.
+    let err = next_binary(&mut ws).await;
+    assert_eq!(err[0], 3);
+    let text = String::from_utf8_lossy(&err[1..]).into_owned();
+    assert!(
+        text.starts_with("error forwarding port 9999 to pod"),
+        "{text}"
+    );
+    assert!(text.contains("connection refused"), "{text}");
+    // 7000 is a declared, non-HTTP port: it echoes.
+    ws.send(Message::Binary(b"\x00hello".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_binary(&mut ws).await, b"\x00hello");
+}
+
+#[tokio::test]
+async fn streaming_requests_without_an_upgrade_or_protocol_are_refused() {
+    let (sim, _) = support::start().await;
+    sim.seed_pods("default", 1, 1);
+    // HTTP/1.1: upgrades do not exist in HTTP/2.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", sim.token()).parse().unwrap(),
+    );
+    let c = support::builder(&sim)
+        .http1_only()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    // No upgrade at all.
+    let resp = c
+        .post(format!(
+            "{}/api/v1/namespaces/default/pods/pod-00000/exec?command=ls&stdout=1",
+            sim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // SPDY without a protocol version the server serves: 403 listing what it accepts.
+    let resp = c
+        .post(format!(
+            "{}/api/v1/namespaces/default/pods/pod-00000/exec?command=ls&stdout=1",
+            sim.url()
+        ))
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "v9.channel.k8s.io")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let accepted: Vec<&str> = resp
+        .headers()
+        .get_all("x-accepted-stream-protocol-versions")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(accepted[0], "v4.channel.k8s.io");
+    // A pod without a node.
+    sim.load_yaml("apiVersion: v1\nkind: Pod\nmetadata: {name: pending, namespace: default}\nspec: {containers: [{name: a, image: x}]}\n").unwrap();
+    let resp = c
+        .post(format!(
+            "{}/api/v1/namespaces/default/pods/pending/attach?stdout=1",
+            sim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["message"], "pod pending does not have a host assigned");
 }
