@@ -1,7 +1,8 @@
-//! Streaming subresources of the simulator with real clients: kubectl 1.32 (exec and attach
-//! over WebSocket v5, port-forward over SPDY tunneled in WebSocket) and kubectl 1.20 (all of
-//! them over SPDY/3.1). Every scenario runs with each kubectl; which protocol each used is
-//! checked in the simulator's request log.
+//! Streaming subresources with real clients: kubectl 1.32 (exec and attach over WebSocket v5,
+//! port-forward over SPDY tunneled in WebSocket) and kubectl 1.20 (all of them over SPDY/3.1),
+//! each straight to the simulator and through a Portico gateway. Every scenario runs with each
+//! of the four; which protocol reached the simulator is checked in its request log (the
+//! gateway passes the client's upgrade through unchanged).
 //!
 //! kubectl 1.20 validates manifests against `/openapi/v2` on `apply`/`create -f`, which the
 //! simulator does not serve; these tests create their pods through the library instead.
@@ -9,6 +10,7 @@
 use std::time::Duration;
 
 use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
 use portico_e2e::kubectl::Kubectl;
 use serde_json::Value;
 use sha2::Digest as _;
@@ -43,31 +45,53 @@ spec:
 status: {phase: Running}
 "#;
 
-/// Which kubectl, and the streaming protocol it is expected to use.
+/// Which kubectl, the way it goes, and the streaming protocol it is expected to use.
 struct Client {
     name: &'static str,
     kubectl: Kubectl,
     spdy: bool,
 }
 
-async fn setup(test: &str) -> anyhow::Result<(KubeSim, Vec<Client>)> {
+/// The simulator with [`PODS`], a gateway with it connected as `sim`, and the clients: each
+/// kubectl straight to the simulator and through the gateway (with the admin's exported
+/// kubeconfig, over HTTPS).
+async fn setup(test: &str) -> anyhow::Result<(KubeSim, TestGateway, Vec<Client>)> {
     let sim = KubeSim::start().await?;
     sim.load_yaml(PODS)?;
-    let mut clients = vec![Client {
-        name: "kubectl 1.32",
-        kubectl: Kubectl::for_sim(&sim)?,
-        spdy: false,
-    }];
+    let gw = TestGateway::builder().start().await;
+    let connected = gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    anyhow::ensure!(connected["state"] == "connected", "{connected}");
+    let through_gateway = gw
+        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+        .await?;
+    let mut clients = vec![
+        Client {
+            name: "kubectl 1.32",
+            kubectl: Kubectl::for_sim(&sim)?,
+            spdy: false,
+        },
+        Client {
+            name: "kubectl 1.32 via portico",
+            kubectl: Kubectl::new(&through_gateway)?,
+            spdy: false,
+        },
+    ];
     if let Some(k) = Kubectl::v1_20_for_sim(&sim, test)? {
         let v = k.run(&["version", "--client", "--short"]).await?;
         assert!(v.stdout.contains("v1.20."), "{}", v.stdout);
+        let via = Kubectl::new(&through_gateway)?.with_binary(k.binary());
         clients.push(Client {
             name: "kubectl 1.20",
             kubectl: k,
             spdy: true,
         });
+        clients.push(Client {
+            name: "kubectl 1.20 via portico",
+            kubectl: via,
+            spdy: true,
+        });
     }
-    Ok((sim, clients))
+    Ok((sim, gw, clients))
 }
 
 /// The upgrade the last request to `…/{sub}` asked for.
@@ -88,7 +112,7 @@ fn check_protocol(sim: &KubeSim, c: &Client, sub: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_reports_output_stderr_and_exit_codes() -> anyhow::Result<()> {
-    let (sim, clients) = setup("exec_reports_output_stderr_and_exit_codes").await?;
+    let (sim, _gw, clients) = setup("exec_reports_output_stderr_and_exit_codes").await?;
     for c in &clients {
         let out = c.kubectl.run(&["exec", "web", "--", "echo", "hi"]).await?;
         assert_eq!(
@@ -154,7 +178,7 @@ async fn exec_reports_output_stderr_and_exit_codes() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_carries_megabytes_of_stdin_both_ways() -> anyhow::Result<()> {
-    let (sim, clients) = setup("exec_carries_megabytes_of_stdin_both_ways").await?;
+    let (sim, _gw, clients) = setup("exec_carries_megabytes_of_stdin_both_ways").await?;
     // 6 MiB of varied bytes: far beyond any SPDY window or WebSocket frame.
     let mut data = Vec::with_capacity(6 << 20);
     let mut x: u32 = 1;
@@ -193,7 +217,7 @@ async fn exec_carries_megabytes_of_stdin_both_ways() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_echoes_stdin_and_streams_the_log() -> anyhow::Result<()> {
-    let (sim, clients) = setup("attach_echoes_stdin_and_streams_the_log").await?;
+    let (sim, _gw, clients) = setup("attach_echoes_stdin_and_streams_the_log").await?;
     for c in &clients {
         // `web` runs `cat` with stdinOnce: what is typed comes back, closing stdin ends it.
         let mut child = c
@@ -269,7 +293,7 @@ async fn port_forward(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_carries_http_and_echo() -> anyhow::Result<()> {
-    let (sim, clients) = setup("port_forward_carries_http_and_echo").await?;
+    let (sim, _gw, clients) = setup("port_forward_carries_http_and_echo").await?;
     for c in &clients {
         let (mut child, local, _err) = port_forward(c, 8080).await?;
         let http = reqwest::Client::builder().no_proxy().build()?;
@@ -347,7 +371,7 @@ async fn port_forward_carries_http_and_echo() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_to_a_closed_port_reports_the_refusal() -> anyhow::Result<()> {
-    let (_sim, clients) = setup("port_forward_to_a_closed_port_reports_the_refusal").await?;
+    let (_sim, _gw, clients) = setup("port_forward_to_a_closed_port_reports_the_refusal").await?;
     for c in &clients {
         let (mut child, local, mut err) = port_forward(c, 9999).await?;
         let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", local)).await?;
@@ -378,7 +402,7 @@ async fn port_forward_to_a_closed_port_reports_the_refusal() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cp_copies_files_and_directories_both_ways() -> anyhow::Result<()> {
-    let (sim, clients) = setup("cp_copies_files_and_directories_both_ways").await?;
+    let (sim, _gw, clients) = setup("cp_copies_files_and_directories_both_ways").await?;
     let files = sim
         .container_files("default", "web", "app")
         .expect("pod exists");
