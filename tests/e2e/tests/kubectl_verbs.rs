@@ -107,3 +107,50 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
     gw.stop().await;
     Ok(())
 }
+
+/// The Python client's streaming calls through the gateway: `stream()` for exec (one-shot,
+/// interactive, exit codes) and `portforward()` carrying an HTTP request (WebSocket
+/// `v4.channel.k8s.io` with the port-forward channel layout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_streams_through_the_gateway() -> anyhow::Result<()> {
+    let py = portico_e2e::python::PythonEnv::ensure().await?;
+    let (sim, gw, _kubectl) = setup().await?;
+    sim.load_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\n\
+         spec:\n  nodeName: node-0\n  containers:\n  - name: app\n    image: example.invalid/app\n\
+         \x20   ports: [{name: http, containerPort: 8080}]\nstatus: {phase: Running}\n",
+    )?;
+    let token = gw
+        .create_token(
+            serde_json::json!({"name": "py", "grants": [{"cluster": "sim", "access": "write"}]}),
+        )
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, gw.exported_kubeconfig("sim", &token).await?)?;
+    let report = py
+        .run_script(
+            "kube_stream_checks.py",
+            &["default", "web", "8080"],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        )
+        .await?
+        .success()?
+        .json()?;
+    assert_eq!(report["exec"], "out\nerr\n", "{report}");
+    assert_eq!(report["interactive_echo_matches"], true, "{report}");
+    assert_eq!(report["exit_code"], 7, "{report}");
+    assert_eq!(report["portforward_status"], "HTTP/1.1 200 OK", "{report}");
+    assert_eq!(
+        report["portforward_body"]["path"], "/from-python",
+        "{report}"
+    );
+    assert_eq!(report["portforward_body"]["port"], 8080, "{report}");
+    assert_eq!(
+        report["portforward_error"],
+        serde_json::Value::Null,
+        "{report}"
+    );
+    gw.stop().await;
+    Ok(())
+}

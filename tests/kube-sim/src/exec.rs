@@ -283,6 +283,12 @@ async fn websocket_session<S>(
     let reader = tokio::spawn(async move {
         let mut stdin_tx = stdin_on.then_some(stdin_tx);
         while let Some(msg) = source.next().await {
+            // The apiserver reads text frames like binary ones (x/net/websocket's
+            // `Message.Receive` into `[]byte`); the Python client sends stdin as text.
+            let msg = msg.map(|m| match m {
+                Message::Text(text) => Message::Binary(Bytes::from(text)),
+                other => other,
+            });
             match msg {
                 Ok(Message::Binary(data)) if !data.is_empty() => match data[0] {
                     STDIN => {

@@ -431,7 +431,11 @@ where
                 // Every forward finished and its output is sent: close, as the kubelet does.
                 None => break,
             },
-            msg = source.next() => match msg {
+            // Text frames count as binary, as in exec (see there).
+            msg = source.next() => match msg.map(|m| m.map(|m| match m {
+                Message::Text(text) => Message::Binary(Bytes::from(text)),
+                other => other,
+            })) {
                 Some(Ok(Message::Binary(b))) if !b.is_empty() => {
                     let ch = usize::from(b[0]);
                     if ch % 2 == 0
