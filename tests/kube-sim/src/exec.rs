@@ -283,12 +283,7 @@ async fn websocket_session<S>(
     let reader = tokio::spawn(async move {
         let mut stdin_tx = stdin_on.then_some(stdin_tx);
         while let Some(msg) = source.next().await {
-            // The apiserver reads text frames like binary ones (x/net/websocket's
-            // `Message.Receive` into `[]byte`); the Python client sends stdin as text.
-            let msg = msg.map(|m| match m {
-                Message::Text(text) => Message::Binary(Bytes::from(text)),
-                other => other,
-            });
+            let msg = msg.map(text_as_binary);
             match msg {
                 Ok(Message::Binary(data)) if !data.is_empty() => match data[0] {
                     STDIN => {
@@ -437,4 +432,13 @@ async fn spdy_session(
         e.tx.close().await;
     }
     conn.shutdown(LINGER).await;
+}
+
+/// The apiserver reads a WebSocket text frame like a binary one (x/net/websocket's
+/// `Message.Receive` into a `[]byte`); the Python client sends stdin as text.
+pub(crate) fn text_as_binary(message: Message) -> Message {
+    match message {
+        Message::Text(text) => Message::Binary(Bytes::from(text)),
+        other => other,
+    }
 }

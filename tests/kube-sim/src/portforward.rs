@@ -431,22 +431,21 @@ where
                 // Every forward finished and its output is sent: close, as the kubelet does.
                 None => break,
             },
-            // Text frames count as binary, as in exec (see there).
-            msg = source.next() => match msg.map(|m| m.map(|m| match m {
-                Message::Text(text) => Message::Binary(Bytes::from(text)),
-                other => other,
-            })) {
-                Some(Ok(Message::Binary(b))) if !b.is_empty() => {
-                    let ch = usize::from(b[0]);
-                    if ch % 2 == 0
-                        && let Some(Some(tx)) = inputs.get(ch / 2)
-                        && tx.send(b.slice(1..)).await.is_err()
-                    {
-                        inputs[ch / 2] = None;
+            msg = source.next() => match msg {
+                Some(Ok(m)) => match crate::exec::text_as_binary(m) {
+                    Message::Binary(b) if !b.is_empty() => {
+                        let ch = usize::from(b[0]);
+                        if ch % 2 == 0
+                            && let Some(Some(tx)) = inputs.get(ch / 2)
+                            && tx.send(b.slice(1..)).await.is_err()
+                        {
+                            inputs[ch / 2] = None;
+                        }
                     }
-                }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
+                    Message::Close(_) => return,
+                    _ => {}
+                },
+                Some(Err(_)) | None => return,
             },
         }
     }
