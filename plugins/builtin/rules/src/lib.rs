@@ -66,11 +66,15 @@ fn describe(issues: &[ConfigIssue]) -> String {
     let lines: Vec<String> = issues
         .iter()
         .map(|i| {
-            if i.path.is_empty() {
+            let mut line = if i.path.is_empty() {
                 i.message.clone()
             } else {
                 format!("{}: {}", i.path, i.message)
+            };
+            if let (Some(l), Some(c)) = (i.line, i.column) {
+                line.push_str(&format!(" (line {l}, column {c})"));
             }
+            line
         })
         .collect();
     format!("the rules configuration is invalid: {}", lines.join("; "))

@@ -243,10 +243,7 @@ pub fn compile_expression(
             issues.push(
                 ConfigIssue::new(
                     path,
-                    format!(
-                        "the CEL expression does not compile at line {}, column {}: {}",
-                        e.line, e.column, e.message
-                    ),
+                    format!("the CEL expression does not compile: {}", e.message),
                 )
                 .at(e.line, e.column),
             );
