@@ -28,6 +28,8 @@
 //! - [`kube`]: typed, read-only access to the cluster with [`k8s`] (k8s-openapi) types.
 //! - [`Finding`] builder methods, [`config::get`] to decode the plugin's configuration,
 //!   [`log`] and [`http`] helpers.
+//! - [`ConfigCheck`]: refuse a configuration before the gateway stores it, exported with
+//!   `export_inspector!(T, config_check)` (and the other worlds' macros likewise).
 //!
 //! Every host call can fail with an [`Error`] the plugin sees (`denied` when the manifest did
 //! not declare the capability); plugins usually pass it on with `?`.

@@ -155,18 +155,22 @@ impl Rule {
         }
     }
 
-    /// The apiserver's choice: `messageExpression` when it evaluates to a non-empty string on
-    /// one line, else `message`, else `failed expression: EXPR`.
+    /// The apiserver's choice (apiserver's `validating/validator.go`): `messageExpression`
+    /// when it evaluates to a string that, trimmed, is non-empty, on one line and at most
+    /// 5 KiB; else `message`, trimmed; else `failed expression: EXPR`.
     fn failure_message(&self, context: &Context<'_, '_>) -> String {
+        /// `celconfig.MaxEvaluatedMessageExpressionSizeBytes`.
+        const MAX_MESSAGE: usize = 5 * 1024;
         if let Some(program) = &self.message_expression
             && let Ok(Value::String(text)) = program.execute(context)
-            && !text.trim().is_empty()
-            && !text.contains('\n')
         {
-            return text.as_str().to_owned();
+            let text = text.trim();
+            if !text.is_empty() && text.len() <= MAX_MESSAGE && !text.contains('\n') {
+                return text.to_owned();
+            }
         }
-        match &self.message {
-            Some(message) if !message.is_empty() => message.clone(),
+        match self.message.as_deref().map(str::trim) {
+            Some(message) if !message.is_empty() => message.to_owned(),
             _ => format!("failed expression: {}", self.expression.trim()),
         }
     }
