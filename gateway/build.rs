@@ -18,7 +18,7 @@ use std::process::Command;
 use std::{env, fs};
 
 /// The built-in plugins' crates, below `plugins/`.
-const BUILTIN: &[&str] = &["builtin/checks", "builtin/helm-index"];
+const BUILTIN: &[&str] = &["builtin/checks", "builtin/helm-index", "builtin/rules"];
 
 /// What the outer build sets that must not reach the inner one: another target folder, host
 /// flags that mean nothing (or harm) for wasm32, clippy's wrapper.

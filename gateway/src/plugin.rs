@@ -36,7 +36,7 @@ pub use pool::{DisconnectedKubeApi, PoolKubeApi};
 pub use registry::{PluginRecord, PluginSource, Plugins};
 
 /// Findings, charts and the other values plugins return, in the gateway's own types.
-pub use host::{Chart, ChartIndex, Finding, ObjectRef, Severity, SyncOutcome};
+pub use host::{Chart, ChartIndex, ConfigIssue, Finding, ObjectRef, Severity, SyncOutcome};
 
 /// Why a plugin operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +130,14 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The plugin's `config-check` export refused a configuration (nothing was stored).
+    #[error("plugin `{plugin}` refuses this configuration: {}", join_issues(.issues))]
+    InvalidConfig {
+        /// The plugin.
+        plugin: String,
+        /// Its reasons.
+        issues: Vec<ConfigIssue>,
+    },
     /// A repository's `caPem` is not usable as CA certificates.
     #[error("the CA of repository `{repository}`: {detail}")]
     InvalidCa {
@@ -147,6 +155,18 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `rules[0].expression: … (line 1, column 5); …`.
+fn join_issues(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|issue| match (issue.line, issue.column) {
+            (Some(line), Some(column)) => format!("{issue} (line {line}, column {column})"),
+            _ => issue.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Why a guest was stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,22 @@ const WORLDS: &[(&str, &str, &[&str])] = &[
         "__portico_bindings_lifecycle_hook",
         &["types", "kube", "log", "config", "http"],
     ),
+    // The same worlds with the optional `config-check` export.
+    (
+        "inspector-config-check",
+        "__portico_bindings_inspector_config_check",
+        &["types", "kube", "log", "config", "http"],
+    ),
+    (
+        "repo-sync-config-check",
+        "__portico_bindings_repo_sync_config_check",
+        &["types", "log", "config", "http"],
+    ),
+    (
+        "lifecycle-hook-config-check",
+        "__portico_bindings_lifecycle_hook_config_check",
+        &["types", "kube", "log", "config", "http"],
+    ),
 ];
 
 fn main() {

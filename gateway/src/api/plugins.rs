@@ -52,6 +52,10 @@ impl From<Error> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "unsupported_import", message)
             }
             Error::WrongKind { .. } | Error::InvalidCa { .. } => Self::bad_request(message),
+            Error::InvalidConfig { issues, .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
+                    .with_details(json!({ "causes": issues }))
+            }
             Error::NotFound(_) => Self::not_found(message),
             Error::Disabled(_) => Self::new(StatusCode::CONFLICT, "disabled", message),
             Error::FromDirectory(_) | Error::Builtin(_) => {
@@ -238,7 +242,9 @@ async fn disable(
     Ok(Json(app.plugins.set_enabled(&name, false).await?))
 }
 
-/// `PUT /plugins/{name}/config`: the JSON body replaces the configuration calls get.
+/// `PUT /plugins/{name}/config`: the JSON body replaces the configuration calls get, once the
+/// plugin's `config-check` export (if it has one) accepts it; else `400 invalid_config` with
+/// `details.causes` and nothing stored.
 async fn set_config(
     State(app): State<App>,
     Admin(_): Admin,

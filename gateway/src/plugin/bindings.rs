@@ -1,5 +1,6 @@
 //! Host bindings generated from `wit/`. The three worlds share one set of import interfaces,
-//! generated with the `inspector` world and reused by the others.
+//! generated with the `inspector` world and reused by the others; `config-checker` is the
+//! optional `config-check` export alone.
 
 #![allow(missing_docs, missing_debug_implementations)]
 
@@ -35,6 +36,17 @@ pub mod lifecycle_hook {
             "portico:plugin/log": super::inspector::portico::plugin::log,
             "portico:plugin/config": super::inspector::portico::plugin::config,
             "portico:plugin/http": super::inspector::portico::plugin::http,
+        },
+    });
+}
+
+/// The optional `config-check` export, which a component of any world may have.
+pub mod config_checker {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "config-checker",
+        with: {
+            "portico:plugin/types": super::inspector::portico::plugin::types,
         },
     });
 }

@@ -16,7 +16,7 @@ use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-use super::bindings::{self, inspector, lifecycle_hook, repo_sync};
+use super::bindings::{self, config_checker, inspector, lifecycle_hook, repo_sync};
 use super::host::HostState;
 use super::http::{AddressPolicy, HttpClients};
 use super::manifest::World;
@@ -55,11 +55,22 @@ struct Inner {
 }
 
 /// A compiled, linked component, ready to instantiate in a fresh store.
-pub(super) enum Prepared {
+pub(super) struct Prepared {
+    /// Its world's exports.
+    pub(super) world: WorldPre,
+    /// The optional `config-check` export, when the component has it.
+    pub(super) config_check: Option<config_checker::ConfigCheckerPre<HostState>>,
+}
+
+/// A component's world's exports.
+pub(super) enum WorldPre {
     Inspector(inspector::InspectorPre<HostState>),
     RepoSync(repo_sync::RepoSyncPre<HostState>),
     LifecycleHook(lifecycle_hook::LifecycleHookPre<HostState>),
 }
+
+/// The name of the optional `config-check` export in a component.
+const CONFIG_CHECK_EXPORT: &str = "portico:plugin/config-check@0.1.0";
 
 impl PluginHost {
     /// Builds the engine, the linker with every import, and starts the epoch ticker.
@@ -241,14 +252,38 @@ impl PluginHost {
             world,
             detail: format!("{e:#}"),
         };
-        Ok(match world {
+        // Optional: a component without it (every one built before it existed) has its
+        // configurations stored unchecked. One with it must have the right types.
+        let config_check = if component
+            .component_type()
+            .exports(engine)
+            .any(|(name, item)| {
+                name == CONFIG_CHECK_EXPORT
+                    && matches!(item.ty, ComponentItem::ComponentInstance(_))
+            }) {
+            Some(
+                config_checker::ConfigCheckerPre::new(pre.clone()).map_err(|e| {
+                    Error::WrongWorld {
+                        world,
+                        detail: format!("its `{CONFIG_CHECK_EXPORT}` export: {e:#}"),
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
+        let world = match world {
             World::Inspector => {
-                Prepared::Inspector(inspector::InspectorPre::new(pre).map_err(wrong)?)
+                WorldPre::Inspector(inspector::InspectorPre::new(pre).map_err(wrong)?)
             }
-            World::RepoSync => Prepared::RepoSync(repo_sync::RepoSyncPre::new(pre).map_err(wrong)?),
+            World::RepoSync => WorldPre::RepoSync(repo_sync::RepoSyncPre::new(pre).map_err(wrong)?),
             World::LifecycleHook => {
-                Prepared::LifecycleHook(lifecycle_hook::LifecycleHookPre::new(pre).map_err(wrong)?)
+                WorldPre::LifecycleHook(lifecycle_hook::LifecycleHookPre::new(pre).map_err(wrong)?)
             }
+        };
+        Ok(Prepared {
+            world,
+            config_check,
         })
     }
 }

@@ -26,8 +26,8 @@ pub(super) use output::{Output, error_kind};
 const MAX_LOG_LINE: usize = 4096;
 
 pub use crate::records::plugin::{
-    Chart, ChartIndex, ClusterInfo, Finding, LogLine, ObjectRef, RepositoryAuth, RepositoryInfo,
-    Severity, SyncOutcome,
+    Chart, ChartIndex, ClusterInfo, ConfigIssue, Finding, LogLine, ObjectRef, RepositoryAuth,
+    RepositoryInfo, Severity, SyncOutcome,
 };
 
 /// A call's value plus what the plugin logged.

@@ -198,12 +198,29 @@ impl Plugins {
         self.get(name).await
     }
 
-    /// Replaces the configuration calls get (`None`: back to the manifest's default).
+    /// Replaces the configuration calls get (`None`: back to the manifest's default). A new
+    /// configuration is first put to the plugin's `config-check` export, when it has one:
+    /// issues refuse it ([`Error::InvalidConfig`]), and so does a check that fails; either
+    /// way nothing is stored.
     pub async fn set_config(
         &self,
         name: &str,
         config: Option<&serde_json::Value>,
     ) -> Result<PluginRecord> {
+        if let Some(config) = config
+            && let Some(issues) = self.check_config(name, config).await?
+            && !issues.is_empty()
+        {
+            tracing::info!(
+                plugin = name,
+                issues = issues.len(),
+                "plugin configuration refused"
+            );
+            return Err(Error::InvalidConfig {
+                plugin: name.to_owned(),
+                issues,
+            });
+        }
         let text = config.map(serde_json::Value::to_string);
         if !self.db.set_plugin_config(name, text.as_deref()).await? {
             return Err(Error::NotFound(name.to_owned()));

@@ -576,6 +576,10 @@ fn the_default_ceilings_admit_the_defaults_and_the_shipped_plugins() {
             include_str!("../../../plugins/builtin/helm-index/manifest.toml"),
         ),
         (
+            "builtin/rules",
+            include_str!("../../../plugins/builtin/rules/manifest.toml"),
+        ),
+        (
             "examples/require-labels",
             include_str!("../../../plugins/examples/require-labels/manifest.toml"),
         ),

@@ -17,3 +17,16 @@ pub fn get<T: DeserializeOwned>() -> Result<T, Error> {
 pub fn json() -> Result<serde_json::Value, Error> {
     get()
 }
+
+/// What the `config-check` export runs: `text` parsed as JSON (text that is not JSON is one
+/// issue at its line and column), then `P`'s check.
+#[doc(hidden)]
+pub fn run_check<P: crate::ConfigCheck>(text: &str) -> Result<Vec<crate::ConfigIssue>, Error> {
+    match serde_json::from_str(text) {
+        Ok(value) => P::check_config(value),
+        Err(e) => Ok(vec![
+            crate::ConfigIssue::new("", format!("not JSON: {e}"))
+                .at(e.line() as u32, e.column() as u32),
+        ]),
+    }
+}

@@ -28,6 +28,8 @@
 //! - [`kube`]: typed, read-only access to the cluster with [`k8s`] (k8s-openapi) types.
 //! - [`Finding`] builder methods, [`config::get`] to decode the plugin's configuration,
 //!   [`log`] and [`http`] helpers.
+//! - [`ConfigCheck`]: refuse a configuration before the gateway stores it, exported with
+//!   `export_inspector!(T, config_check)` (and the other worlds' macros likewise).
 //!
 //! Every host call can fail with an [`Error`] the plugin sees (`denied` when the manifest did
 //! not declare the capability); plugins usually pass it on with `?`.
@@ -68,9 +70,9 @@ pub const WIT_PACKAGE: &str = "portico:plugin@0.1.0";
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
-        Chart, ChartIndex, Cluster, Error, ErrorKind, Finding, Inspector, LifecycleHook,
-        ListParams, ObjectRef, RepoSync, Repository, RepositoryAuth, Severity, SyncOutcome, config,
-        http, json, kube, log,
+        Chart, ChartIndex, Cluster, ConfigCheck, ConfigIssue, Error, ErrorKind, Finding, Inspector,
+        LifecycleHook, ListParams, ObjectRef, RepoSync, Repository, RepositoryAuth, Severity,
+        SyncOutcome, config, http, json, kube, log,
     };
 }
 
@@ -104,16 +106,29 @@ pub trait LifecycleHook {
 include!(concat!(env!("OUT_DIR"), "/export_macros.rs"));
 
 /// Exports a type implementing [`Inspector`] as the component's `inspector` world.
+///
+/// `export_inspector!(T, config_check)` also exports `config-check`, with `T` implementing
+/// [`ConfigCheck`]: the gateway then refuses a configuration `T` finds fault with.
 #[macro_export]
 macro_rules! export_inspector {
     ($plugin:ty) => {
+        $crate::export_inspector!(@world $plugin, __portico_bindings_inspector,);
+    };
+    ($plugin:ty, config_check) => {
+        $crate::export_inspector!(
+            @world $plugin,
+            __portico_bindings_inspector_config_check,
+            $crate::__portico_config_check_export!();
+        );
+    };
+    (@world $plugin:ty, $bindings:ident, $($extra:tt)*) => {
         #[doc(hidden)]
         type __PorticoPlugin = $plugin;
 
         #[doc(hidden)]
         #[allow(clippy::all)]
         mod __portico_export {
-            $crate::__portico_bindings_inspector!();
+            $crate::$bindings!();
 
             struct Export;
 
@@ -126,22 +141,35 @@ macro_rules! export_inspector {
                 }
             }
 
+            $($extra)*
+
             export!(Export);
         }
     };
 }
 
-/// Exports a type implementing [`RepoSync`] as the component's `repo-sync` world.
+/// Exports a type implementing [`RepoSync`] as the component's `repo-sync` world
+/// (`export_repo_sync!(T, config_check)`: with `config-check`, see [`export_inspector!`]).
 #[macro_export]
 macro_rules! export_repo_sync {
     ($plugin:ty) => {
+        $crate::export_repo_sync!(@world $plugin, __portico_bindings_repo_sync,);
+    };
+    ($plugin:ty, config_check) => {
+        $crate::export_repo_sync!(
+            @world $plugin,
+            __portico_bindings_repo_sync_config_check,
+            $crate::__portico_config_check_export!();
+        );
+    };
+    (@world $plugin:ty, $bindings:ident, $($extra:tt)*) => {
         #[doc(hidden)]
         type __PorticoPlugin = $plugin;
 
         #[doc(hidden)]
         #[allow(clippy::all)]
         mod __portico_export {
-            $crate::__portico_bindings_repo_sync!();
+            $crate::$bindings!();
 
             struct Export;
 
@@ -153,22 +181,36 @@ macro_rules! export_repo_sync {
                 }
             }
 
+            $($extra)*
+
             export!(Export);
         }
     };
 }
 
-/// Exports a type implementing [`LifecycleHook`] as the component's `lifecycle-hook` world.
+/// Exports a type implementing [`LifecycleHook`] as the component's `lifecycle-hook` world
+/// (`export_lifecycle_hook!(T, config_check)`: with `config-check`, see
+/// [`export_inspector!`]).
 #[macro_export]
 macro_rules! export_lifecycle_hook {
     ($plugin:ty) => {
+        $crate::export_lifecycle_hook!(@world $plugin, __portico_bindings_lifecycle_hook,);
+    };
+    ($plugin:ty, config_check) => {
+        $crate::export_lifecycle_hook!(
+            @world $plugin,
+            __portico_bindings_lifecycle_hook_config_check,
+            $crate::__portico_config_check_export!();
+        );
+    };
+    (@world $plugin:ty, $bindings:ident, $($extra:tt)*) => {
         #[doc(hidden)]
         type __PorticoPlugin = $plugin;
 
         #[doc(hidden)]
         #[allow(clippy::all)]
         mod __portico_export {
-            $crate::__portico_bindings_lifecycle_hook!();
+            $crate::$bindings!();
 
             struct Export;
 
@@ -184,9 +226,81 @@ macro_rules! export_lifecycle_hook {
                 }
             }
 
+            $($extra)*
+
             export!(Export);
         }
     };
+}
+
+/// The `config-check` export of an `export_*!(T, config_check)` expansion: the configuration
+/// parsed as JSON (text that is not JSON is one issue), then [`ConfigCheck::check_config`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __portico_config_check_export {
+    () => {
+        impl exports::portico::plugin::config_check::Guest for Export {
+            fn validate_config(
+                config: ::std::string::String,
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<exports::portico::plugin::config_check::ConfigIssue>,
+                $crate::Error,
+            > {
+                let issues = $crate::config::run_check::<super::__PorticoPlugin>(&config)?;
+                Ok(issues
+                    .into_iter()
+                    .map(
+                        |issue| exports::portico::plugin::config_check::ConfigIssue {
+                            path: issue.path,
+                            message: issue.message,
+                            line: issue.line,
+                            column: issue.column,
+                        },
+                    )
+                    .collect())
+            }
+        }
+    };
+}
+
+/// The optional `config-check` export: refuse a configuration before the gateway stores it.
+/// Export it with `export_inspector!(T, config_check)` (or the other worlds' macros).
+pub trait ConfigCheck {
+    /// The problems of `config` (empty: it is fine). An `Err` means the check itself failed;
+    /// the gateway does not store the configuration then either.
+    fn check_config(config: Value) -> Result<Vec<ConfigIssue>, Error>;
+}
+
+/// One reason to refuse a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Where in the configuration, such as `rules[2].expression`; empty for the whole document.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// 1-based line within the value at `path` (an expression, a YAML document), when known.
+    pub line: Option<u32>,
+    /// 1-based column within that line, when known.
+    pub column: Option<u32>,
+}
+
+impl ConfigIssue {
+    /// An issue at `path`, without a position.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+
+    /// At `line`:`column` (1-based) of the value at its path.
+    pub fn at(mut self, line: u32, column: u32) -> Self {
+        self.line = Some(line);
+        self.column = Some(column);
+        self
+    }
 }
 
 /// Re-exports the export macros rely on; not part of the API.

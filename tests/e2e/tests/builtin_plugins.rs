@@ -18,7 +18,7 @@ async fn builtin_plugins_are_there_without_a_plugin_directory_and_keep_their_nam
     let list = ok(&gw, Method::GET, "/api/v1/plugins", None).await;
     let items = list["items"].as_array().unwrap();
     let names: Vec<&str> = items.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["builtin-checks", "helm-index"]);
+    assert_eq!(names, ["builtin-checks", "helm-index", "rules"]);
     for plugin in items {
         assert_eq!(plugin["builtIn"], true, "{plugin}");
         assert_eq!(plugin["source"], "builtin", "{plugin}");
@@ -97,7 +97,7 @@ async fn builtin_plugins_are_configured_and_disabled_and_that_survives_a_restart
     // Compiled in the background at start: the first inspection compiles nothing more.
     plugins.builtins_compiled().await;
     let compiled = plugins.host().cache_misses() + plugins.host().cache_hits();
-    assert_eq!(compiled, 2, "both built-in plugins were compiled at start");
+    assert_eq!(compiled, 3, "every built-in plugin was compiled at start");
     let report = plugins
         .inspect("builtin-checks", &cluster("c1"), kube_api(&sim))
         .await

@@ -94,7 +94,7 @@ async fn plugins_are_managed_by_admins_only() {
         .filter(|p| p["builtIn"] == true)
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(built_in, ["builtin-checks", "helm-index"]);
+    assert_eq!(built_in, ["builtin-checks", "helm-index", "rules"]);
 
     // Disabled plugins do not run.
     let sim = KubeSim::start().await.unwrap();
@@ -208,9 +208,9 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         upload(&gw, OK_MANIFEST, wasm("misbehave")).await.status(),
         201
     );
-    // The upload and the two built-in plugins (compiled in the background at start).
+    // The upload and the three built-in plugins (compiled in the background at start).
     gw.gateway().app().plugins.builtins_compiled().await;
-    assert_eq!(gw.gateway().app().plugins.host().cache_misses(), 3);
+    assert_eq!(gw.gateway().app().plugins.host().cache_misses(), 4);
     gw.stop().await;
 
     let gw = TestGateway::builder()
@@ -227,7 +227,7 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         .expect("the stored plugin runs after a restart");
     assert_eq!(report.value[0].message, "hello c2");
     // Compiled code came from the disk cache: the upload's and the built-ins'.
-    assert_eq!(plugins.host().cache_hits(), 3);
+    assert_eq!(plugins.host().cache_hits(), 4);
     assert_eq!(plugins.host().cache_misses(), 0);
     gw.stop().await;
 }

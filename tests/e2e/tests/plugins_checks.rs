@@ -208,7 +208,8 @@ async fn the_plugin_directory_is_listed_and_the_example_plugin_runs() {
             "builtin-checks",
             "connect-logger",
             "helm-index",
-            "require-labels"
+            "require-labels",
+            "rules"
         ]
     );
     let checks = &body["items"][0];

@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use super::{LocalComponent, LocalPlugin, PluginSource, Plugins, digest};
 use crate::plugin::bindings::types;
-use crate::plugin::engine::Prepared;
+use crate::plugin::engine::{Prepared, WorldPre};
 use crate::plugin::host::{
-    CallContext, CallReport, ClusterInfo, Finding, Output, RepositoryInfo, SyncOutcome,
+    CallContext, CallReport, ClusterInfo, ConfigIssue, Finding, Output, RepositoryInfo, SyncOutcome,
 };
 use crate::plugin::http::{ScopedTrust, parse_ca_pem};
 use crate::plugin::kube::KubeApi;
@@ -48,7 +48,7 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let Prepared::Inspector(pre) = prepared else {
+                    let WorldPre::Inspector(pre) = &prepared.world else {
                         return Err(wasmtime::Error::msg("not an inspector"));
                     };
                     let instance = pre.instantiate(&mut *store)?;
@@ -104,7 +104,7 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let Prepared::RepoSync(pre) = prepared else {
+                    let WorldPre::RepoSync(pre) = &prepared.world else {
                         return Err(wasmtime::Error::msg("not a repo-sync plugin"));
                     };
                     let instance = pre.instantiate(&mut *store)?;
@@ -152,7 +152,7 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let Prepared::LifecycleHook(pre) = prepared else {
+                    let WorldPre::LifecycleHook(pre) = &prepared.world else {
                         return Err(wasmtime::Error::msg("not a lifecycle hook"));
                     };
                     let instance = pre.instantiate(&mut *store)?;
@@ -166,6 +166,67 @@ impl Plugins {
             .await
     }
 
+    /// Asks plugin `name`'s `config-check` export about `config`, under the plugin's own
+    /// limits and capabilities (its `config.get` returns `config`; there is no cluster, so
+    /// `kube` calls fail with `unavailable`). `None`: the component has no such export. A
+    /// disabled plugin is asked too: its configuration may be set before it is enabled.
+    pub async fn check_config(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<Option<Vec<ConfigIssue>>> {
+        let (manifest, prepared, context) = self
+            .resolve_any(name, None, None, Vec::new(), Some(config))
+            .await?;
+        if prepared.config_check.is_none() {
+            return Ok(None);
+        }
+        let text = config.to_string();
+        let report = self
+            .host
+            .call(
+                prepared,
+                context,
+                self.shutdown.child_token(),
+                move |store, prepared| {
+                    let Some(pre) = &prepared.config_check else {
+                        return Err(wasmtime::Error::msg("no config-check export"));
+                    };
+                    let instance = pre.instantiate(&mut *store)?;
+                    instance
+                        .portico_plugin_config_check()
+                        .call_validate_config(&mut *store, &text)
+                },
+            )
+            .await?;
+        // The output cap holds here as for any export (16 bytes per element, as `Output`).
+        let size: usize = report
+            .value
+            .iter()
+            .map(|issue| issue.path.len() + issue.message.len() + 16)
+            .sum();
+        let limit = manifest.limits.max_output_bytes;
+        if size > limit {
+            return Err(Error::OutputTooLarge {
+                plugin: name.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(Some(
+            report
+                .value
+                .into_iter()
+                .map(|issue| ConfigIssue {
+                    field: issue.path,
+                    message: issue.message,
+                    line: issue.line,
+                    column: issue.column,
+                })
+                .collect(),
+        ))
+    }
+
     /// The manifest, the prepared component and the call context of an enabled plugin.
     async fn resolve(
         &self,
@@ -175,17 +236,34 @@ impl Plugins {
         extra_hosts: Vec<String>,
         config_override: Option<&serde_json::Value>,
     ) -> Result<(Arc<Manifest>, Arc<Prepared>, CallContext)> {
+        self.resolve_any(name, Some(world), kube, extra_hosts, config_override)
+            .await
+    }
+
+    /// [`Plugins::resolve`] for a plugin of `world` that must be enabled, or (`None`) for
+    /// any plugin, enabled or not.
+    async fn resolve_any(
+        &self,
+        name: &str,
+        world: Option<World>,
+        kube: Option<Arc<dyn KubeApi>>,
+        extra_hosts: Vec<String>,
+        config_override: Option<&serde_json::Value>,
+    ) -> Result<(Arc<Manifest>, Arc<Prepared>, CallContext)> {
         let (row, manifest) = self.row(name).await?;
-        if !row.enabled {
-            return Err(Error::Disabled(name.to_owned()));
+        if let Some(world) = world {
+            if !row.enabled {
+                return Err(Error::Disabled(name.to_owned()));
+            }
+            if manifest.world != world {
+                return Err(Error::WrongKind {
+                    name: name.to_owned(),
+                    actual: manifest.world,
+                    expected: world,
+                });
+            }
         }
-        if manifest.world != world {
-            return Err(Error::WrongKind {
-                name: name.to_owned(),
-                actual: manifest.world,
-                expected: world,
-            });
-        }
+        let world = manifest.world;
         let local = self.local.read().get(name).cloned();
         // A built-in runs this binary's component: compiled under its own digest.
         let digest_key = match &local {
