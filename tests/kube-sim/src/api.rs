@@ -198,36 +198,111 @@ pub enum Format {
     Yaml,
     /// A `meta.k8s.io/v1` `Table` (kubectl get), rows carrying what `includeObject` asks.
     Table(table::IncludeObject),
+    /// Kubernetes protobuf, for the kinds [`crate::protobuf`] covers; other kinds are answered
+    /// in the fallback the client also accepted, or with 406 when it accepted nothing else.
+    Protobuf(Fallback),
 }
 
-/// Picks the first acceptable format from the `Accept` header.
+/// The format to use instead of protobuf when an object cannot be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// The client accepts only protobuf.
+    None,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+const NOT_ACCEPTABLE: &str = "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
+fn not_acceptable() -> ApiError {
+    ApiError::new(406, "NotAcceptable", NOT_ACCEPTABLE)
+}
+
+/// One clause of an `Accept` header.
+struct Clause<'a> {
+    mime: &'a str,
+    params: Vec<String>,
+    q: f32,
+}
+
+/// Splits `Accept` into clauses ordered by `q` (highest first, header order among equals), and
+/// drops `q=0` ones, as the apiserver's negotiation (`goautoneg.ParseAccept`) does.
+fn clauses(accept: &str) -> Vec<Clause<'_>> {
+    let mut out: Vec<Clause<'_>> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut params = part.split(';').map(str::trim);
+            let mime = params.next().filter(|m| !m.is_empty())?;
+            let mut q = 1.0f32;
+            let mut rest = Vec::new();
+            for p in params {
+                let p = p.replace(' ', "");
+                match p.strip_prefix("q=") {
+                    Some(v) => q = v.parse().unwrap_or(0.0),
+                    None if !p.is_empty() => rest.push(p),
+                    None => {}
+                }
+            }
+            Some(Clause {
+                mime,
+                params: rest,
+                q,
+            })
+        })
+        .filter(|c| c.q > 0.0)
+        .collect();
+    out.sort_by(|a, b| b.q.total_cmp(&a.q));
+    out
+}
+
+/// What one clause selects, if anything served fits it.
+fn clause_format(c: &Clause<'_>) -> Option<Format> {
+    let as_param = c.params.iter().find_map(|p| p.strip_prefix("as="));
+    let is_table = as_param == Some("Table");
+    match (c.mime, as_param) {
+        ("application/json" | "*/*" | "application/*", _) if is_table => {
+            Some(Format::Table(table::IncludeObject::default()))
+        }
+        ("application/json" | "*/*" | "application/*", None) => Some(Format::Json),
+        ("application/yaml", None) => Some(Format::Yaml),
+        (crate::protobuf::MEDIA_TYPE, None) => Some(Format::Protobuf(Fallback::None)),
+        _ => None,
+    }
+}
+
+/// Picks the response format from the `Accept` header: clauses by `q`, the first one a
+/// served format fits; 406 `NotAcceptable` when none does.
 pub fn negotiate(accept: Option<&str>) -> Result<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
     };
-    for part in accept.split(',') {
-        let part = part.trim();
-        let mut params = part.split(';').map(str::trim);
-        let mime = params.next().unwrap_or_default();
-        let params: Vec<&str> = params.collect();
-        let is_table = params.iter().any(|p| p.replace(' ', "") == "as=Table");
-        let other_as = params
-            .iter()
-            .any(|p| p.starts_with("as=") && p.replace(' ', "") != "as=Table");
-        match mime {
-            "application/json" | "*/*" | "application/*" if is_table => {
-                return Ok(Format::Table(table::IncludeObject::default()));
-            }
-            "application/json" | "*/*" | "application/*" if !other_as => return Ok(Format::Json),
-            "application/yaml" if !other_as && !is_table => return Ok(Format::Yaml),
-            _ => {}
+    let formats: Vec<Format> = clauses(accept).iter().filter_map(clause_format).collect();
+    match formats.first() {
+        None => Err(not_acceptable()),
+        Some(Format::Protobuf(_)) => {
+            let fallback = formats
+                .iter()
+                .find_map(|f| match f {
+                    Format::Json => Some(Fallback::Json),
+                    Format::Yaml => Some(Fallback::Yaml),
+                    _ => None,
+                })
+                .unwrap_or(Fallback::None);
+            Ok(Format::Protobuf(fallback))
         }
+        Some(f) => Ok(*f),
     }
-    Err(ApiError::new(
-        406,
-        "NotAcceptable",
-        "only the following media types are accepted: application/json, application/yaml",
-    ))
+}
+
+/// The format to use when protobuf cannot encode a response; `Err` when there is none.
+fn fallback(f: Fallback) -> Result<Format> {
+    match f {
+        Fallback::Json => Ok(Format::Json),
+        Fallback::Yaml => Ok(Format::Yaml),
+        Fallback::None => Err(not_acceptable()),
+    }
 }
 
 fn render(code: u16, format: Format, body: &Value) -> Response<Body> {
@@ -244,6 +319,13 @@ fn render(code: u16, format: Format, body: &Value) -> Response<Body> {
 fn render_object(code: u16, format: Format, res: &ResourceInfo, obj: &Value) -> Response<Body> {
     match format {
         Format::Table(include) => json_response(code, &table::table(res, &[obj], true, include)),
+        Format::Protobuf(fb) => match crate::protobuf::encode_object(obj) {
+            Some(bytes) => bytes_response(code, crate::protobuf::MEDIA_TYPE, bytes),
+            None => match fallback(fb) {
+                Ok(f) => render_object(code, f, res, obj),
+                Err(e) => error_response(&e),
+            },
+        },
         f => render(code, f, obj),
     }
 }
@@ -260,6 +342,19 @@ fn render_list(
         let mut t = table::table(res, &refs, true, include);
         t["metadata"] = meta;
         return json_response(200, &t);
+    }
+    if let Format::Protobuf(fb) = format {
+        let encoded = crate::protobuf::encode_list(
+            &res.api_version(),
+            res.kind,
+            &meta,
+            items.iter().map(|o| o.as_ref()),
+        );
+        return match (encoded, fallback(fb)) {
+            (Some(bytes), _) => bytes_response(200, crate::protobuf::MEDIA_TYPE, bytes),
+            (None, Ok(f)) => render_list(res, f, items, meta),
+            (None, Err(e)) => error_response(&e),
+        };
     }
     if format == Format::Yaml {
         let list = serde_json::json!({
@@ -397,6 +492,17 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, user: User) -> 
             .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
         return resp;
     }
+    if req.method() == Method::GET
+        && let Some(answer) = crate::metrics::serve(&shared.store, &path, &query)
+    {
+        return match answer {
+            Ok(body) => json_response(200, &body),
+            Err(e) => error_response(&e),
+        };
+    }
+    if path == "/metrics" {
+        return crate::server::text_response(200, &server_metrics(&shared));
+    }
     match route(&path, &shared.addr.to_string()) {
         Route::NotFound if path.starts_with("/api/") || path.starts_with("/apis/") => {
             error_response(&ApiError::no_such_resource())
@@ -428,6 +534,26 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, user: User) -> 
             }
         }
     }
+}
+
+/// `/metrics`: the apiserver's Prometheus text, reduced to what the simulator knows: the build
+/// and `apiserver_storage_objects` per resource.
+fn server_metrics(shared: &Shared) -> String {
+    let mut out = String::from(
+        "# HELP apiserver_storage_objects [STABLE] Number of stored objects at the time of last check split by kind. In case of a fetching error, the value will be -1.\n# TYPE apiserver_storage_objects gauge\n",
+    );
+    for r in resources::all().iter().filter(|r| !r.review) {
+        out.push_str(&format!(
+            "apiserver_storage_objects{{resource=\"{}\"}} {}\n",
+            r.qualified(),
+            shared.store.count(r)
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP kubernetes_build_info [ALPHA] A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which Kubernetes was built, and platform on which it is running.\n# TYPE kubernetes_build_info gauge\nkubernetes_build_info{{git_version=\"{}\"}} 1\n",
+        discovery::GIT_VERSION
+    ));
+    out
 }
 
 async fn resource(
@@ -485,7 +611,11 @@ async fn resource(
             let (ct, body) = read_body(req).await?;
             let obj = decode_object(ct.as_deref(), &body)?;
             let created = store.create(res, ns, obj, q.dry_run())?;
-            Ok(render_object(201, format, res, &created))
+            Ok(warned(
+                render_object(201, format, res, &created),
+                res,
+                &created,
+            ))
         }
         (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             let part = if sub.is_some() {
@@ -496,7 +626,11 @@ async fn resource(
             let (ct, body) = read_body(req).await?;
             let obj = decode_object(ct.as_deref(), &body)?;
             let updated = store.update(res, ns, name, obj, part, q.dry_run())?;
-            Ok(render_object(200, format, res, &updated))
+            Ok(warned(
+                render_object(200, format, res, &updated),
+                res,
+                &updated,
+            ))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let part = if sub.is_some() {
@@ -660,6 +794,42 @@ async fn resource(
         (_, Some(name), Some("attach")) if res.plural == "pods" => {
             crate::attach::serve(shared.clone(), req, ns.unwrap_or_default(), name, &q)
         }
+        (_, Some(name), Some("ephemeralcontainers")) if res.plural == "pods" => {
+            let ns = ns.unwrap_or_default();
+            let change = match method {
+                Method::GET => {
+                    let pod = store.get(res, Some(ns), name)?;
+                    return Ok(render_object(200, format, res, &pod));
+                }
+                Method::PUT | Method::PATCH => read_body(req).await?,
+                _ => return Err(ApiError::method_not_allowed()),
+            };
+            let (ct, body) = change;
+            let updated = if method == Method::PUT {
+                let pod = decode_object(ct.as_deref(), &body)?;
+                crate::ephemeral::update(
+                    store,
+                    res,
+                    ns,
+                    name,
+                    crate::ephemeral::Change::Replace(pod),
+                    q.dry_run(),
+                )?
+            } else {
+                let doc: Value = serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                let ct = ct.unwrap_or_default();
+                crate::ephemeral::update(
+                    store,
+                    res,
+                    ns,
+                    name,
+                    crate::ephemeral::Change::Patch(&ct, doc),
+                    q.dry_run(),
+                )?
+            };
+            Ok(render_object(200, format, res, &updated))
+        }
         (_, Some(name), Some("portforward")) if res.plural == "pods" => {
             crate::portforward::serve(shared.clone(), req, ns.unwrap_or_default(), name, &q)
         }
@@ -776,12 +946,16 @@ fn patch_object(
             patch::apply(&mut new, &applied);
             Ok(new)
         }) {
-            Ok(obj) => return Ok(render_object(200, format, res, &obj)),
+            Ok(obj) => return Ok(warned(render_object(200, format, res, &obj), res, &obj)),
             Err(e) if e.code == 404 && part == Part::Main => {
                 let mut obj = applied.clone();
                 obj["metadata"]["name"] = name.into();
                 let created = store.create(res, ns, obj, q.dry_run())?;
-                return Ok(render_object(201, format, res, &created));
+                return Ok(warned(
+                    render_object(201, format, res, &created),
+                    res,
+                    &created,
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -809,7 +983,13 @@ fn patch_object(
         }
         Ok(new)
     })?;
-    Ok(render_object(200, format, res, &obj))
+    Ok(warned(render_object(200, format, res, &obj), res, &obj))
+}
+
+/// Adds the apiserver's `Warning` headers for a created or updated object.
+fn warned(mut resp: Response<Body>, res: &ResourceInfo, obj: &Value) -> Response<Body> {
+    crate::warnings::add_headers(resp.headers_mut(), &crate::warnings::for_object(res, obj));
+    resp
 }
 
 #[cfg(test)]
@@ -874,6 +1054,35 @@ mod tests {
             negotiate(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")).unwrap(),
             Format::Json
         );
-        assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            Format::Protobuf(Fallback::None)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf, application/json"
+            ))
+            .unwrap(),
+            Format::Protobuf(Fallback::Json)
+        );
+        // q-values order the clauses; q=0 rules a type out.
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;q=0.5, application/yaml"
+            ))
+            .unwrap(),
+            Format::Yaml
+        );
+        assert_eq!(
+            negotiate(Some("application/json;q=0, text/html, */*;q=0.1")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json;q=0.9")).unwrap(),
+            Format::Json
+        );
+        let err = negotiate(Some("text/html, application/json;q=0")).unwrap_err();
+        assert_eq!(err.code, 406);
+        assert_eq!(err.reason, "NotAcceptable");
     }
 }

@@ -53,7 +53,9 @@ pub fn group_list() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": resources::groups().into_iter().map(group_doc).collect::<Vec<_>>()
+        "groups": resources::groups().into_iter().map(group_doc)
+            .chain(std::iter::once(crate::metrics::group_entry()))
+            .collect::<Vec<_>>()
     })
 }
 
@@ -132,6 +134,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             list.push(sub_entry(r, "status", r.kind, &["get", "patch", "update"]));
         }
         if r.plural == "pods" {
+            list.push(sub_entry(
+                r,
+                "ephemeralcontainers",
+                "Pod",
+                &["get", "patch", "update"],
+            ));
             list.push(sub_entry(r, "exec", "PodExecOptions", &["create", "get"]));
             list.push(sub_entry(r, "log", "Pod", &["get"]));
         }
@@ -161,9 +169,17 @@ pub fn root_paths() -> Value {
         paths.push(format!("/apis/{g}/v1"));
     }
     paths.extend(
-        ["/healthz", "/livez", "/readyz", "/version"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "/apis/metrics.k8s.io",
+            "/apis/metrics.k8s.io/v1beta1",
+            "/healthz",
+            "/livez",
+            "/metrics",
+            "/readyz",
+            "/version",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     json!({ "paths": paths })
 }
@@ -218,6 +234,11 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     }
     if r.plural == "pods" {
         subresources.push(json!({
+            "subresource": "ephemeralcontainers",
+            "responseKind": gvk("", "v1", "Pod"),
+            "verbs": ["get", "patch", "update"],
+        }));
+        subresources.push(json!({
             "subresource": "exec",
             "responseKind": gvk("", "v1", "PodExecOptions"),
             "verbs": ["create", "get"],
@@ -251,7 +272,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 /// `/api`, the named groups for `/apis`.
 pub fn aggregated(core: bool) -> Value {
     let groups: Vec<&str> = if core { vec![""] } else { resources::groups() };
-    let items: Vec<Value> = groups
+    let mut items: Vec<Value> = groups
         .into_iter()
         .map(|g| {
             let resources: Vec<Value> = resources::all()
@@ -269,6 +290,10 @@ pub fn aggregated(core: bool) -> Value {
             })
         })
         .collect();
+    if !core {
+        // The metrics API is served as metrics-server would serve it, from another version.
+        items.push(crate::metrics::aggregated_item());
+    }
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": "apidiscovery.k8s.io/v2",

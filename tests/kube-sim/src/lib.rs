@@ -91,22 +91,28 @@
 //!   removed, and conflicts never reported.
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
 //!   list's `resourceVersion` is that of the first page.
-//! - Responses are JSON (or YAML, or `Table`); protobuf request bodies are decoded only for
-//!   namespaces, configmaps, secrets, serviceaccounts and leases (see [`protobuf`]); no CBOR.
+//! - Responses are JSON, YAML, `Table`, or protobuf for namespaces, configmaps, secrets,
+//!   serviceaccounts and leases, whose protobuf request bodies are also decoded (see
+//!   [`protobuf`]); `Accept` is negotiated with q-values, 406 when nothing fits; no CBOR.
+//! - `metrics.k8s.io/v1beta1` with computed usage ([`metrics`]), `pods/ephemeralcontainers`
+//!   ([`ephemeral`]), `Warning` headers ([`warnings`]) and APF headers ([`apf`]).
 //! - No OpenAPI schemas and no field validation: unknown fields are kept, not rejected, and
 //!   `fieldValidation` is ignored.
 //! - exec runs built-in commands, not containers; no SPDY; `attach`, `port-forward` and the
 //!   `proxy` subresources are not served.
 //! - A watch with no `timeoutSeconds` lasts 30 minutes (the apiserver picks 30–60).
 
+pub mod apf;
 pub mod api;
 pub mod attach;
 pub mod discovery;
+pub mod ephemeral;
 pub mod exec;
 pub mod faults;
 pub mod files;
 pub mod kubeconfig;
 pub mod logs;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod portforward;
@@ -124,6 +130,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod upgrade;
+pub mod warnings;
 pub mod watch;
 
 pub use faults::{FaultSettings, Faults};

@@ -322,7 +322,12 @@ async fn dispatch(
         .iter()
         .any(|h| path == *h || path.starts_with(&format!("{h}/")))
     {
-        return text_response(200, "ok");
+        let mut resp = health_response(path, req.uri().query());
+        crate::apf::set_headers(
+            resp.headers_mut(),
+            crate::apf::classify(user.as_ref(), path),
+        );
+        return resp;
     }
     let Some(user) = user else {
         return error_response(&ApiError::unauthorized());
@@ -337,7 +342,45 @@ async fn dispatch(
             ),
         );
     };
-    crate::api::handle(shared, req, user).await
+    let apf = (!crate::apf::is_long_running(path)).then(|| crate::apf::classify(Some(&user), path));
+    let mut resp = crate::api::handle(shared, req, user).await;
+    if let Some(c) = apf {
+        crate::apf::set_headers(resp.headers_mut(), c);
+    }
+    resp
+}
+
+/// `/healthz`, `/livez`, `/readyz`: `ok`, or with `?verbose` one `[+]check ok` line per check
+/// and a closing `<name> check passed`, as the apiserver's healthz handler writes them.
+fn health_response(path: &str, query: Option<&str>) -> Response<Body> {
+    let name = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("healthz");
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    if !verbose {
+        return text_response(200, "ok");
+    }
+    let mut checks = vec![
+        "ping",
+        "log",
+        "etcd",
+        "poststarthook/start-apiserver-admission-initializer",
+    ];
+    if name == "readyz" {
+        checks.insert(3, "informer-sync");
+        checks.push("shutdown");
+    }
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!("[+]{c} ok\n"));
+    }
+    out.push_str(&format!("{name} check passed\n"));
+    text_response(200, &out)
 }
 
 /// A complete body.

@@ -462,6 +462,7 @@ impl Store {
             m.remove("generation");
         }
         prepare_for_create(res, &mut obj);
+        drop_empty_metadata(&mut obj);
         let obj = Arc::new(obj);
         if dry_run {
             return Ok(obj);
@@ -701,9 +702,15 @@ impl Store {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), (g + 1).into());
         }
+        drop_empty_metadata(&mut new);
         if new == *old {
             // A no-op update writes nothing and keeps the resourceVersion, as on etcd.
             return Ok(old);
+        }
+        if dry_run {
+            // Nothing is written, so no new revision: the apiserver's dry-run storage answers
+            // with the object at the version it was read.
+            return Ok(Arc::new(new));
         }
         let rv = inner.rv + 1;
         meta_mut(&mut new).insert("resourceVersion".into(), rv.to_string().into());
@@ -713,9 +720,6 @@ impl Store {
                 .and_then(Value::as_array)
                 .is_none_or(Vec::is_empty);
         let new = Arc::new(new);
-        if dry_run {
-            return Ok(new);
-        }
         inner.rv = rv;
         let kind = if finalized {
             inner.objects[idx].remove(&key);
@@ -987,6 +991,24 @@ impl Store {
     /// Number of stored objects of one kind.
     pub fn count(&self, res: &ResourceInfo) -> usize {
         self.lock().objects[resources::index_of(res)].len()
+    }
+}
+
+/// Go's JSON encoding leaves out empty `omitempty` maps and lists of `ObjectMeta`, so an
+/// object whose last label or annotation was removed has no `labels`/`annotations` at all.
+fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|k, v| {
+            !(matches!(
+                k.as_str(),
+                "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
+            ) && match v {
+                Value::Object(o) => o.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Null => true,
+                _ => false,
+            })
+        });
     }
 }
 

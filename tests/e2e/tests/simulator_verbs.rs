@@ -1,0 +1,433 @@
+//! kubectl verbs beyond get/apply/logs/exec, run directly against the simulator: `top`,
+//! `debug`, `events`, `get --raw`, `auth can-i`, `apply --server-side`, `diff`, and the
+//! warnings the server sends back.
+
+use kube_sim::KubeSim;
+use portico_e2e::kubectl::Kubectl;
+use serde_json::{Value, json};
+
+async fn setup() -> anyhow::Result<(KubeSim, Kubectl)> {
+    let sim = KubeSim::start().await?;
+    let kubectl = Kubectl::for_sim(&sim)?;
+    Ok((sim, kubectl))
+}
+
+/// The whitespace-separated columns of the line starting with `name`.
+fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_pod_and_node_read_the_metrics_api() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    sim.seed_nodes(2);
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "busy", "namespace": "default", "labels": {"app": "busy"},
+                     "annotations": {"kube-sim/usage": r#"{"app": {"cpu": "250m", "memory": "64Mi"}}"#}},
+        "spec": {"nodeName": "node-0001", "containers": [
+            {"name": "app", "image": "app"},
+            {"name": "side", "image": "side", "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]},
+        "status": {"phase": "Running"},
+    }))?;
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "waiting", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "app"}]},
+    }))?;
+
+    let out = kubectl.run(&["top", "pod"]).await?.success()?;
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"],
+        "{}",
+        out.stdout
+    );
+    // 250m + 100m, 64Mi + 32Mi; the pending pod has no metrics.
+    assert_eq!(
+        row(&out.stdout, "busy"),
+        ["busy", "350m", "96Mi"],
+        "{}",
+        out.stdout
+    );
+    assert!(row(&out.stdout, "waiting").is_empty(), "{}", out.stdout);
+
+    let out = kubectl
+        .run(&["top", "pod", "busy", "--containers"])
+        .await?
+        .success()?;
+    assert!(out.stdout.contains("busy   app    250m"), "{}", out.stdout);
+    let out = kubectl
+        .run(&["top", "pod", "-A", "-l", "app=busy"])
+        .await?
+        .success()?;
+    assert_eq!(
+        row(&out.stdout, "default"),
+        ["default", "busy", "350m", "96Mi"],
+        "{}",
+        out.stdout
+    );
+    // A pod that is not running has no metrics: metrics-server's NotFound for a name…
+    let out = kubectl.run(&["top", "pod", "waiting"]).await?;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("pods.metrics.k8s.io \"waiting\" not found"),
+        "{}",
+        out.stderr
+    );
+    // …and an empty list, which kubectl explains after looking the pod up ("metrics not
+    // available yet", or "Metrics not available for pod …, age: …" for a young pod).
+    let out = kubectl
+        .run(&["top", "pod", "--field-selector", "metadata.name=waiting"])
+        .await?;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("etrics not available"),
+        "{}",
+        out.stderr
+    );
+
+    // node-0001: 50m and 256Mi of its own plus busy's; CPU% against 4 allocatable cores.
+    let out = kubectl.run(&["top", "node"]).await?.success()?;
+    assert_eq!(
+        row(&out.stdout, "node-0001")[..3],
+        ["node-0001", "400m", "10%"],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(row(&out.stdout, "node-0001")[3], "352Mi", "{}", out.stdout);
+    assert_eq!(row(&out.stdout, "node-0000")[1], "50m", "{}", out.stdout);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_adds_an_ephemeral_container() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    sim.seed_pods("default", 1, 1);
+    let out = kubectl
+        .run(&[
+            "debug",
+            "pod-00000",
+            "--image=busybox",
+            "--attach=false",
+            "-c",
+            "dbg",
+            "--profile=general",
+        ])
+        .await?
+        .success()?;
+    let _ = out;
+    let pod = sim.get("v1", "Pod", Some("default"), "pod-00000")?;
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "dbg");
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["image"], "busybox");
+    assert!(
+        pod["status"]["ephemeralContainerStatuses"][0]["state"]["running"].is_object(),
+        "{pod}"
+    );
+    // The same name again is refused by the server's validation.
+    let out = kubectl
+        .run(&[
+            "debug",
+            "pod-00000",
+            "--image=busybox",
+            "--attach=false",
+            "-c",
+            "app",
+            "--profile=general",
+        ])
+        .await?;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("Duplicate value: \"app\""),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_filter_by_object_and_type() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    sim.seed_pods("default", 2, 1);
+    let event = |name: &str, ns: &str, pod: &str, ty: &str, reason: &str, msg: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": ns},
+            "type": ty, "reason": reason, "message": msg, "count": 1,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
+            "source": {"component": "kubelet"},
+        })
+    };
+    sim.create(event(
+        "e1",
+        "default",
+        "pod-00000",
+        "Normal",
+        "Pulled",
+        "image pulled",
+    ))?;
+    sim.create(event(
+        "e2",
+        "default",
+        "pod-00000",
+        "Warning",
+        "BackOff",
+        "back-off restarting",
+    ))?;
+    sim.create(event(
+        "e3",
+        "default",
+        "pod-00001",
+        "Warning",
+        "Failed",
+        "failed to pull",
+    ))?;
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}))?;
+    sim.create(event("e4", "other", "x", "Normal", "Scheduled", "assigned"))?;
+
+    let out = kubectl.run(&["events"]).await?.success()?;
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().count(), 4, "{}", out.stdout);
+
+    let out = kubectl
+        .run(&["events", "--for", "pod/pod-00000", "--types=Warning"])
+        .await?
+        .success()?;
+    let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout);
+    assert!(
+        lines[0].contains("BackOff") && lines[0].contains("Pod/pod-00000"),
+        "{}",
+        out.stdout
+    );
+
+    let out = kubectl
+        .run(&["events", "-A", "--types=Normal"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .starts_with("NAMESPACE"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Scheduled") && out.stdout.contains("Pulled"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("BackOff"), "{}", out.stdout);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_raw_reads_health_metrics_and_apis() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    sim.seed_nodes(1);
+    let out = kubectl
+        .run(&["get", "--raw", "/healthz"])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout, "ok");
+    let out = kubectl
+        .run(&["get", "--raw", "/readyz?verbose"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout.contains("[+]etcd ok") && out.stdout.contains("readyz check passed"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl
+        .run(&["get", "--raw", "/metrics"])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout
+            .contains("apiserver_storage_objects{resource=\"nodes\"} 1"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl
+        .run(&["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"])
+        .await?
+        .success()?;
+    let list: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(list["items"][0]["metadata"]["name"], "node-0000");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_can_i_and_list() -> anyhow::Result<()> {
+    let (_sim, kubectl) = setup().await?;
+    let out = kubectl
+        .run(&["auth", "can-i", "create", "pods"])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout.trim(), "yes");
+    let out = kubectl.run(&["auth", "can-i", "--list"]).await?.success()?;
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[0], "Resources", "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("*.*") && l.ends_with("[*]")),
+        "{}",
+        out.stdout
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_and_diff_exit_codes() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    let file = kubectl.dir().join("cm.yaml");
+    let write = |v: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: default\ndata:\n  a: \"{v}\"\n"
+            ),
+        )
+    };
+    write("1")?;
+    let f = file.to_str().unwrap_or_default();
+    let out = kubectl
+        .run(&["apply", "--server-side", "-f", f])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout.trim(), "configmap/c serverside-applied");
+    let rv =
+        sim.get("v1", "ConfigMap", Some("default"), "c")?["metadata"]["resourceVersion"].clone();
+
+    // Nothing changed: no output, exit 0; the dry run wrote nothing.
+    let out = kubectl.run(&["diff", "--server-side", "-f", f]).await?;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    write("2")?;
+    let out = kubectl.run(&["diff", "--server-side", "-f", f]).await?;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("-  a: \"1\"") && out.stdout.contains("+  a: \"2\""),
+        "{}",
+        out.stdout
+    );
+    let live = sim.get("v1", "ConfigMap", Some("default"), "c")?;
+    assert_eq!(live["data"]["a"], "1");
+    assert_eq!(live["metadata"]["resourceVersion"], rv);
+
+    let out = kubectl
+        .run(&[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            f,
+        ])
+        .await?
+        .success()?;
+    assert_eq!(out.stdout.trim(), "configmap/c serverside-applied");
+    assert_eq!(
+        sim.get("v1", "ConfigMap", Some("default"), "c")?["data"]["a"],
+        "2"
+    );
+
+    // Client-side apply and diff: the last-applied annotation makes an unchanged diff empty.
+    let out = kubectl.run(&["apply", "-f", f]).await?.success()?;
+    assert_eq!(out.stdout.trim(), "configmap/c configured");
+    let out = kubectl.run(&["diff", "-f", f]).await?;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_warnings_are_printed() -> anyhow::Result<()> {
+    let (_sim, kubectl) = setup().await?;
+    let file = kubectl.dir().join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: old\n  namespace: default\nspec:\n  nodeSelector:\n    beta.kubernetes.io/os: linux\n  containers:\n  - name: a\n    image: a\n",
+    )?;
+    let out = kubectl
+        .run(&["apply", "-f", file.to_str().unwrap_or_default()])
+        .await?
+        .success()?;
+    assert!(
+        out.stderr.contains(
+            "Warning: spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use \"kubernetes.io/os\" instead"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout.trim(), "pod/old created");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_clients_read_protobuf_responses() -> anyhow::Result<()> {
+    let (sim, kubectl) = setup().await?;
+    let out = kubectl
+        .run(&[
+            "create",
+            "configmap",
+            "pb",
+            "--from-literal=k=v",
+            "-o",
+            "json",
+        ])
+        .await?
+        .success()?;
+    // The printed object is the server's answer, decoded from protobuf by client-go.
+    let cm: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(cm["data"]["k"], "v");
+    assert!(
+        cm["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{cm}"
+    );
+    let post = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.starts_with("/api/v1/namespaces/default/configmaps"))
+        .expect("the create was sent");
+    assert!(
+        post.header("accept")
+            .is_some_and(|a| a.starts_with("application/vnd.kubernetes.protobuf")),
+        "{post:?}"
+    );
+    Ok(())
+}
