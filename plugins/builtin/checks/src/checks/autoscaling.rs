@@ -122,11 +122,11 @@ fn find_target<'a>(
     namespace: &str,
     reference: &portico_plugin_sdk::k8s::api::autoscaling::v2::CrossVersionObjectReference,
 ) -> Target<'a> {
+    // apiVersion is optional in the reference: without it, match on the kind alone.
     let group = reference
         .api_version
         .as_deref()
-        .and_then(|v| v.split_once('/').map(|(g, _)| g))
-        .unwrap_or("");
+        .map(|v| v.split_once('/').map_or("", |(g, _)| g));
     let same = |meta: &portico_plugin_sdk::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.namespace.as_deref() == Some(namespace)
             && meta.name.as_deref() == Some(reference.name.as_str())
@@ -136,19 +136,19 @@ fn find_target<'a>(
         None => Target::Missing,
     };
     match (group, reference.kind.as_str()) {
-        ("apps", "Deployment") => found(
+        (Some("apps") | None, "Deployment") => found(
             s.deployments
                 .iter()
                 .find(|d| same(&d.metadata))
                 .map(|d| d.spec.template.spec.as_ref()),
         ),
-        ("apps", "StatefulSet") => found(
+        (Some("apps") | None, "StatefulSet") => found(
             s.statefulsets
                 .iter()
                 .find(|d| same(&d.metadata))
                 .map(|d| d.spec.template.spec.as_ref()),
         ),
-        ("apps", "ReplicaSet") => found(
+        (Some("apps") | None, "ReplicaSet") => found(
             s.replicasets
                 .iter()
                 .find(|d| same(&d.metadata))
