@@ -476,6 +476,57 @@ async fn disabled_checks_and_excluded_namespaces_follow_the_configuration() {
 }
 
 #[tokio::test]
+async fn the_log_check_reads_only_the_selected_pods_and_refuses_a_bad_pattern() {
+    let gw = gateway("logs").await;
+    let sim = broken_simulator().await;
+    let target = cluster("broken");
+    let inspect = || {
+        gw.gateway()
+            .app()
+            .plugins
+            .inspect("builtin-checks", &target, kube_api(&sim))
+    };
+    let log_finding = |findings: &[Finding]| {
+        findings
+            .iter()
+            .find(|f| f.check_id == "pod-log-pattern")
+            .cloned()
+            .expect("pod-log-pattern reports")
+    };
+
+    // The selector leaves out the pod whose log matches.
+    configure(
+        &gw,
+        json!({"log-pattern": "ERROR", "log-selector": "app=crashy"}),
+    )
+    .await;
+    let report = inspect().await.expect("the inspection runs");
+    assert!(log_finding(&report.value).passed);
+
+    // No pod may be read: nothing is flagged, and the log says why.
+    configure(&gw, json!({"log-pattern": "ERROR", "log-max-pods": 0})).await;
+    let report = inspect().await.expect("the inspection runs");
+    assert!(log_finding(&report.value).passed);
+    assert!(
+        report
+            .logs
+            .iter()
+            .any(|l| l.level == "warn" && l.message.contains("log-max-pods")),
+        "{:?}",
+        report.logs
+    );
+
+    // A pattern that does not compile fails the run with the reason.
+    configure(&gw, json!({"log-pattern": "(unclosed"})).await;
+    let error = inspect().await.expect_err("a bad pattern is refused");
+    assert!(error.to_string().contains("log-pattern"), "{error}");
+    configure(&gw, json!({"log-tail-lines": 0})).await;
+    let error = inspect().await.expect_err("zero tail lines are refused");
+    assert!(error.to_string().contains("log-tail-lines"), "{error}");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn the_plugin_directory_is_listed_and_the_example_plugin_runs() {
     let gw = gateway("directory").await;
     let response = gw
