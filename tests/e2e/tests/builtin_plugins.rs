@@ -74,7 +74,7 @@ async fn a_plugin_directory_cannot_shadow_a_builtin_plugin() {
     assert_eq!(checks["source"], "builtin");
     assert_eq!(
         checks["description"],
-        "Workload, node, storage and networking checks (18 checks)"
+        "Workload, node, storage, networking, Gateway API, admission webhook and RBAC checks (50 checks)"
     );
     gw.stop().await;
 }

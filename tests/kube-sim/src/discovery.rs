@@ -40,11 +40,14 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_doc(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+    let versions: Vec<Value> = resources::versions(group)
+        .into_iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({
         "name": group,
-        "versions": [gv.clone()],
-        "preferredVersion": gv
+        "preferredVersion": versions[0].clone(),
+        "versions": versions,
     })
 }
 
@@ -166,7 +169,9 @@ pub fn root_paths() -> Value {
     ];
     for g in resources::groups() {
         paths.push(format!("/apis/{g}"));
-        paths.push(format!("/apis/{g}/v1"));
+        for v in resources::versions(g) {
+            paths.push(format!("/apis/{g}/{v}"));
+        }
     }
     paths.extend(
         [
@@ -275,10 +280,16 @@ pub fn aggregated(core: bool) -> Value {
     let mut items: Vec<Value> = groups
         .into_iter()
         .map(|g| {
-            let resources: Vec<Value> = resources::all()
-                .iter()
-                .filter(|r| r.group == g)
-                .map(aggregated_resource)
+            let versions: Vec<Value> = resources::versions(g)
+                .into_iter()
+                .map(|v| {
+                    let resources: Vec<Value> = resources::all()
+                        .iter()
+                        .filter(|r| r.group == g && r.version == v)
+                        .map(aggregated_resource)
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
                 .collect();
             let mut meta = json!({"creationTimestamp": null});
             if !g.is_empty() {
@@ -286,7 +297,7 @@ pub fn aggregated(core: bool) -> Value {
             }
             json!({
                 "metadata": meta,
-                "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+                "versions": versions,
             })
         })
         .collect();

@@ -49,7 +49,13 @@
 //!   and SPDY/3.1: see [`exec`], [`attach`], [`portforward`], [`spdy`]), services, endpoints, configmaps,
 //!   secrets, nodes, events, serviceaccounts, persistentvolumeclaims, persistentvolumes
 //!   (core/v1); deployments, replicasets, statefulsets, daemonsets (apps/v1); jobs, cronjobs
-//!   (batch/v1); ingresses (networking.k8s.io/v1); leases (coordination.k8s.io/v1). `status`
+//!   (batch/v1); ingresses, ingressclasses, networkpolicies (networking.k8s.io/v1);
+//!   endpointslices (discovery.k8s.io/v1); horizontalpodautoscalers (autoscaling/v2);
+//!   storageclasses (storage.k8s.io/v1); validating/mutating webhook configurations
+//!   (admissionregistration.k8s.io/v1); roles, clusterroles, rolebindings, clusterrolebindings
+//!   (rbac.authorization.k8s.io/v1); gatewayclasses, gateways, httproutes
+//!   (gateway.networking.k8s.io/v1, as if their CRDs were installed); leases
+//!   (coordination.k8s.io/v1). `status`
 //!   subresources where the apiserver has them; `scale` (`autoscaling/v1` `Scale`) for
 //!   deployments, replicasets and statefulsets.
 //!   Namespaced and cluster paths, lists across namespaces, the legacy `/watch/` prefix.

@@ -63,6 +63,8 @@ impl ResourceInfo {
 }
 
 const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
+const GATEWAY_API: &[&str] = &["gateway-api"];
 const NONE: &[&str] = &[];
 
 macro_rules! res {
@@ -161,6 +163,54 @@ pub fn all() -> &'static [ResourceInfo] {
                 status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
             res!("networking.k8s.io", "Ingress", "ingresses", "ingress", true, &["ing"], NONE,
                 status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("networking.k8s.io", "IngressClass", "ingressclasses", "ingressclass", false,
+                NONE, NONE,
+                status: false, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("networking.k8s.io", "NetworkPolicy", "networkpolicies", "networkpolicy", true,
+                &["netpol"], NONE,
+                status: false, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("discovery.k8s.io", "EndpointSlice", "endpointslices", "endpointslice", true,
+                NONE, NONE,
+                status: false, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            ResourceInfo {
+                version: "v2",
+                ..res!("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                    "horizontalpodautoscaler", true, &["hpa"], ALL,
+                    status: true, generation: false, rv: false, returns: false, fields: NO_FIELDS)
+            },
+            res!("storage.k8s.io", "StorageClass", "storageclasses", "storageclass", false,
+                &["sc"], NONE,
+                status: false, generation: false, rv: false, returns: true, fields: NO_FIELDS),
+            res!("admissionregistration.k8s.io", "ValidatingWebhookConfiguration",
+                "validatingwebhookconfigurations", "validatingwebhookconfiguration", false, NONE,
+                API_EXTENSIONS,
+                status: false, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("admissionregistration.k8s.io", "MutatingWebhookConfiguration",
+                "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", false, NONE,
+                API_EXTENSIONS,
+                status: false, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("rbac.authorization.k8s.io", "Role", "roles", "role", true, NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            res!("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", "clusterrole", false,
+                NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            res!("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", "rolebinding", true,
+                NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            res!("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings",
+                "clusterrolebinding", false, NONE, NONE,
+                status: false, generation: false, rv: false, returns: false, fields: NO_FIELDS),
+            // Gateway API: CRDs in a real cluster (status subresource, generation, delete
+            // answers with a Status).
+            res!("gateway.networking.k8s.io", "GatewayClass", "gatewayclasses", "gatewayclass",
+                false, &["gc"], GATEWAY_API,
+                status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("gateway.networking.k8s.io", "Gateway", "gateways", "gateway", true, &["gtw"],
+                GATEWAY_API,
+                status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
+            res!("gateway.networking.k8s.io", "HTTPRoute", "httproutes", "httproute", true, NONE,
+                GATEWAY_API,
+                status: true, generation: true, rv: false, returns: false, fields: NO_FIELDS),
             res!("coordination.k8s.io", "Lease", "leases", "lease", true, NONE, NONE,
                 status: false, generation: false, rv: true, returns: false, fields: NO_FIELDS),
             res!("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
@@ -197,6 +247,17 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     }
+}
+
+/// The versions of `group` served, in discovery order; the first is the preferred one.
+pub fn versions(group: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in all().iter().filter(|r| r.group == group) {
+        if !out.contains(&r.version) {
+            out.push(r.version);
+        }
+    }
+    out
 }
 
 /// The groups served under `/apis`, in discovery order.
