@@ -154,3 +154,121 @@ async fn python_client_streams_through_the_gateway() -> anyhow::Result<()> {
     gw.stop().await;
     Ok(())
 }
+
+/// What the cluster answers reaches the client as it was: protobuf bodies byte for byte (both
+/// ways), `Accept` negotiation, `Warning` headers and the API Priority and Fairness headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_warnings_and_apf_headers_pass_through() -> anyhow::Result<()> {
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+    let (sim, gw, _kubectl) = setup().await?;
+    sim.load_yaml(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\n\
+         data: {mode: fast}\n",
+    )?;
+    let direct = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(
+            sim.ca_pem().unwrap().as_bytes(),
+        )?)
+        .build()?;
+    let path = "/api/v1/namespaces/default/configmaps/settings";
+    let straight = direct
+        .get(format!("{}{path}", sim.url()))
+        .bearer_auth(sim.token())
+        .header("accept", format!("{PROTOBUF}, application/json"))
+        .send()
+        .await?;
+    assert_eq!(straight.headers()["content-type"], PROTOBUF);
+    let straight = straight.bytes().await?;
+    assert!(straight.starts_with(b"k8s\0"), "a protobuf envelope");
+
+    let through = gw
+        .as_admin(reqwest::Method::GET, &format!("/k8s/clusters/sim{path}"))
+        .header("accept", format!("{PROTOBUF}, application/json"))
+        .send()
+        .await?;
+    assert_eq!(through.status(), 200);
+    assert_eq!(through.headers()["content-type"], PROTOBUF);
+    for apf in [
+        "x-kubernetes-pf-flowschema-uid",
+        "x-kubernetes-pf-prioritylevel-uid",
+    ] {
+        assert!(through.headers().contains_key(apf), "{apf} missing");
+    }
+    assert_eq!(through.bytes().await?, straight, "the same bytes");
+
+    // Only JSON acceptable: JSON; nothing acceptable: the cluster's 406.
+    let json = gw
+        .as_admin(reqwest::Method::GET, &format!("/k8s/clusters/sim{path}"))
+        .header("accept", "application/json")
+        .send()
+        .await?;
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let refused = gw
+        .as_admin(reqwest::Method::GET, &format!("/k8s/clusters/sim{path}"))
+        .header("accept", "text/csv")
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 406);
+
+    // A protobuf body goes up untouched: the cluster decodes it into the object.
+    let decoded = kube_sim::protobuf::decode(&straight)?;
+    assert_eq!(decoded["data"]["mode"], "fast", "{decoded}");
+    let body = kube_sim::protobuf::encode_object(&serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "from-protobuf", "namespace": "default", "labels": {"a": "b"}},
+        "data": {"mode": "slow"},
+    }))
+    .expect("a ConfigMap encodes");
+    let created = gw
+        .as_admin(
+            reqwest::Method::POST,
+            "/k8s/clusters/sim/api/v1/namespaces/default/configmaps",
+        )
+        .header("content-type", PROTOBUF)
+        .header("accept", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(created.status(), 201);
+    let stored = sim.get("v1", "ConfigMap", Some("default"), "from-protobuf")?;
+    assert_eq!(stored["data"]["mode"], "slow", "{stored}");
+    assert_eq!(stored["metadata"]["labels"]["a"], "b", "{stored}");
+    let upstream = sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "POST")
+        .expect("the create reached the cluster");
+    assert_eq!(upstream.header("content-type"), Some(PROTOBUF));
+
+    // A warning the cluster sends (a deprecated node label) reaches the client.
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "old-style", "namespace": "default"},
+        "spec": {"nodeSelector": {"beta.kubernetes.io/os": "linux"},
+                 "containers": [{"name": "app", "image": "app"}]},
+    });
+    let response = gw
+        .as_admin(
+            reqwest::Method::POST,
+            "/k8s/clusters/sim/api/v1/namespaces/default/pods",
+        )
+        .json(&pod)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 201);
+    let warnings: Vec<_> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("299 - ") && w.contains("beta.kubernetes.io/os")),
+        "{warnings:?}"
+    );
+    gw.stop().await;
+    Ok(())
+}

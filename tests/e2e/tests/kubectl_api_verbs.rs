@@ -1,16 +1,49 @@
-//! kubectl verbs beyond get/apply/logs/exec, run directly against the simulator: `top`,
-//! `debug`, `events`, `get --raw`, `auth can-i`, `apply --server-side`, `diff`, and the
-//! warnings the server sends back.
+//! kubectl verbs beyond get/apply/logs/exec: `top`, `debug`, `events`, `get --raw`,
+//! `auth can-i`, `apply --server-side`, `diff`, the warnings the server sends back and
+//! protobuf responses. Each scenario runs twice: straight to the simulator (`direct`), and
+//! through a Portico gateway with the admin's exported kubeconfig (`through_portico`).
 
 use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
 use portico_e2e::kubectl::Kubectl;
 use serde_json::{Value, json};
 
-async fn setup() -> anyhow::Result<(KubeSim, Kubectl)> {
-    let sim = KubeSim::start().await?;
-    let kubectl = Kubectl::for_sim(&sim)?;
-    Ok((sim, kubectl))
+/// A test module per scenario with its two runs.
+macro_rules! both_ways {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn direct() -> anyhow::Result<()> {
+                let sim = super::KubeSim::start().await?;
+                let kubectl = super::Kubectl::for_sim(&sim)?;
+                super::$scenario(&sim, &kubectl).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn through_portico() -> anyhow::Result<()> {
+                let sim = super::KubeSim::start().await?;
+                let gw = super::TestGateway::builder().start().await;
+                let connected = gw.add_cluster("sim", &sim.kubeconfig()).await?;
+                anyhow::ensure!(connected["state"] == "connected", "{connected}");
+                let kubeconfig = gw
+                    .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+                    .await?;
+                let kubectl = super::Kubectl::new(&kubeconfig)?;
+                super::$scenario(&sim, &kubectl).await?;
+                gw.stop().await;
+                Ok(())
+            }
+        }
+    };
 }
+
+both_ways!(top_pod_and_node_read_the_metrics_api);
+both_ways!(debug_adds_an_ephemeral_container);
+both_ways!(events_filter_by_object_and_type);
+both_ways!(auth_can_i_and_list);
+both_ways!(server_side_apply_and_diff_exit_codes);
+both_ways!(server_warnings_are_printed);
+both_ways!(typed_clients_read_protobuf_responses);
 
 /// The whitespace-separated columns of the line starting with `name`.
 fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
@@ -20,9 +53,10 @@ fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn top_pod_and_node_read_the_metrics_api() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+async fn top_pod_and_node_read_the_metrics_api(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
     sim.seed_nodes(2);
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -111,9 +145,7 @@ async fn top_pod_and_node_read_the_metrics_api() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_adds_an_ephemeral_container() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+async fn debug_adds_an_ephemeral_container(sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
     sim.seed_pods("default", 1, 1);
     let out = kubectl
         .run(&[
@@ -156,9 +188,7 @@ async fn debug_adds_an_ephemeral_container() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_filter_by_object_and_type() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+async fn events_filter_by_object_and_type(sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
     sim.seed_pods("default", 2, 1);
     let event = |name: &str, ns: &str, pod: &str, ty: &str, reason: &str, msg: &str| {
         json!({
@@ -247,17 +277,23 @@ async fn events_filter_by_object_and_type() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_raw_reads_health_metrics_and_apis() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+/// `prefix`: the server URL's path. kubectl before 1.34 sends `--raw` paths from the host's
+/// root, ignoring the server URL's path (kubernetes/kubectl#1676, fixed by
+/// kubernetes/kubernetes#131165), so through any path-prefixed proxy the path must carry the
+/// prefix; kubectl 1.34 and later add it themselves.
+async fn get_raw_reads_health_metrics_and_apis(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+    prefix: &str,
+) -> anyhow::Result<()> {
     sim.seed_nodes(1);
     let out = kubectl
-        .run(&["get", "--raw", "/healthz"])
+        .run(&["get", "--raw", &format!("{prefix}/healthz")])
         .await?
         .success()?;
     assert_eq!(out.stdout, "ok");
     let out = kubectl
-        .run(&["get", "--raw", "/readyz?verbose"])
+        .run(&["get", "--raw", &format!("{prefix}/readyz?verbose")])
         .await?
         .success()?;
     assert!(
@@ -266,7 +302,7 @@ async fn get_raw_reads_health_metrics_and_apis() -> anyhow::Result<()> {
         out.stdout
     );
     let out = kubectl
-        .run(&["get", "--raw", "/metrics"])
+        .run(&["get", "--raw", &format!("{prefix}/metrics")])
         .await?
         .success()?;
     assert!(
@@ -276,7 +312,11 @@ async fn get_raw_reads_health_metrics_and_apis() -> anyhow::Result<()> {
         out.stdout
     );
     let out = kubectl
-        .run(&["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"])
+        .run(&[
+            "get",
+            "--raw",
+            &format!("{prefix}/apis/metrics.k8s.io/v1beta1/nodes"),
+        ])
         .await?
         .success()?;
     let list: Value = serde_json::from_str(&out.stdout)?;
@@ -284,9 +324,7 @@ async fn get_raw_reads_health_metrics_and_apis() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_can_i_and_list() -> anyhow::Result<()> {
-    let (_sim, kubectl) = setup().await?;
+async fn auth_can_i_and_list(_sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
     let out = kubectl
         .run(&["auth", "can-i", "create", "pods"])
         .await?
@@ -311,9 +349,10 @@ async fn auth_can_i_and_list() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_side_apply_and_diff_exit_codes() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+async fn server_side_apply_and_diff_exit_codes(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
     let file = kubectl.dir().join("cm.yaml");
     let write = |v: &str| {
         std::fs::write(
@@ -373,9 +412,7 @@ async fn server_side_apply_and_diff_exit_codes() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_warnings_are_printed() -> anyhow::Result<()> {
-    let (_sim, kubectl) = setup().await?;
+async fn server_warnings_are_printed(_sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
     let file = kubectl.dir().join("pod.yaml");
     std::fs::write(
         &file,
@@ -396,9 +433,10 @@ async fn server_warnings_are_printed() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typed_clients_read_protobuf_responses() -> anyhow::Result<()> {
-    let (sim, kubectl) = setup().await?;
+async fn typed_clients_read_protobuf_responses(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
     let out = kubectl
         .run(&[
             "create",
@@ -430,4 +468,27 @@ async fn typed_clients_read_protobuf_responses() -> anyhow::Result<()> {
         "{post:?}"
     );
     Ok(())
+}
+
+mod get_raw_reads_health_metrics_and_apis {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct() -> anyhow::Result<()> {
+        let sim = super::KubeSim::start().await?;
+        let kubectl = super::Kubectl::for_sim(&sim)?;
+        super::get_raw_reads_health_metrics_and_apis(&sim, &kubectl, "").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn through_portico() -> anyhow::Result<()> {
+        let sim = super::KubeSim::start().await?;
+        let gw = super::TestGateway::builder().start().await;
+        gw.add_cluster("sim", &sim.kubeconfig()).await?;
+        let kubeconfig = gw
+            .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+            .await?;
+        let kubectl = super::Kubectl::new(&kubeconfig)?;
+        super::get_raw_reads_health_metrics_and_apis(&sim, &kubectl, "/k8s/clusters/sim").await?;
+        gw.stop().await;
+        Ok(())
+    }
 }
