@@ -272,3 +272,52 @@ async fn protobuf_warnings_and_apf_headers_pass_through() -> anyhow::Result<()> 
     gw.stop().await;
     Ok(())
 }
+
+/// `kubectl logs -f` through the gateway for ten minutes of simulated output (a line per
+/// simulated 100 ms, stamped with its simulated time) arriving in bursts with quiet gaps longer
+/// than the gateway's one-second idle timeout: every line arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_logs_carry_minutes_of_output_through_quiet_gaps() -> anyhow::Result<()> {
+    let sim = KubeSim::start().await?;
+    sim.seed_pods("default", 1, 1);
+    let gw = TestGateway::builder()
+        .args(["--http-idle-timeout-seconds", "1"])
+        .start()
+        .await;
+    gw.add_cluster("sim", &sim.kubeconfig()).await?;
+    let kubeconfig = gw
+        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
+        .await?;
+    let kubectl = Kubectl::new(&kubeconfig)?;
+    let line = |i: u32| format!("t={:02}:{:02}.{} line {i}", i / 600, (i / 10) % 60, i % 10);
+    sim.set_pod_log("default", "pod-00000", &format!("{}\n", line(0)));
+    let mut follow = kubectl.spawn(&["logs", "-f", "pod-00000"])?;
+    assert_eq!(
+        follow.next_line(WAIT).await?.as_deref(),
+        Some(line(0).as_str())
+    );
+
+    const LINES: u32 = 6_000; // 10 simulated minutes
+    const BURSTS: u32 = 3;
+    let mut next = 1;
+    for burst in 0..BURSTS {
+        let end = LINES * (burst + 1) / BURSTS;
+        let text: String = (next..end).map(|i| format!("{}\n", line(i))).collect();
+        sim.append_pod_log("default", "pod-00000", &text);
+        for i in next..end {
+            assert_eq!(
+                follow.next_line(WAIT).await?.as_deref(),
+                Some(line(i).as_str()),
+                "line {i}"
+            );
+        }
+        next = end;
+        if burst + 1 < BURSTS {
+            // Quiet for longer than the idle timeout.
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+        }
+    }
+    follow.kill().await?;
+    gw.stop().await;
+    Ok(())
+}
