@@ -7,6 +7,7 @@ use kube_sim::KubeSim;
 use portico_e2e::gateway::TestGateway;
 use portico_e2e::kubectl::Kubectl;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// A test module per scenario with its two runs.
 macro_rules! both_ways {
@@ -39,6 +40,7 @@ macro_rules! both_ways {
 
 both_ways!(top_pod_and_node_read_the_metrics_api);
 both_ways!(debug_adds_an_ephemeral_container);
+both_ways!(debug_attaches_to_the_ephemeral_container);
 both_ways!(events_filter_by_object_and_type);
 both_ways!(auth_can_i_and_list);
 both_ways!(server_side_apply_and_diff_exit_codes);
@@ -491,4 +493,41 @@ mod get_raw_reads_health_metrics_and_apis {
         gw.stop().await;
         Ok(())
     }
+}
+
+/// `kubectl debug -i`: the ephemeral container is added, reported running, and kubectl
+/// attaches to it (its command `cat` echoes what is typed into the container's output).
+async fn debug_attaches_to_the_ephemeral_container(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "target", "namespace": "default"},
+        "spec": {"nodeName": "node-0", "containers": [{"name": "app", "image": "app"}]},
+        "status": {"phase": "Running"},
+    }))?;
+    // Without `stdinOnce` (kubectl debug does not set it) the container's stdin outlives the
+    // session, as on a kubelet: the client ends the session.
+    let mut debug = kubectl.spawn_piped(&[
+        "debug",
+        "-i",
+        "target",
+        "--image=busybox",
+        "-c",
+        "dbg",
+        "--",
+        "cat",
+    ])?;
+    let mut stdin = debug.stdin.take().unwrap();
+    let mut lines = BufReader::new(debug.stdout.take().unwrap()).lines();
+    stdin.write_all(b"typed into the debug container\n").await?;
+    stdin.flush().await?;
+    let line =
+        tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line()).await??;
+    assert_eq!(line.as_deref(), Some("typed into the debug container"));
+    debug.kill().await?;
+    let pod = sim.get("v1", "Pod", Some("default"), "target")?;
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "dbg");
+    Ok(())
 }

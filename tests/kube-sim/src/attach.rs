@@ -39,14 +39,7 @@ pub enum MainProcess {
 
 /// Decides the main process from the container spec.
 pub fn main_process(pod: &Value, container: &str) -> MainProcess {
-    let spec = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
-        });
-    let Some(spec) = spec else {
+    let Some(spec) = crate::logs::container_spec(pod, container) else {
         return MainProcess::LogOnly;
     };
     let words = |key: &str| -> Vec<String> {

@@ -121,8 +121,10 @@ impl PodLogs {
     }
 }
 
-fn container_names(pod: &Value) -> Vec<String> {
-    pod.pointer("/spec/containers")
+/// The names of the pod's containers of one kind (`containers`, `initContainers`,
+/// `ephemeralContainers`).
+fn container_names(pod: &Value, kind: &str) -> Vec<String> {
+    pod.pointer(&format!("/spec/{kind}"))
         .and_then(Value::as_array)
         .map(|cs| {
             cs.iter()
@@ -133,15 +135,35 @@ fn container_names(pod: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The spec of the container named `name`, whichever kind it is.
+pub(crate) fn container_spec<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    CONTAINER_KINDS.iter().find_map(|kind| {
+        pod.pointer(&format!("/spec/{kind}"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            })
+    })
+}
+
+/// A named container may be any of these (the apiserver's `podHasContainerWithName` visits
+/// all of them); the default is picked among regular containers only.
+const CONTAINER_KINDS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+
 /// Picks the container the request is about, as the apiserver does.
 pub fn pick_container(pod: &Value, requested: Option<&str>) -> Result<String> {
-    let names = container_names(pod);
+    let names = container_names(pod, "containers");
+    let any_kind: Vec<String> = CONTAINER_KINDS
+        .iter()
+        .flat_map(|kind| container_names(pod, kind))
+        .collect();
     let pod_name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
     match requested.filter(|c| !c.is_empty()) {
-        Some(c) if names.is_empty() || names.iter().any(|n| n == c) => Ok(c.to_string()),
+        Some(c) if any_kind.is_empty() || any_kind.iter().any(|n| n == c) => Ok(c.to_string()),
         Some(c) => Err(ApiError::bad_request(format!(
             "container {c} is not valid for pod {pod_name}"
         ))),
