@@ -9,6 +9,11 @@ use portico_e2e::kubectl::Kubectl;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A running pod with an HTTP port (the simulator answers port-forwarded requests to it).
+const WEB_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\n\
+spec:\n  nodeName: node-0\n  containers:\n  - name: app\n    image: example.invalid/app\n\
+\x20   ports: [{name: http, containerPort: 8080}]\nstatus: {phase: Running}\n";
+
 /// A simulator with a few pods, a gateway with it connected as `sim`, and kubectl with the
 /// admin's exported kubeconfig (HTTPS to the gateway).
 async fn setup() -> anyhow::Result<(KubeSim, TestGateway, Kubectl)> {
@@ -56,7 +61,7 @@ async fn kubectl_speaks_http2_to_the_gateway() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Watches and exec sessions stay open however long they are quiet: the gateway's idle and
+/// Watches, exec sessions and port-forwards stay open however long they are quiet: the gateway's idle and
 /// header timeouts (one second here) apply to connections waiting for a request, not to a
 /// stream in progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,6 +69,7 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let sim = KubeSim::start().await?;
     sim.seed_pods("default", 1, 1);
+    sim.load_yaml(WEB_POD)?;
     let gw = TestGateway::builder()
         .args([
             "--http-idle-timeout-seconds",
@@ -80,6 +86,35 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
     let kubectl = Kubectl::new(&kubeconfig)?;
 
     let mut watch = kubectl.spawn(&["get", "configmaps", "-w", "-o", "name"])?;
+    let mut forward = kubectl
+        .command(["port-forward", "pod/web", ":8080"])
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut forwarded = tokio::io::BufReader::new(forward.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, forwarded.next_line())
+        .await??
+        .unwrap_or_default();
+    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    let local: u16 = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("unexpected port-forward line {first:?}"))?;
+    tokio::spawn(async move { while let Ok(Some(_)) = forwarded.next_line().await {} });
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let body: serde_json::Value = http
+                .get(format!("http://127.0.0.1:{local}{path}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::Ok(body)
+        }
+    };
+    assert_eq!(get("/before").await?["path"], "/before");
     let mut exec = kubectl
         .command(["exec", "-i", "pod-00000", "--", "cat"])
         .stdin(std::process::Stdio::piped())
@@ -100,6 +135,12 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
     stdin.write_all(b"two\n").await?;
     tokio::time::timeout(WAIT, stdout.read_line(&mut line)).await??;
     assert_eq!(line, "two\n", "the exec session survived the quiet");
+    assert_eq!(
+        get("/after").await?["path"],
+        "/after",
+        "the port-forward survived the quiet"
+    );
+    forward.kill().await?;
     drop(stdin);
     let status = tokio::time::timeout(WAIT, exec.wait()).await??;
     assert!(status.success(), "{status}");
@@ -115,11 +156,7 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
 async fn python_client_streams_through_the_gateway() -> anyhow::Result<()> {
     let py = portico_e2e::python::PythonEnv::ensure().await?;
     let (sim, gw, _kubectl) = setup().await?;
-    sim.load_yaml(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\n\
-         spec:\n  nodeName: node-0\n  containers:\n  - name: app\n    image: example.invalid/app\n\
-         \x20   ports: [{name: http, containerPort: 8080}]\nstatus: {phase: Running}\n",
-    )?;
+    sim.load_yaml(WEB_POD)?;
     let token = gw
         .create_token(
             serde_json::json!({"name": "py", "grants": [{"cluster": "sim", "access": "write"}]}),
