@@ -22,6 +22,11 @@ pub struct PluginRunArgs {
     #[arg(long, env = "PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
 
+    /// The compile cache, as `serve --plugin-cache-dir` (default: beside the database): a
+    /// plugin compiled by the gateway there is not compiled again.
+    #[arg(long, env = "PLUGIN_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
+
     /// Configuration for this run instead of the installed one: JSON, or `@FILE` holding JSON.
     #[arg(long)]
     pub config: Option<String>,

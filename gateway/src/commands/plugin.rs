@@ -85,7 +85,10 @@ async fn run(
         name: record.name.clone(),
         labels: record.labels.clone(),
     };
-    let settings = HostSettings::for_database(database);
+    let mut settings = HostSettings::for_database(database);
+    if let Some(dir) = &args.plugin_cache_dir {
+        settings.cache_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+    }
     let (plugins, from, _scratch) = find_plugin(
         &args.plugin,
         args.plugin_dir.as_deref(),

@@ -8,6 +8,11 @@ use portico::config::Config;
 use portico::server::{Gateway, StartError};
 use tempfile::TempDir;
 
+/// The compile cache every gateway of the suite shares (and `portico plugin run` in tests).
+pub fn plugin_cache_dir() -> std::path::PathBuf {
+    crate::python::target_dir().join("e2e-plugin-cache")
+}
+
 /// Builds a [`TestGateway`]: SQLite in a temporary folder unless a database URL is given.
 #[derive(Debug, Default)]
 pub struct TestGatewayBuilder {
@@ -50,12 +55,7 @@ impl TestGatewayBuilder {
             .any(|a| a.starts_with("--plugin-cache-dir"))
         {
             args.push("--plugin-cache-dir".to_owned());
-            args.push(
-                crate::python::target_dir()
-                    .join("e2e-plugin-cache")
-                    .display()
-                    .to_string(),
-            );
+            args.push(plugin_cache_dir().display().to_string());
         }
         if !self
             .args

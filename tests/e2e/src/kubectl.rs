@@ -4,7 +4,7 @@
 //! `KUBECONFIG` and `KUBECACHEDIR` pointing there, so tests never touch `~/.kube`.
 //! [`KubectlWatch`] runs a long-lived `kubectl get -w` and hands its output out line by line.
 //! The binary is `$KUBECTL` when set, else `kubectl` from `PATH`; [`Kubectl::v1_20_for_sim`]
-//! runs kubectl 1.20 instead (SPDY-only streaming), installed by
+//! runs kubectl 1.20 instead (SPDY-only streaming), installed on first use by
 //! `tests/tools/install-kubectl-1.20` into `target/kubectl-1.20/kubectl`.
 
 use std::path::{Path, PathBuf};
@@ -57,6 +57,27 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("kubectl"))
 }
 
+/// Runs `tests/tools/install-kubectl-1.20` once for all test binaries (a lock file keeps
+/// concurrent tests from installing twice; the script keeps an installed binary).
+fn install_v1_20() -> Result<()> {
+    let target = crate::python::target_dir();
+    std::fs::create_dir_all(&target)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target.join("kubectl-1.20.lock"))?;
+    lock.lock()?;
+    let status = std::process::Command::new(
+        crate::python::workspace_root().join("tests/tools/install-kubectl-1.20"),
+    )
+    .env("CARGO_TARGET_DIR", &target)
+    .stdout(Stdio::null())
+    .status()?;
+    anyhow::ensure!(status.success(), "install-kubectl-1.20 failed: {status}");
+    Ok(())
+}
+
 /// Where `tests/tools/install-kubectl-1.20` installs kubectl 1.20.
 pub fn v1_20_binary() -> PathBuf {
     crate::python::target_dir().join("kubectl-1.20/kubectl")
@@ -87,23 +108,24 @@ impl Kubectl {
     }
 
     /// kubectl 1.20 (exec, attach and port-forward over SPDY only) set up for a simulator.
-    /// `None`, after a loud message, when it is not installed (run
-    /// `tests/tools/install-kubectl-1.20`) — unless `CI` is set: then a missing kubectl 1.20
-    /// fails the test, so CI can never pass by skipping.
+    /// Installed on first use by `tests/tools/install-kubectl-1.20` (from Debian's package:
+    /// needs apt). `None`, after a loud message, when that fails — unless `CI` is set: then a
+    /// missing kubectl 1.20 fails the test, so CI can never pass by skipping.
     pub fn v1_20_for_sim(sim: &kube_sim::KubeSim, test: &str) -> Result<Option<Self>> {
         let bin = v1_20_binary();
-        if !bin.is_file() {
+        let installed = bin.is_file() || install_v1_20().is_ok_and(|()| bin.is_file());
+        if !installed {
             if std::env::var_os("CI").is_some() {
                 bail!(
-                    "{test}: {} is missing and CI is set: .ci/run installs it with \
-                     tests/tools/install-kubectl-1.20",
+                    "{test}: {} is missing and CI is set: tests/tools/install-kubectl-1.20 \
+                     did not install it",
                     bin.display()
                 );
             }
             eprintln!(
                 "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !! SKIPPED {test} with kubectl 1.20: {} is missing.\n\
-                 !! Run tests/tools/install-kubectl-1.20 to install it.\n\
+                 !! SKIPPED {test} with kubectl 1.20: {} is missing and\n\
+                 !! tests/tools/install-kubectl-1.20 could not install it (it needs apt).\n\
                  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
                 bin.display()
             );

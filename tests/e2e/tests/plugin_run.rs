@@ -15,6 +15,7 @@ fn args(database_url: &str, plugin: &str, cluster: &str) -> PluginRunArgs {
         plugin: plugin.to_owned(),
         cluster: cluster.to_owned(),
         plugin_dir: Some(plugin_dir()),
+        plugin_cache_dir: Some(portico_e2e::gateway::plugin_cache_dir()),
         config: None,
         event: RunEvent::Connected,
         output: OutputFormat::Table,
