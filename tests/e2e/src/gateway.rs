@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use portico::cli::ServeArgs;
 use portico::config::Config;
 use portico::server::{Gateway, StartError};
 use tempfile::TempDir;
+
+use crate::kubectl::Kubectl;
 
 /// The compile cache every gateway of the suite shares (and `portico plugin run` in tests).
 pub fn plugin_cache_dir() -> std::path::PathBuf {
@@ -192,6 +194,15 @@ impl TestGateway {
 }
 
 impl TestGateway {
+    /// Registers and connects the simulator as cluster `id`, and returns kubectl with the
+    /// admin's exported kubeconfig for it (HTTPS to this gateway).
+    pub async fn connect_sim(&self, id: &str, sim: &kube_sim::KubeSim) -> Result<Kubectl> {
+        let connected = self.add_cluster(id, &sim.kubeconfig()).await?;
+        anyhow::ensure!(connected["state"] == "connected", "{connected}");
+        let admin = self.admin_token.as_deref().context("an admin token")?;
+        Kubectl::new(&self.exported_kubeconfig(id, admin).await?)
+    }
+
     /// Registers `kubeconfig` as cluster `id` (201), without connecting it.
     pub async fn register_cluster(&self, id: &str, kubeconfig: &str) -> Result<()> {
         let response = self

@@ -24,12 +24,7 @@ macro_rules! both_ways {
             async fn through_portico() -> anyhow::Result<()> {
                 let sim = super::KubeSim::start().await?;
                 let gw = super::TestGateway::builder().start().await;
-                let connected = gw.add_cluster("sim", &sim.kubeconfig()).await?;
-                anyhow::ensure!(connected["state"] == "connected", "{connected}");
-                let kubeconfig = gw
-                    .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-                    .await?;
-                let kubectl = super::Kubectl::new(&kubeconfig)?;
+                let kubectl = gw.connect_sim("sim", &sim).await?;
                 super::$scenario(&sim, &kubectl).await?;
                 gw.stop().await;
                 Ok(())
@@ -485,11 +480,7 @@ mod get_raw_reads_health_metrics_and_apis {
     async fn through_portico() -> anyhow::Result<()> {
         let sim = super::KubeSim::start().await?;
         let gw = super::TestGateway::builder().start().await;
-        gw.add_cluster("sim", &sim.kubeconfig()).await?;
-        let kubeconfig = gw
-            .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-            .await?;
-        let kubectl = super::Kubectl::new(&kubeconfig)?;
+        let kubectl = gw.connect_sim("sim", &sim).await?;
         super::get_raw_reads_health_metrics_and_apis(&sim, &kubectl, "/k8s/clusters/sim").await?;
         gw.stop().await;
         Ok(())

@@ -20,12 +20,8 @@ async fn setup() -> anyhow::Result<(KubeSim, TestGateway, Kubectl)> {
     let sim = KubeSim::start().await?;
     sim.seed_pods("default", 3, 1);
     let gw = TestGateway::builder().start().await;
-    let connected = gw.add_cluster("sim", &sim.kubeconfig()).await?;
-    anyhow::ensure!(connected["state"] == "connected", "{connected}");
-    let kubeconfig = gw
-        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-        .await?;
-    Ok((sim, gw, Kubectl::new(&kubeconfig)?))
+    let kubectl = gw.connect_sim("sim", &sim).await?;
+    Ok((sim, gw, kubectl))
 }
 
 /// kubectl (client-go) speaks HTTP/2 to the gateway when TLS offers it, and still upgrades
@@ -79,11 +75,7 @@ async fn quiet_streams_outlive_the_idle_and_header_timeouts() -> anyhow::Result<
         ])
         .start()
         .await;
-    gw.add_cluster("sim", &sim.kubeconfig()).await?;
-    let kubeconfig = gw
-        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-        .await?;
-    let kubectl = Kubectl::new(&kubeconfig)?;
+    let kubectl = gw.connect_sim("sim", &sim).await?;
 
     let mut watch = kubectl.spawn(&["get", "configmaps", "-w", "-o", "name"])?;
     let mut forward = kubectl
@@ -321,11 +313,7 @@ async fn followed_logs_carry_minutes_of_output_through_quiet_gaps() -> anyhow::R
         .args(["--http-idle-timeout-seconds", "1"])
         .start()
         .await;
-    gw.add_cluster("sim", &sim.kubeconfig()).await?;
-    let kubeconfig = gw
-        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-        .await?;
-    let kubectl = Kubectl::new(&kubeconfig)?;
+    let kubectl = gw.connect_sim("sim", &sim).await?;
     let line = |i: u32| format!("t={:02}:{:02}.{} line {i}", i / 600, (i / 10) % 60, i % 10);
     sim.set_pod_log("default", "pod-00000", &format!("{}\n", line(0)));
     let mut follow = kubectl.spawn(&["logs", "-f", "pod-00000"])?;

@@ -880,11 +880,7 @@ async fn a_stop_ends_watches_cleanly_and_closes_upgraded_streams() -> anyhow::Re
         .args(["--shutdown-timeout-seconds", "1"])
         .start()
         .await;
-    gw.add_cluster("sim", &sim.kubeconfig()).await?;
-    let kubeconfig = gw
-        .exported_kubeconfig("sim", gw.admin_token.as_deref().unwrap())
-        .await?;
-    let kubectl = Kubectl::new(&kubeconfig)?;
+    let kubectl = gw.connect_sim("sim", &sim).await?;
     let mut exec = kubectl
         .command(["exec", "-i", "pod-00000", "--", "cat"])
         .stdin(std::process::Stdio::piped())
