@@ -1,0 +1,285 @@
+//! The Python and JavaScript SDKs: their `require-labels` examples, built with the pinned
+//! componentize-py and componentize-js through their build scripts, uploaded through the
+//! plugins API and run against the simulator, find exactly what the Rust example finds.
+//!
+//! The tools are installed by `plugins/sdk-python/install-tools.sh` and
+//! `plugins/sdk-js/install-tools.sh` (`.ci/run` runs both). Without them the tests skip loudly,
+//! unless `CI` is set: then a missing tool fails the test, so CI can never pass by skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use kube_sim::KubeSim;
+use portico::plugin::Finding;
+use portico_e2e::gateway::TestGateway;
+use portico_e2e::plugins::{cluster, gateway_builder, kube_api, upload, wasm};
+use portico_e2e::python::{target_dir, workspace_root};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Two namespaces: `shop/api` has both labels the default configuration asks for, `shop/cart`
+/// lacks `team`, `other/web` has none.
+const SEED: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+  labels: {app.kubernetes.io/name: api, team: payments}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: "registry.example/api:1"}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cart
+  namespace: shop
+  labels: {app.kubernetes.io/name: cart}
+spec:
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec: {containers: [{name: cart, image: "registry.example/cart:1"}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: other}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: "registry.example/web:1"}]}
+"#;
+
+/// One SDK's tool, example and build script.
+struct Language {
+    /// `py` or `js`: the example is `plugins/examples/require-labels-{suffix}`.
+    suffix: &'static str,
+    /// The file whose absence means the tool is not installed.
+    tool: PathBuf,
+    /// How to install it.
+    install: &'static str,
+}
+
+impl Language {
+    fn python() -> Self {
+        Self {
+            suffix: "py",
+            tool: std::env::var_os("COMPONENTIZE_PY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| target_dir().join("plugin-tools/py/bin/componentize-py")),
+            install: "plugins/sdk-python/install-tools.sh",
+        }
+    }
+
+    fn js() -> Self {
+        let tools = std::env::var_os("COMPONENTIZE_JS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target_dir().join("plugin-tools/js"));
+        Self {
+            suffix: "js",
+            tool: tools.join("node_modules/@bytecodealliance/componentize-js/package.json"),
+            install: "plugins/sdk-js/install-tools.sh (needs node and npm)",
+        }
+    }
+
+    fn example(&self) -> PathBuf {
+        workspace_root().join(format!("plugins/examples/require-labels-{}", self.suffix))
+    }
+
+    /// The example's component, built by its `build.sh` unless the one in `target/` is newer
+    /// than every input (the example, the SDK, `wit/`). `None` (after a loud notice) when the
+    /// tool is missing outside CI.
+    fn build(&self, test: &str) -> Option<Vec<u8>> {
+        if !self.tool.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: {} is missing and CI is set: .ci/run installs it with {}",
+                self.tool.display(),
+                self.install
+            );
+            eprintln!(
+                "\n!! SKIPPED {test}: {} is missing.\n!! Run {} to install it.\n",
+                self.tool.display(),
+                self.install
+            );
+            return None;
+        }
+        let out = target_dir().join(format!(
+            "plugin-examples/require-labels-{}.wasm",
+            self.suffix
+        ));
+        let sdk = workspace_root().join(match self.suffix {
+            "py" => "plugins/sdk-python",
+            _ => "plugins/sdk-js",
+        });
+        let inputs = [self.example(), sdk, workspace_root().join("wit")];
+        let built = modified(&out);
+        if built.is_none() || inputs.iter().any(|dir| newest(dir) > built) {
+            let status = Command::new(self.example().join("build.sh"))
+                .arg(&out)
+                .status()
+                .expect("run the example's build.sh");
+            assert!(status.success(), "{test}: build.sh failed: {status}");
+        }
+        Some(std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display())))
+    }
+
+    fn manifest(&self) -> String {
+        std::fs::read_to_string(self.example().join("manifest.toml")).expect("the manifest")
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of the files under `dir` (bounded by the tree's size).
+fn newest(dir: &Path) -> Option<SystemTime> {
+    let mut newest = modified(dir);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_skip_caches(&path)
+        } else {
+            modified(&path)
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
+fn newest_skip_caches(dir: &Path) -> Option<SystemTime> {
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("__pycache__" | "node_modules") => None,
+        _ => newest(dir),
+    }
+}
+
+async fn configure(gw: &TestGateway, plugin: &str, config: Value) {
+    let response = gw
+        .as_admin(Method::PUT, &format!("/api/v1/plugins/{plugin}/config"))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "configure {plugin}");
+}
+
+/// Findings in a stable order (by target name).
+fn sorted(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| {
+        let name = |f: &Finding| f.target.as_ref().map(|t| t.name.clone());
+        name(a).cmp(&name(b))
+    });
+    findings
+}
+
+/// Uploads the Rust example and `language`'s, runs both against the simulator with the
+/// default and with a narrower configuration, and checks they agree with each other and with
+/// what the seed calls for.
+async fn finds_what_the_rust_example_finds(language: Language, test: &str) {
+    let Some(component) = language.build(test) else {
+        return;
+    };
+    let name = format!("require-labels-{}", language.suffix);
+    let gw = gateway_builder(test).start().await;
+    let response = upload(
+        &gw,
+        include_str!("../../../plugins/examples/require-labels/manifest.toml"),
+        wasm("require-labels"),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let response = upload(&gw, &language.manifest(), component).await;
+    let status = response.status();
+    assert_eq!(status, 201, "{}", response.text().await.unwrap());
+
+    let sim = KubeSim::start().await.expect("start the simulator");
+    sim.load_yaml(SEED).expect("seed the simulator");
+    let plugins = &gw.gateway().app().plugins;
+    let run = |plugin: String| {
+        let sim = kube_api(&sim);
+        async move {
+            plugins
+                .inspect(&plugin, &cluster("shop"), sim)
+                .await
+                .unwrap_or_else(|e| panic!("{plugin} runs: {e}"))
+        }
+    };
+
+    let rust = run("require-labels".to_owned()).await;
+    let other = run(name.clone()).await;
+    let expected: Vec<Value> = vec![
+        json!({"checkId": "required-labels", "severity": "info", "passed": true,
+               "message": "all required labels are present",
+               "target": {"kind": "Deployment", "namespace": "shop", "name": "api"},
+               "extra": null}),
+        json!({"checkId": "required-labels", "severity": "low", "passed": false,
+               "message": "missing labels: [\"team\"]",
+               "target": {"kind": "Deployment", "namespace": "shop", "name": "cart"},
+               "extra": {"missing": ["team"]}}),
+        json!({"checkId": "required-labels", "severity": "low", "passed": false,
+               "message": "missing labels: [\"app.kubernetes.io/name\", \"team\"]",
+               "target": {"kind": "Deployment", "namespace": "other", "name": "web"},
+               "extra": {"missing": ["app.kubernetes.io/name", "team"]}}),
+    ];
+    let expected: Vec<Finding> = expected
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("a finding"))
+        .collect();
+    assert_eq!(sorted(rust.value), expected, "the Rust example");
+    assert_eq!(sorted(other.value), expected, "{name}");
+    // The log capability works through the SDK too.
+    let line = "checking 3 deployments in shop (simulated)";
+    assert!(
+        other.logs.iter().any(|l| l.message == line),
+        "{name} logged {:?}",
+        other.logs
+    );
+
+    // The configuration reaches the plugin: one label, one namespace.
+    let narrow = json!({"labels": ["team"], "namespace": "shop"});
+    configure(&gw, "require-labels", narrow.clone()).await;
+    configure(&gw, &name, narrow).await;
+    let rust = sorted(run("require-labels".to_owned()).await.value);
+    let other = sorted(run(name.clone()).await.value);
+    assert_eq!(rust.len(), 2, "{rust:?}");
+    assert_eq!(
+        (rust[0].passed, rust[1].passed),
+        (true, false),
+        "api passes, cart fails: {rust:?}"
+    );
+    assert_eq!(other, rust, "{name} with a configuration");
+
+    // A configuration the plugin cannot use is the call's error, not a trap.
+    configure(&gw, &name, json!({"labels": 3})).await;
+    let error = plugins
+        .inspect(&name, &cluster("shop"), kube_api(&sim))
+        .await
+        .expect_err("labels must be a list");
+    assert!(error.to_string().contains("internal"), "{error}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_python_example_finds_what_the_rust_one_finds() {
+    finds_what_the_rust_example_finds(Language::python(), "languages-python").await;
+}
+
+#[tokio::test]
+async fn the_javascript_example_finds_what_the_rust_one_finds() {
+    finds_what_the_rust_example_finds(Language::js(), "languages-js").await;
+}
