@@ -29,15 +29,23 @@ try {
 }
 
 // componentize-js maps the working directory into the component while it initialises it, and
-// resolves the app's imports there: run from `plugins/` so `../../sdk-js/portico.js` resolves.
-process.chdir(resolve(here, '..'));
-const sourcePath = relative(process.cwd(), resolve(app));
+// resolves the app's imports there: run from the closest folder holding both the app and this
+// SDK, so the app's relative import of `portico.js` resolves.
+const appPath = resolve(app);
+const appDir = dirname(appPath);
+let common = here;
+while (relative(common, appDir).startsWith('..')) {
+  common = dirname(common);
+}
+const outPath = resolve(out);
+process.chdir(common);
+const sourcePath = relative(common, appPath);
 const { component } = await componentize({
   sourcePath,
   witPath: join(root, 'wit'),
   worldName: world,
   disableFeatures: ['http', 'fetch-event'],
 });
-await mkdir(dirname(resolve(out)), { recursive: true });
-await writeFile(resolve(out), component);
+await mkdir(dirname(outPath), { recursive: true });
+await writeFile(outPath, component);
 console.log(`built ${out} (${component.length} bytes)`);
