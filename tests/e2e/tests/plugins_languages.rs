@@ -203,9 +203,15 @@ async fn finds_what_the_rust_example_finds(language: Language, test: &str) {
     )
     .await;
     assert_eq!(response.status(), 201);
+    let size = component.len() as u64;
     let response = upload(&gw, &language.manifest(), component).await;
     let status = response.status();
-    assert_eq!(status, 201, "{}", response.text().await.unwrap());
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    // Compiled at upload (so the first call does not wait for it), and the API says so.
+    let record: Value = serde_json::from_str(&body).unwrap();
+    assert!(record["compiledInMs"].is_u64(), "{record}");
+    assert_eq!(record["componentBytes"].as_u64(), Some(size));
 
     let sim = KubeSim::start().await.expect("start the simulator");
     sim.load_yaml(SEED).expect("seed the simulator");
