@@ -3,4 +3,4 @@
 set -eu
 cd "$(dirname "$0")"
 cargo build --release --target wasm32-wasip2
-cp target/wasm32-wasip2/release/{{crate}}.wasm {{name}}.wasm
+cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{{crate}}.wasm" {{name}}.wasm

@@ -62,7 +62,10 @@ async fn rust_template_is_a_standalone_crate_pointing_at_the_sdk() {
     assert!(lib.contains("portico_plugin_sdk::export_inspector!(Plugin);"));
     assert!(!lib.contains("{{"), "every placeholder is filled");
     let build = read(&dir.join("build.sh"));
-    assert!(build.contains("cp target/wasm32-wasip2/release/label_check.wasm label-check.wasm"));
+    assert!(
+        build.contains("/wasm32-wasip2/release/label_check.wasm\" label-check.wasm"),
+        "{build}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
