@@ -52,9 +52,10 @@ const JS: &[TemplateFile] = &[
 ];
 
 /// The default `memory-mib` of a new plugin. Rust components start in well under a MiB. The
-/// Python and JavaScript runtimes need about 12 MiB before the plugin runs a line (8 MiB fails
-/// at start, 16 MiB runs the example), and their objects are several times larger than the
-/// JSON they come from: 48 MiB leaves room for a few thousand objects.
+/// Python and JavaScript runtimes need memory before the plugin runs a line (with the
+/// `require-labels` examples: 8 MiB fails both, JavaScript runs in 12, Python needs 16), and
+/// their objects are several times larger than the JSON they come from: 48 MiB leaves room
+/// for a few thousand objects.
 pub(crate) fn default_memory_mib(lang: PluginLanguage) -> u32 {
     match lang {
         PluginLanguage::Rust => 32,

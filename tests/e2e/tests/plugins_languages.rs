@@ -204,6 +204,17 @@ async fn finds_what_the_rust_example_finds(language: Language, test: &str) {
     .await;
     assert_eq!(response.status(), 201);
     let size = component.len() as u64;
+    // The same component under 8 MiB: the runtime alone needs more (docs/plugins.md).
+    let small = language
+        .manifest()
+        .replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{name}-small\""),
+        )
+        .replace("memory-mib = 32", "memory-mib = 8");
+    assert!(small.contains("memory-mib = 8"), "{small}");
+    let response = upload(&gw, &small, component.clone()).await;
+    assert_eq!(response.status(), 201);
     let response = upload(&gw, &language.manifest(), component).await;
     let status = response.status();
     let body = response.text().await.unwrap();
@@ -254,6 +265,15 @@ async fn finds_what_the_rust_example_finds(language: Language, test: &str) {
         other.logs.iter().any(|l| l.message == line),
         "{name} logged {:?}",
         other.logs
+    );
+
+    let error = plugins
+        .inspect(&format!("{name}-small"), &cluster("shop"), kube_api(&sim))
+        .await
+        .expect_err("8 MiB is too little for the runtime");
+    assert!(
+        error.to_string().contains("memory limit of 8 MiB"),
+        "{error}"
     );
 
     // The configuration reaches the plugin: one label, one namespace.
