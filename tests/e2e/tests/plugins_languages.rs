@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use kube_sim::KubeSim;
 use portico::plugin::Finding;
@@ -62,6 +62,9 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: "registry.example/web:1"}]}
 "#;
+
+/// How long one example's build may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One SDK's tool, example and build script.
 struct Language {
@@ -128,10 +131,22 @@ impl Language {
         let inputs = [self.example(), sdk, workspace_root().join("wit")];
         let built = modified(&out);
         if built.is_none() || inputs.iter().any(|dir| newest(dir) > built) {
-            let status = Command::new(self.example().join("build.sh"))
+            let mut child = Command::new(self.example().join("build.sh"))
                 .arg(&out)
-                .status()
+                .spawn()
                 .expect("run the example's build.sh");
+            // A first build takes 15-45 s on a busy machine; a hung one must not hang the suite.
+            let deadline = Instant::now() + BUILD_TIMEOUT;
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait for build.sh") {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("{test}: build.sh ran over {BUILD_TIMEOUT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
             assert!(status.success(), "{test}: build.sh failed: {status}");
         }
         Some(std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display())))
