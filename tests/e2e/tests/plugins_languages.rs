@@ -8,8 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
 use kube_sim::KubeSim;
 use portico::plugin::Finding;
 use portico_e2e::gateway::TestGateway;
@@ -102,10 +106,51 @@ impl Language {
         workspace_root().join(format!("plugins/examples/require-labels-{}", self.suffix))
     }
 
-    /// The example's component, built by its `build.sh` unless the one in `target/` is newer
-    /// than every input (the example, the SDK, `wit/`). `None` (after a loud notice) when the
-    /// tool is missing outside CI.
+    /// The example's component, built by its `build.sh` (the documented command).
     fn build(&self, test: &str) -> Option<Vec<u8>> {
+        let out = format!("require-labels-{}", self.suffix);
+        self.build_with(test, &self.example(), &out, |out| {
+            let mut command = Command::new(self.example().join("build.sh"));
+            command.arg(out);
+            command
+        })
+    }
+
+    /// A test plugin of world `world` in `plugins_data/NAME` (`app.py` or `app.js`), built by
+    /// the SDK's build script.
+    fn build_app(&self, test: &str, name: &str, world: &str) -> Option<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/plugins_data")
+            .join(name);
+        self.build_with(test, &dir, name, |out| {
+            let root = workspace_root();
+            let mut command = match self.suffix {
+                "py" => Command::new(root.join("plugins/sdk-python/build.sh")),
+                _ => {
+                    let mut node = Command::new("node");
+                    node.arg(root.join("plugins/sdk-js/build.mjs"));
+                    node
+                }
+            };
+            match self.suffix {
+                "py" => command.arg(&dir),
+                _ => command.arg(dir.join("app.js")),
+            };
+            command.arg(world).arg(out);
+            command
+        })
+    }
+
+    /// `target/plugin-examples/NAME.wasm`, built by `command(out)` unless it is newer than
+    /// every input (`source`, the SDK, `wit/`). `None` (after a loud notice) when the tool is
+    /// missing outside CI.
+    fn build_with(
+        &self,
+        test: &str,
+        source: &Path,
+        name: &str,
+        command: impl FnOnce(&Path) -> Command,
+    ) -> Option<Vec<u8>> {
         if !self.tool.exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -120,34 +165,31 @@ impl Language {
             );
             return None;
         }
-        let out = target_dir().join(format!(
-            "plugin-examples/require-labels-{}.wasm",
-            self.suffix
-        ));
+        let out = target_dir().join(format!("plugin-examples/{name}.wasm"));
         let sdk = workspace_root().join(match self.suffix {
             "py" => "plugins/sdk-python",
             _ => "plugins/sdk-js",
         });
-        let inputs = [self.example(), sdk, workspace_root().join("wit")];
+        let inputs = [source.to_owned(), sdk, workspace_root().join("wit")];
         let built = modified(&out);
         if built.is_none() || inputs.iter().any(|dir| newest(dir) > built) {
-            let mut child = Command::new(self.example().join("build.sh"))
-                .arg(&out)
-                .spawn()
-                .expect("run the example's build.sh");
+            let mut child = command(&out).spawn().expect("run the build");
             // A first build takes 15-45 s on a busy machine; a hung one must not hang the suite.
             let deadline = Instant::now() + BUILD_TIMEOUT;
             let status = loop {
-                if let Some(status) = child.try_wait().expect("wait for build.sh") {
+                if let Some(status) = child.try_wait().expect("wait for the build") {
                     break status;
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
-                    panic!("{test}: build.sh ran over {BUILD_TIMEOUT:?}");
+                    panic!("{test}: the build of {name} ran over {BUILD_TIMEOUT:?}");
                 }
                 std::thread::sleep(Duration::from_millis(200));
             };
-            assert!(status.success(), "{test}: build.sh failed: {status}");
+            assert!(
+                status.success(),
+                "{test}: the build of {name} failed: {status}"
+            );
         }
         Some(std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display())))
     }
@@ -323,4 +365,106 @@ async fn the_python_example_finds_what_the_rust_one_finds() {
 #[tokio::test]
 async fn the_javascript_example_finds_what_the_rust_one_finds() {
     finds_what_the_rust_example_finds(Language::js(), "languages-js").await;
+}
+
+/// The lifecycle-hook side of an SDK (and its `http`): `connect-logger` ported to the language
+/// does what the Rust example does (`plugins_api.rs`), webhook included, and a webhook that
+/// fails makes the hook's call fail with the SDK's `PluginError`.
+async fn hook_does_what_connect_logger_does(language: Language, test: &str) {
+    let name = format!("connect-logger-{}", language.suffix);
+    let Some(component) = language.build_app(test, &name, "lifecycle-hook") else {
+        return;
+    };
+    // The webhook receiver is served on 127.0.0.1.
+    let gw = gateway_builder(test)
+        .args(["--plugin-http-allow-local"])
+        .start()
+        .await;
+    let received = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let sink = received.clone();
+    let router = Router::new()
+        .route(
+            "/hook",
+            post(move |body: String| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap());
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route("/broken", post(|| async { StatusCode::BAD_GATEWAY }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let manifest = format!(
+        r#"
+name = "notify"
+version = "0.1.0"
+world = "lifecycle-hook"
+
+[capabilities]
+kube = true
+log = true
+config = true
+http = ["127.0.0.1"]
+
+[limits]
+memory-mib = 48
+
+[config]
+webhook-url = "{base}/hook"
+"#
+    );
+    let response = upload(&gw, &manifest, component).await;
+    let status = response.status();
+    assert_eq!(status, 201, "{}", response.text().await.unwrap());
+
+    let sim = KubeSim::start().await.unwrap();
+    sim.seed_nodes(3);
+    let plugins = &gw.gateway().app().plugins;
+    let report = plugins
+        .lifecycle("notify", true, &cluster("c1"), kube_api(&sim))
+        .await
+        .expect("on-connect runs");
+    assert_eq!(report.logs[0].message, "connected to c1 (3 nodes)");
+    plugins
+        .lifecycle("notify", false, &cluster("c1"), kube_api(&sim))
+        .await
+        .expect("on-disconnect runs");
+    assert_eq!(
+        *received.lock().unwrap(),
+        [
+            json!({"event": "connected", "cluster": "c1", "nodes": 3}),
+            json!({"event": "disconnected", "cluster": "c1", "nodes": 0}),
+        ]
+    );
+
+    // The SDK's error reaches the gateway with its kind and message.
+    configure(
+        &gw,
+        "notify",
+        json!({"webhook-url": format!("{base}/broken")}),
+    )
+    .await;
+    let error = plugins
+        .lifecycle("notify", false, &cluster("c1"), kube_api(&sim))
+        .await
+        .expect_err("the webhook fails");
+    let error = error.to_string();
+    assert!(error.contains("unavailable"), "{error}");
+    assert!(error.contains("webhook answered HTTP 502"), "{error}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_python_lifecycle_hook_reads_the_cluster_and_posts_a_webhook() {
+    hook_does_what_connect_logger_does(Language::python(), "languages-hook-python").await;
+}
+
+#[tokio::test]
+async fn a_javascript_lifecycle_hook_reads_the_cluster_and_posts_a_webhook() {
+    hook_does_what_connect_logger_does(Language::js(), "languages-hook-js").await;
 }
