@@ -26,7 +26,8 @@ pub use admin::{
 pub use extensions::{
     ChartCommand, ChartSearchArgs, HelmAuthArgs, HelmCommand, HelmRepoAddArgs, HelmRepoCommand,
     HelmRepoSyncArgs, HelmRepoUpdateArgs, PluginCommand, PluginConfigArgs, PluginInstallArgs,
-    WebhookCommand, WebhookCreateArgs, WebhookDeliveriesArgs, WebhookFields, WebhookUpdateArgs,
+    PluginLanguage, PluginNewArgs, WebhookCommand, WebhookCreateArgs, WebhookDeliveriesArgs,
+    WebhookFields, WebhookUpdateArgs,
 };
 pub use offline::{DatabaseArgs, ImportArgs, PluginRunArgs, RunEvent};
 pub use remote::{

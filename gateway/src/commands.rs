@@ -32,6 +32,7 @@ mod helm;
 mod job;
 mod output;
 mod plugin;
+mod scaffold;
 mod session;
 mod tokens;
 mod webhooks;

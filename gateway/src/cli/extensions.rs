@@ -30,6 +30,43 @@ pub enum PluginCommand {
     /// what it found. Inspectors report findings; lifecycle hooks get `on-connect` (or
     /// `--event disconnected`). The plugin's log lines go to stderr as it runs.
     Run(PluginRunArgs),
+    /// Write a new plugin from a template: manifest, source and `build.sh` (no gateway needed).
+    ///
+    /// The template is an inspector flagging Deployments without the configured labels; its
+    /// `build.sh` builds `NAME.wasm` beside `NAME.toml`, ready for `portico plugin install
+    /// NAME.toml` or a plugin directory.
+    New(PluginNewArgs),
+}
+
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PluginLanguage {
+    /// Rust with `portico-plugin-sdk` (cargo, target wasm32-wasip2).
+    Rust,
+    /// Python with `plugins/sdk-python` (componentize-py).
+    Python,
+    /// JavaScript with `plugins/sdk-js` (componentize-js, Node).
+    Js,
+}
+
+/// Flags of `portico plugin new`.
+#[derive(Debug, Clone, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name (the manifest's `name`): lower-case letters, digits and `-`.
+    pub name: String,
+
+    /// The language.
+    #[arg(long, value_enum)]
+    pub lang: PluginLanguage,
+
+    /// The folder to create (default `./NAME`); it must not exist or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+
+    /// The Portico checkout whose SDKs and `wit/` the plugin builds with (default: the first
+    /// folder above the new one that has them).
+    #[arg(long, env = "PORTICO_SOURCE")]
+    pub portico: Option<PathBuf>,
 }
 
 /// Flags of `portico plugin install`.

@@ -219,6 +219,20 @@ fn every_command_parses_its_flags() {
         &["portico", "plugin", "config", "x", "{}"],
         &["portico", "plugin", "config", "x", "--reset"],
         &["portico", "plugin", "run", "x", "--cluster", "c"],
+        &["portico", "plugin", "new", "x", "--lang", "rust"],
+        &[
+            "portico", "plugin", "new", "x", "--lang", "python", "--dir", "d",
+        ],
+        &[
+            "portico",
+            "plugin",
+            "new",
+            "x",
+            "--lang",
+            "js",
+            "--portico",
+            ".",
+        ],
         &["portico", "job", "update", "j", "-f", "j.json"],
         &["portico", "job", "delete", "j"],
         &["portico", "run", "list", "--status", "failed"],
@@ -298,6 +312,8 @@ fn every_command_parses_its_flags() {
             "x",
         ],
         &["portico", "plugin", "install"],
+        &["portico", "plugin", "new", "x"],
+        &["portico", "plugin", "new", "x", "--lang", "go"],
     ] {
         let err = Cli::parse_with_env(bad, &vars).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{bad:?}");

@@ -47,6 +47,7 @@ pub async fn plugin(command: &PluginCommand) -> Result<Output, CommandError> {
             client.send(Method::DELETE, url, None).await?;
             Ok(deleted("plugin", &args.id, &args.id, args.remote.output))
         }
+        PluginCommand::New(args) => super::scaffold::new_plugin(args).await,
         PluginCommand::Run(_) => Err(CommandError::Usage(
             "`plugin run` runs in this process; `main` runs it".to_owned(),
         )),

@@ -48,6 +48,11 @@ struct Inner {
     cache: Option<Cache>,
     /// Pre-instantiated components by `digest:world`.
     prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<Prepared>>>>>,
+    /// How long this replica took to compile (or load from the disk cache) each component, in
+    /// milliseconds, by digest: the plugins API shows it.
+    compile_ms: Mutex<HashMap<String, u64>>,
+    /// One background compile at a time: a large component takes over half a GiB to compile.
+    background: Arc<Semaphore>,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
     http_policy: AddressPolicy,
@@ -128,6 +133,8 @@ impl PluginHost {
                 linker,
                 cache,
                 prepared: Mutex::new(HashMap::new()),
+                compile_ms: Mutex::new(HashMap::new()),
+                background: Arc::new(Semaphore::new(1)),
                 permits: Arc::new(Semaphore::new(n as usize)),
                 http,
                 http_policy,
@@ -176,13 +183,42 @@ impl PluginHost {
             .get_or_try_init(|| async {
                 let wasm = wasm.await?;
                 let host = self.clone();
+                let started = std::time::Instant::now();
                 let prepared = tokio::task::spawn_blocking(move || host.compile(&wasm, world))
                     .await
                     .map_err(|e| Error::Host(format!("compile task: {e}")))??;
+                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.inner
+                    .compile_ms
+                    .lock()
+                    .insert(digest.to_owned(), elapsed);
                 Ok::<_, Error>(Arc::new(prepared))
             })
             .await?;
         Ok(prepared.clone())
+    }
+
+    /// How long this replica took to compile the component with `digest` (from the disk
+    /// cache: the time to load it), in milliseconds; `None` until it has been compiled here.
+    pub fn compiled_in_ms(&self, digest: &str) -> Option<u64> {
+        self.inner.compile_ms.lock().get(digest).copied()
+    }
+
+    /// Compiles in the background, one component at a time (see [`Inner::background`]).
+    pub(super) async fn prepare_in_background(
+        &self,
+        digest: &str,
+        world: World,
+        wasm: impl Future<Output = Result<bytes::Bytes>>,
+    ) -> Result<Arc<Prepared>> {
+        let _permit = self
+            .inner
+            .background
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Host(format!("background compile: {e}")))?;
+        self.prepare(digest, world, wasm).await
     }
 
     /// Drops pre-instantiated components no longer wanted (their digests are not in `keep`).
@@ -191,6 +227,10 @@ impl PluginHost {
             .prepared
             .lock()
             .retain(|key, _| keep.iter().any(|d| key.starts_with(d.as_str())));
+        self.inner
+            .compile_ms
+            .lock()
+            .retain(|digest, _| keep.contains(digest));
     }
 
     fn compile(&self, wasm: &[u8], world: World) -> Result<Prepared> {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +69,15 @@ pub struct PluginRecord {
     pub enabled: bool,
     /// Hex sha256 of the component.
     pub digest: String,
+    /// The component's size in bytes (as `component_bytes`; kept for older clients).
     pub size: i64,
+    /// The component's size in bytes.
+    pub component_bytes: i64,
+    /// How long this replica took to compile the component (from the disk cache: to load
+    /// it), in milliseconds; `None` until it has been compiled here. Uploads are compiled at
+    /// upload; built-in, plugin-directory and stored uploaded plugins in the background at
+    /// start.
+    pub compiled_in_ms: Option<u64>,
     pub capabilities: Capabilities,
     pub limits: Limits,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,7 +146,59 @@ impl Plugins {
         let plugins = Self::new(settings, db, shutdown)?;
         plugins.load_builtins().await?;
         plugins.load_directory(plugin_dir).await?;
+        plugins.compile_uploads().await?;
         Ok(plugins)
+    }
+
+    /// Compiles the enabled uploads the database holds in the background, so the first
+    /// scheduled call after a start does not wait for the compiler (from the disk cache when
+    /// this machine compiled them before). Uploads another replica stores later are compiled
+    /// by that replica at upload, and here on first use.
+    async fn compile_uploads(&self) -> Result<()> {
+        for row in self.db.plugins().await? {
+            if row.source != PluginSource::Upload.as_str() || !row.enabled {
+                continue;
+            }
+            let Ok(manifest) = Manifest::parse(&row.manifest, LimitCeilings::NONE) else {
+                continue; // Listed with its error; calls report it.
+            };
+            let db = self.db.clone();
+            let (name, digest) = (row.name.clone(), row.digest.clone());
+            let component = async move {
+                db.plugin_component(&name, &digest)
+                    .await?
+                    .map(Bytes::from)
+                    .ok_or_else(|| Error::NotFound(name))
+            };
+            self.compile_in_background(row.name, row.digest, manifest.world, component);
+        }
+        Ok(())
+    }
+
+    /// Compiles a component in the background (one at a time, see
+    /// [`PluginHost::prepare_in_background`]) so the first call does not wait for the
+    /// compiler; [`Self::builtins_compiled`] waits for these.
+    pub(super) fn compile_in_background(
+        &self,
+        name: String,
+        digest: String,
+        world: World,
+        component: impl Future<Output = Result<Bytes>> + Send + 'static,
+    ) {
+        let host = self.host.clone();
+        let compiling = self.compiling.clone();
+        compiling.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            match host.prepare_in_background(&digest, world, component).await {
+                Ok(_) => tracing::info!(
+                    plugin = %name,
+                    elapsed_ms = host.compiled_in_ms(&digest),
+                    "plugin compiled in the background"
+                ),
+                Err(e) => tracing::error!(plugin = %name, error = %e, "plugin does not compile"),
+            }
+            compiling.send_modify(|n| *n -= 1);
+        });
     }
 
     /// Starts the host over the plugins `db` holds, loading no plugin directory.
@@ -309,7 +370,17 @@ impl Plugins {
             None => manifest.config.clone(),
         };
         let source = PluginSource::parse(&row.source);
+        // A built-in runs (and was compiled as) this binary's component.
+        let compiled_digest = match self.local.read().get(&row.name) {
+            Some(LocalPlugin {
+                component: LocalComponent::Embedded(_),
+                digest,
+            }) => digest.clone(),
+            _ => row.digest.clone(),
+        };
         Ok(PluginRecord {
+            compiled_in_ms: self.host.compiled_in_ms(&compiled_digest),
+            component_bytes: row.size,
             source,
             built_in: source == PluginSource::Builtin,
             name: row.name,

@@ -587,6 +587,21 @@ fn the_default_ceilings_admit_the_defaults_and_the_shipped_plugins() {
             "examples/connect-logger",
             include_str!("../../../plugins/examples/connect-logger/manifest.toml"),
         ),
+        (
+            "examples/require-labels-py",
+            include_str!("../../../plugins/examples/require-labels-py/manifest.toml"),
+        ),
+        (
+            "examples/require-labels-js",
+            include_str!("../../../plugins/examples/require-labels-js/manifest.toml"),
+        ),
+        (
+            "templates/manifest.toml",
+            include_str!("../../../plugins/templates/manifest.toml")
+                .replace("{{name}}", "template")
+                .replace("{{memory}}", "48")
+                .as_str(),
+        ),
     ] {
         Manifest::parse(text, ceilings).unwrap_or_else(|e| panic!("plugins/{file}: {e}"));
     }

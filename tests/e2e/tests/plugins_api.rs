@@ -204,9 +204,14 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         .args(["--admin-token", ADMIN_TOKEN, "--plugin-cache-dir", cache])
         .start()
         .await;
+    let response = upload(&gw, OK_MANIFEST, wasm("misbehave")).await;
+    assert_eq!(response.status(), 201);
+    // Compiled at upload: the API reports how long that took and the component's size.
+    let uploaded: Value = response.json().await.unwrap();
+    assert!(uploaded["compiledInMs"].is_u64(), "{uploaded}");
     assert_eq!(
-        upload(&gw, OK_MANIFEST, wasm("misbehave")).await.status(),
-        201
+        uploaded["componentBytes"].as_u64(),
+        Some(wasm("misbehave").len() as u64)
     );
     // The upload and the three built-in plugins (compiled in the background at start).
     gw.gateway().app().plugins.builtins_compiled().await;
@@ -220,7 +225,17 @@ async fn uploaded_plugins_survive_a_restart_without_recompiling() {
         .await;
     let sim = KubeSim::start().await.unwrap();
     let plugins = &gw.gateway().app().plugins;
+    // The stored upload is compiled in the background at start, before any call.
     plugins.builtins_compiled().await;
+    let listed = plugins.get("greeter").await.unwrap();
+    assert!(listed.compiled_in_ms.is_some(), "compiled at start");
+    let response = gw
+        .as_admin(Method::GET, "/api/v1/plugins/greeter")
+        .send()
+        .await
+        .unwrap();
+    let shown: Value = response.json().await.unwrap();
+    assert!(shown["compiledInMs"].is_u64(), "{shown}");
     let report = plugins
         .inspect("greeter", &cluster("c2"), kube_api(&sim))
         .await

@@ -563,6 +563,14 @@ async fn the_plugin_directory_is_listed_and_the_example_plugin_runs() {
     assert_eq!(checks["digest"].as_str().unwrap().len(), 64);
 
     let plugins = &gw.gateway().app().plugins;
+    // Directory plugins are compiled in the background at start, like the built-in ones.
+    let require_labels = &body["items"][3];
+    assert_eq!(require_labels["source"], "directory");
+    assert!(require_labels["componentBytes"].as_u64().unwrap() > 0);
+    plugins.builtins_compiled().await;
+    for plugin in plugins.list().await.unwrap() {
+        assert!(plugin.compiled_in_ms.is_some(), "{} compiled", plugin.name);
+    }
     let hooks = plugins.enabled(World::LifecycleHook).await.unwrap();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].source, PluginSource::Directory);

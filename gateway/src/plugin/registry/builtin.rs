@@ -12,7 +12,6 @@
 //! installed at once.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -97,29 +96,13 @@ impl Plugins {
             return Ok(());
         }
 
-        let host = self.host.clone();
-        let world = manifest.world;
-        let compiling = self.compiling.clone();
-        compiling.send_modify(|n| *n += 1);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let component = async { Ok(Bytes::from_static(builtin.component)) };
-            match host.prepare(&digest, world, component).await {
-                Ok(_) => tracing::info!(
-                    plugin = %name,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "built-in plugin compiled"
-                ),
-                Err(e) => {
-                    tracing::error!(plugin = %name, error = %e, "built-in plugin does not compile")
-                }
-            }
-            compiling.send_modify(|n| *n -= 1);
-        });
+        let component = async { Ok(Bytes::from_static(builtin.component)) };
+        self.compile_in_background(name, digest, manifest.world, component);
         Ok(())
     }
 
-    /// Resolves once no built-in plugin is compiling in the background any more.
+    /// Resolves once no plugin is compiling in the background any more (built-in ones, the
+    /// plugin directory's and the uploads found at start).
     pub async fn builtins_compiled(&self) {
         let mut pending = self.compiling.subscribe();
         // The sender lives in `self`, so the channel stays open while this waits.

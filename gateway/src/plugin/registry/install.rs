@@ -13,7 +13,7 @@ impl Plugins {
     /// Loads every `NAME.toml` manifest of `dir` with its component (`NAME.wasm` unless the
     /// manifest names one) and records it in the database. A plugin that fails is logged and
     /// skipped; returns the names loaded. Components are compiled and checked against their
-    /// world on first use.
+    /// world in the background (a failure is logged; calls report it).
     pub async fn load_directory(&self, dir: &Path) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -78,15 +78,16 @@ impl Plugins {
                 wasm_path.display()
             )));
         }
-        // Compiled on first use (from the disk cache after a restart), not here: starting
-        // stays fast however many plugins the directory holds.
+        // Compiled in the background (from the disk cache after a restart), not here:
+        // starting stays fast however many plugins the directory holds.
+        let expected = digest(&wasm);
         let now = now_millis();
         let row = PluginRow {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
             world: manifest.world.as_str().to_owned(),
             manifest: text,
-            digest: digest(&wasm),
+            digest: expected.clone(),
             size: wasm.len() as i64,
             source: PluginSource::Directory.as_str().to_owned(),
             enabled: true,
@@ -95,7 +96,7 @@ impl Plugins {
             updated_at: now,
         };
         if !self
-            .record_local(row, LocalComponent::File(wasm_path))
+            .record_local(row, LocalComponent::File(wasm_path.clone()))
             .await?
         {
             return Err(Error::Host(format!(
@@ -103,6 +104,22 @@ impl Plugins {
                 manifest.name
             )));
         }
+        drop(wasm);
+        let check = expected.clone();
+        let component = async move {
+            // Read again rather than held: the file may be large, and the compile waits its
+            // turn. A file changed since is not compiled under the old digest.
+            let wasm = std::fs::read(&wasm_path)
+                .map_err(|e| Error::Host(format!("{}: {e}", wasm_path.display())))?;
+            if digest(&wasm) != check {
+                return Err(Error::Host(format!(
+                    "{} changed since start",
+                    wasm_path.display()
+                )));
+            }
+            Ok(Bytes::from(wasm))
+        };
+        self.compile_in_background(manifest.name.clone(), expected, manifest.world, component);
         Ok(manifest.name)
     }
 
