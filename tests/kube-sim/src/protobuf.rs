@@ -45,8 +45,18 @@ enum Ty {
     Time { micro: bool },
     /// `FieldsV1` (raw JSON bytes = 1) ↔ the JSON value.
     FieldsV1,
+    /// `resource.Quantity` (`string` = 1) ↔ JSON string (a JSON number is accepted too).
+    Quantity,
+    /// `map<string, Quantity>` ↔ JSON object of quantity strings.
+    MapQuantity,
+    /// `intstr.IntOrString` (`type` = 1: 0 int, 1 string; `intVal` = 2; `strVal` = 3) ↔ JSON
+    /// number or string.
+    IntOrString,
     /// A nested message.
     Msg(&'static Msg),
+    /// A message Go embeds (`json:",inline"`): its fields are the parent's in JSON
+    /// (`Probe.ProbeHandler`, `Volume.VolumeSource`, `EphemeralContainer.EphemeralContainerCommon`).
+    Embed(&'static Msg),
 }
 
 #[derive(Debug)]
@@ -256,8 +266,12 @@ static LEASE: Msg = Msg {
     ],
 };
 
+// The tables of Pod and all it reaches, generated from the same sources (see `pod.rs`).
+mod pod;
+
 /// Kinds whose protobuf encoding is understood, with their messages.
 const KINDS: &[(&str, &Msg)] = &[
+    ("Pod", &pod::POD),
     ("Namespace", &NAMESPACE),
     ("ConfigMap", &CONFIG_MAP),
     ("Secret", &SECRET),
@@ -414,6 +428,16 @@ fn decode_time(b: &[u8], micro: bool) -> Result<Value, ApiError> {
     Ok(Value::String(ts.strftime(fmt).to_string()))
 }
 
+fn decode_quantity(b: &[u8]) -> Result<Value, ApiError> {
+    let mut out = Value::from("");
+    for (n, f) in wire_fields(b)? {
+        if let (1, Wire::Bytes(v)) = (n, f) {
+            out = utf8(v);
+        }
+    }
+    Ok(out)
+}
+
 fn decode_value(ty: Ty, w: Wire<'_>) -> Result<Value, ApiError> {
     Ok(match (ty, w) {
         (Ty::Str, Wire::Bytes(b)) => utf8(b),
@@ -430,6 +454,19 @@ fn decode_value(ty: Ty, w: Wire<'_>) -> Result<Value, ApiError> {
             serde_json::from_slice(raw).map_err(|_| bad("fieldsV1 is not JSON"))?
         }
         (Ty::Msg(m), Wire::Bytes(b)) => decode_msg(m, b)?,
+        (Ty::Quantity, Wire::Bytes(b)) => decode_quantity(b)?,
+        (Ty::IntOrString, Wire::Bytes(b)) => {
+            let (mut is_str, mut int, mut s) = (false, 0i64, Value::from(""));
+            for (n, f) in wire_fields(b)? {
+                match (n, f) {
+                    (1, Wire::Varint(t)) => is_str = t == 1,
+                    (2, Wire::Varint(v)) => int = i64::from(v as i32),
+                    (3, Wire::Bytes(v)) => s = utf8(v),
+                    _ => {}
+                }
+            }
+            if is_str { s } else { Value::from(int) }
+        }
         _ => return Err(bad("a field has an unexpected wire type")),
     })
 }
@@ -444,12 +481,17 @@ fn decode_msg(msg: &Msg, buf: &[u8]) -> Result<Value, ApiError> {
             )));
         };
         match (def.ty, w) {
-            (Ty::MapStr | Ty::MapBytes, Wire::Bytes(b)) => {
+            (Ty::Embed(m), Wire::Bytes(b)) => {
+                if let Value::Object(inner) = decode_msg(m, b)? {
+                    obj.extend(inner);
+                }
+            }
+            (Ty::MapStr | Ty::MapBytes | Ty::MapQuantity, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b)?;
-                let v = if matches!(def.ty, Ty::MapStr) {
-                    utf8(v)
-                } else {
-                    b64(v)
+                let v = match def.ty {
+                    Ty::MapStr => utf8(v),
+                    Ty::MapBytes => b64(v),
+                    _ => decode_quantity(v)?,
                 };
                 if let Some(m) = obj
                     .entry(def.json)
@@ -534,6 +576,26 @@ fn encode_time(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A quantity's message; JSON allows a number where a quantity string goes.
+fn encode_quantity(v: &Value) -> Option<Vec<u8>> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    put_bytes(&mut out, 1, s.as_bytes());
+    Some(out)
+}
+
+/// Whether `msg` (or a message it embeds) has the JSON field `key`.
+fn knows(msg: &Msg, key: &str) -> bool {
+    msg.fields.iter().any(|d| match d.ty {
+        Ty::Embed(m) => knows(m, key),
+        _ => d.json == key,
+    })
+}
+
 fn encode_one(out: &mut Vec<u8>, tag: u64, ty: Ty, v: &Value) -> Option<()> {
     match ty {
         Ty::Str => put_bytes(out, tag, v.as_str()?.as_bytes()),
@@ -546,6 +608,33 @@ fn encode_one(out: &mut Vec<u8>, tag: u64, ty: Ty, v: &Value) -> Option<()> {
             put_bytes(out, tag, &inner);
         }
         Ty::Msg(m) => put_bytes(out, tag, &encode_msg(m, v)?),
+        Ty::Embed(m) => put_bytes(out, tag, &encode_msg(m, v)?),
+        Ty::Quantity => put_bytes(out, tag, &encode_quantity(v)?),
+        Ty::IntOrString => {
+            // Go writes all three fields, zero or not.
+            let mut inner = Vec::new();
+            match v {
+                Value::String(s) => {
+                    put_int(&mut inner, 1, 1);
+                    put_int(&mut inner, 2, 0);
+                    put_bytes(&mut inner, 3, s.as_bytes());
+                }
+                _ => {
+                    put_int(&mut inner, 1, 0);
+                    put_int(&mut inner, 2, i64::from(i32::try_from(v.as_i64()?).ok()?));
+                    put_bytes(&mut inner, 3, b"");
+                }
+            }
+            put_bytes(out, tag, &inner);
+        }
+        Ty::MapQuantity => {
+            for (k, val) in v.as_object()? {
+                let mut entry = Vec::new();
+                put_bytes(&mut entry, 1, k.as_bytes());
+                put_bytes(&mut entry, 2, &encode_quantity(val)?);
+                put_bytes(out, tag, &entry);
+            }
+        }
         Ty::MapStr | Ty::MapBytes => {
             // Go writes map entries in sorted key order; serde_json's map is sorted too.
             for (k, val) in v.as_object()? {
@@ -569,10 +658,7 @@ fn encode_msg(msg: &Msg, v: &Value) -> Option<Vec<u8>> {
     let obj = v.as_object()?;
     // Every JSON field must be known, or the encoding would silently lose it.
     for (k, val) in obj {
-        if !val.is_null()
-            && !matches!(k.as_str(), "kind" | "apiVersion")
-            && !msg.fields.iter().any(|d| d.json == k)
-        {
+        if !val.is_null() && !matches!(k.as_str(), "kind" | "apiVersion") && !knows(msg, k) {
             return None;
         }
     }
@@ -580,6 +666,16 @@ fn encode_msg(msg: &Msg, v: &Value) -> Option<Vec<u8>> {
     let mut defs: Vec<&FieldDef> = msg.fields.iter().collect();
     defs.sort_by_key(|d| d.tag);
     for def in defs {
+        if let Ty::Embed(m) = def.ty {
+            // The embedded message takes its fields from the parent's JSON object.
+            let inner: Map<String, Value> = obj
+                .iter()
+                .filter(|(k, _)| knows(m, k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            encode_one(&mut out, def.tag, def.ty, &Value::Object(inner))?;
+            continue;
+        }
         let Some(val) = obj.get(def.json).filter(|v| !v.is_null()) else {
             continue;
         };
