@@ -1,7 +1,8 @@
-//! kubectl verbs beyond get/apply/logs/exec: `top`, `debug`, `events`, `get --raw`,
-//! `auth can-i`, `apply --server-side`, `diff`, the warnings the server sends back and
-//! protobuf responses. Each scenario runs twice: straight to the simulator (`direct`), and
-//! through a Portico gateway with the admin's exported kubeconfig (`through_portico`).
+//! kubectl verbs beyond get/apply/logs/exec: `top`, `debug` (ephemeral containers, node
+//! debugging pods, pod copies), `explain`, `events`, `get --raw`, `auth can-i`,
+//! `apply --server-side`, `diff`, the warnings the server sends back and protobuf responses.
+//! Each scenario runs twice: straight to the simulator (`direct`), and through a Portico
+//! gateway with the admin's exported kubeconfig (`through_portico`).
 
 use kube_sim::KubeSim;
 use portico_e2e::gateway::TestGateway;
@@ -37,6 +38,9 @@ both_ways!(top_pod_and_node_read_the_metrics_api);
 both_ways!(debug_adds_an_ephemeral_container);
 both_ways!(debug_attaches_to_the_ephemeral_container);
 both_ways!(everyday_writes);
+both_ways!(debug_node_creates_a_host_pod_sent_as_protobuf);
+both_ways!(debug_copy_to_creates_a_copy_with_the_debug_container);
+both_ways!(explain_reads_the_openapi_schemas);
 both_ways!(events_filter_by_object_and_type);
 both_ways!(auth_can_i_and_list);
 both_ways!(server_side_apply_and_diff_exit_codes);
@@ -180,6 +184,227 @@ async fn debug_adds_an_ephemeral_container(sim: &KubeSim, kubectl: &Kubectl) -> 
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("Duplicate value: \"app\""),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+/// The POST that created a Pod, from the simulator's request log.
+fn pod_create(sim: &KubeSim) -> kube_sim::requestlog::RequestRecord {
+    sim.requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.starts_with("/api/v1/namespaces/default/pods"))
+        .expect("the pod create was sent")
+}
+
+async fn debug_node_creates_a_host_pod_sent_as_protobuf(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
+    sim.seed_nodes(1);
+    let out = kubectl
+        .run(&[
+            "debug",
+            "node/node-0000",
+            "--image=busybox",
+            "--attach=false",
+            "--profile=legacy",
+        ])
+        .await?
+        .success()?;
+    assert!(
+        out.stdout
+            .contains("Creating debugging pod node-debugger-node-0000-"),
+        "{}",
+        out.stdout
+    );
+    // kubectl's typed client sends the Pod as protobuf.
+    let post = pod_create(&sim);
+    assert_eq!(
+        post.header("content-type"),
+        Some("application/vnd.kubernetes.protobuf"),
+        "{post:?}"
+    );
+    let pods = sim.list("v1", "Pod", Some("default"), "")?;
+    assert_eq!(pods.len(), 1);
+    let pod = &pods[0];
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    assert!(name.starts_with("node-debugger-node-0000-"), "{pod}");
+    let spec = &pod["spec"];
+    assert_eq!(spec["nodeName"], "node-0000");
+    assert_eq!(spec["restartPolicy"], "Never");
+    // The legacy profile: host namespaces and the root filesystem at /host.
+    assert_eq!(spec["hostPID"], true, "{pod}");
+    assert_eq!(spec["hostNetwork"], true, "{pod}");
+    assert_eq!(spec["hostIPC"], true, "{pod}");
+    assert_eq!(
+        spec["volumes"],
+        json!([{"name": "host-root", "hostPath": {"path": "/"}}])
+    );
+    assert_eq!(spec["tolerations"], json!([{"operator": "Exists"}]));
+    let c = &spec["containers"][0];
+    assert_eq!(c["image"], "busybox");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/host", "{pod}");
+    Ok(())
+}
+
+async fn debug_copy_to_creates_a_copy_with_the_debug_container(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"nodeName": "node-0001", "containers": [{
+            "name": "app", "image": "nginx",
+            "ports": [{"name": "http", "containerPort": 80}],
+            "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
+            "lifecycle": {"preStop": {"httpGet": {"path": "/quit", "port": "http"}}},
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+        }]},
+        "status": {"phase": "Running"},
+    }))?;
+    kubectl
+        .run(&[
+            "debug",
+            "web",
+            "--copy-to=web-debug",
+            "--image=busybox",
+            "--attach=false",
+            "-c",
+            "dbg",
+            "--profile=general",
+        ])
+        .await?
+        .success()?;
+    let post = pod_create(&sim);
+    assert_eq!(
+        post.header("content-type"),
+        Some("application/vnd.kubernetes.protobuf"),
+        "{post:?}"
+    );
+    let copy = sim.get("v1", "Pod", Some("default"), "web-debug")?;
+    let containers = &copy["spec"]["containers"];
+    // The original container came through protobuf whole: IntOrString port, quantities.
+    assert_eq!(containers[0]["name"], "app");
+    assert_eq!(
+        containers[0]["lifecycle"]["preStop"]["httpGet"]["port"], "http",
+        "{copy}"
+    );
+    // The general profile drops the copy's probes and lets the debug container see the
+    // others' processes with SYS_PTRACE.
+    assert!(containers[0].get("readinessProbe").is_none(), "{copy}");
+    assert_eq!(copy["spec"]["shareProcessNamespace"], true, "{copy}");
+    assert_eq!(
+        containers[1]["securityContext"]["capabilities"]["add"],
+        json!(["SYS_PTRACE"])
+    );
+    assert_eq!(
+        containers[0]["resources"]["requests"],
+        json!({"cpu": "100m", "memory": "32Mi"})
+    );
+    assert_eq!(containers[0]["ports"][0]["containerPort"], 80);
+    assert_eq!(containers[1]["name"], "dbg");
+    assert_eq!(containers[1]["image"], "busybox");
+    // Not pinned to the original's node unless --same-node.
+    assert!(copy["spec"].get("nodeName").is_none(), "{copy}");
+    // The original is untouched.
+    let web = sim.get("v1", "Pod", Some("default"), "web")?;
+    assert_eq!(web["spec"]["containers"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}
+
+async fn explain_reads_the_openapi_schemas(
+    _sim: &KubeSim,
+    kubectl: &Kubectl,
+) -> anyhow::Result<()> {
+    let out = kubectl
+        .run(&["explain", "pods.spec.containers"])
+        .await?
+        .success()?;
+    assert!(out.stdout.contains("KIND:       Pod"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FIELD: containers <[]Container>"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  image\t<string>"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  name\t<string> -required-"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  resources\t<ResourceRequirements>"),
+        "{}",
+        out.stdout
+    );
+
+    let out = kubectl
+        .run(&["explain", "deployment", "--recursive"])
+        .await?
+        .success()?;
+    assert!(out.stdout.contains("GROUP:      apps"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("KIND:       Deployment"),
+        "{}",
+        out.stdout
+    );
+    // Nested fields at their depth, through $refs: spec.template.spec.containers.image.
+    assert!(
+        out.stdout
+            .contains("\n        containers\t<[]Container> -required-\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\n          image\t<string>\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("maxSurge\t<IntOrString>"),
+        "{}",
+        out.stdout
+    );
+    // `metadata` is not required (k8s-openapi says it is; the apiserver does not).
+    assert!(
+        out.stdout.contains("\n  metadata\t<ObjectMeta>\n"),
+        "{}",
+        out.stdout
+    );
+
+    let out = kubectl.run(&["explain", "hpa.spec"]).await?.success()?;
+    assert!(
+        out.stdout.contains("GROUP:      autoscaling"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("VERSION:    v2"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FIELD: spec <HorizontalPodAutoscalerSpec>"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  maxReplicas\t<integer> -required-"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  scaleTargetRef\t<CrossVersionObjectReference> -required-"),
+        "{}",
+        out.stdout
+    );
+
+    // The Gateway API kinds have paths but no schemas: kubectl says so.
+    let out = kubectl.run(&["explain", "httproutes"]).await?;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("not found in OpenAPI schema"),
         "{}",
         out.stderr
     );

@@ -42,9 +42,10 @@
 //! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`;
 //!   aggregated discovery (`apidiscovery.k8s.io/v2`) for clients that ask for it, which can be
 //!   switched off ([`KubeSimBuilder::aggregated_discovery`]) to exercise the legacy fallback.
-//!   OpenAPI v3 documents list paths, operations and parameters but no schemas (see
-//!   [`openapi`]); `/openapi/v2` answers 404. kubectl then leaves validation to the server and
-//!   computes strategic merge patches from its compiled-in types.
+//!   OpenAPI v3 documents list paths, operations and parameters, and the built-in kinds'
+//!   schemas for `kubectl explain` (see [`openapi`]); `/openapi/v2` answers 404. kubectl
+//!   leaves validation to the server and computes strategic merge patches from its
+//!   compiled-in types.
 //! - Kinds: namespaces, pods (+`status`, `log`, `exec`, `attach`, `portforward` over WebSocket
 //!   and SPDY/3.1: see [`exec`], [`attach`], [`portforward`], [`spdy`]), services, endpoints, configmaps,
 //!   secrets, nodes, events, serviceaccounts, persistentvolumeclaims, persistentvolumes
@@ -98,11 +99,11 @@
 //! - Paging continues from the last key over the current state (not an MVCC snapshot); the
 //!   list's `resourceVersion` is that of the first page.
 //! - Responses are JSON, YAML, `Table`, or protobuf for namespaces, configmaps, secrets,
-//!   serviceaccounts and leases, whose protobuf request bodies are also decoded (see
+//!   serviceaccounts, leases and pods, whose protobuf request bodies are also decoded (see
 //!   [`protobuf`]); `Accept` is negotiated with q-values, 406 when nothing fits; no CBOR.
 //! - `metrics.k8s.io/v1beta1` with computed usage ([`metrics`]), `pods/ephemeralcontainers`
 //!   ([`ephemeral`]), `Warning` headers ([`warnings`]) and APF headers ([`apf`]).
-//! - No OpenAPI schemas and no field validation: unknown fields are kept, not rejected, and
+//! - No field validation: unknown fields are kept, not rejected, and
 //!   `fieldValidation` is ignored.
 //! - exec runs built-in commands, not containers; no SPDY; `attach`, `port-forward` and the
 //!   `proxy` subresources are not served.

@@ -1,15 +1,62 @@
 //! OpenAPI v3 documents: the root index (`/openapi/v3`) and one document per group-version
-//! with the paths, operations and query parameters of the served kinds — but no schemas.
+//! with the paths, operations and query parameters of the served kinds, and the schemas of
+//! the built-in kinds in `components.schemas`.
 //!
-//! kubectl reads them to learn that the server validates fields itself (`fieldValidation`
-//! on PATCH), so `kubectl apply`/`create` skip client-side schema validation, and falls back
-//! to its compiled-in types to compute strategic merge patches. `/openapi/v2` is not served
-//! (404), which kubectl tolerates once v3 answers.
+//! The schemas are generated at build time from k8s-openapi (see `build.rs` for how they are
+//! brought to the apiserver's shape) and embedded gzip-compressed. Each kind's schema is
+//! named like `io.k8s.api.core.v1.Pod`, carries `x-kubernetes-group-version-kind`, and refers
+//! to the others with `#/components/schemas/…`: what `kubectl explain` walks. The Gateway API
+//! kinds have paths but no schemas (k8s-openapi does not carry them).
+//!
+//! kubectl also reads the documents to learn that the server validates fields itself
+//! (`fieldValidation` on PATCH), so `kubectl apply`/`create` skip client-side schema
+//! validation. The PATCH operations declare no request body, so kubectl computes strategic
+//! merge patches from its compiled-in types, not from these schemas (which lack the
+//! `x-kubernetes-patch-*` extensions). `/openapi/v2` is not served (404), which kubectl
+//! tolerates once v3 answers.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 
 use crate::discovery::GIT_VERSION;
 use crate::resources::{self, ResourceInfo};
+
+/// `{"api/v1": {schema name: schema, …}, …}`, written by `build.rs`.
+static SCHEMAS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi-schemas.json.gz"));
+
+/// The embedded schemas, by group-version path.
+fn schemas() -> &'static Map<String, Value> {
+    static SCHEMAS: OnceLock<Map<String, Value>> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(SCHEMAS_GZ)
+            .read_to_end(&mut json)
+            .expect("the schemas embedded by build.rs are gzip");
+        serde_json::from_slice(&json).expect("the schemas embedded by build.rs are JSON")
+    })
+}
+
+/// Every group-version document, built once, with its `hash`.
+fn documents() -> &'static BTreeMap<String, (Value, String)> {
+    static DOCS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        group_versions()
+            .into_iter()
+            .map(|(g, v)| {
+                let doc = build_document(g, v);
+                // The apiserver's hash is the document's ETag: the upper-case hex SHA-512 of
+                // its JSON (kube-openapi `handler3`), so clients refetch when it changes.
+                let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+                let hash = format!("{:X}", sha2::Sha512::digest(&bytes));
+                (gv_path(g, v), (doc, hash))
+            })
+            .collect()
+    })
+}
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -36,21 +83,15 @@ pub fn root() -> Value {
         .into_iter()
         .map(|(g, v)| {
             let p = gv_path(g, v);
-            let url = format!("/openapi/v3/{p}?hash={}", hash(&p));
+            let hash = documents()
+                .get(&p)
+                .map(|(_, h)| h.as_str())
+                .unwrap_or_default();
+            let url = format!("/openapi/v3/{p}?hash={hash}");
             (p, json!({ "serverRelativeURL": url }))
         })
         .collect();
     json!({ "paths": paths })
-}
-
-fn hash(s: &str) -> String {
-    // Stable per version and path: enough for client caches.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in GIT_VERSION.bytes().chain(s.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016X}")
 }
 
 fn query(name: &str, ty: &str) -> Value {
@@ -93,9 +134,12 @@ fn write_params() -> Vec<Value> {
 
 /// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`, if served.
 pub fn group_version(path: &str) -> Option<Value> {
-    let (group, version) = group_versions()
-        .into_iter()
-        .find(|(g, v)| gv_path(g, v) == path.trim_matches('/'))?;
+    documents()
+        .get(path.trim_matches('/'))
+        .map(|(doc, _)| doc.clone())
+}
+
+fn build_document(group: &str, version: &str) -> Value {
     let mut paths = Map::new();
     for r in resources::all()
         .iter()
@@ -144,10 +188,14 @@ pub fn group_version(path: &str) -> Option<Value> {
             );
         }
     }
-    Some(json!({
+    let schemas = schemas()
+        .get(&gv_path(group, version))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": GIT_VERSION},
         "paths": paths,
-        "components": {"schemas": {}},
-    }))
+        "components": {"schemas": schemas},
+    })
 }
