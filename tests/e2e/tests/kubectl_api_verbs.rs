@@ -220,7 +220,7 @@ async fn debug_node_creates_a_host_pod_sent_as_protobuf(
         out.stdout
     );
     // kubectl's typed client sends the Pod as protobuf.
-    let post = pod_create(&sim);
+    let post = pod_create(sim);
     assert_eq!(
         post.header("content-type"),
         Some("application/vnd.kubernetes.protobuf"),
@@ -278,7 +278,7 @@ async fn debug_copy_to_creates_a_copy_with_the_debug_container(
         ])
         .await?
         .success()?;
-    let post = pod_create(&sim);
+    let post = pod_create(sim);
     assert_eq!(
         post.header("content-type"),
         Some("application/vnd.kubernetes.protobuf"),
