@@ -1,8 +1,8 @@
 //! Gateway API (`gateway.networking.k8s.io/v1`): classes, Gateways and HTTPRoutes. A cluster
 //! without the Gateway API CRDs has none of these, and every check passes.
 
-use portico_plugin_sdk::json;
 use portico_plugin_sdk::prelude::*;
+use portico_plugin_sdk::{Value, json};
 
 use crate::gateway_api::{self, Gateway, HttpRoute, Listener, Status};
 use crate::report::{Check, Report, Target};
@@ -165,28 +165,13 @@ fn parents(s: &Snapshot, route: &HttpRoute, report: &mut Report) {
             }));
         }
     }
-    if !problems.is_empty() {
-        let text: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    p["gateway"].as_str().unwrap_or_default(),
-                    p["problem"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        report.fail_on(
-            "httproute-missing-parent",
-            Target {
-                kind: "HTTPRoute",
-                namespace: route.metadata.namespace.as_deref(),
-                name: route.metadata.name.as_deref().unwrap_or_default(),
-            },
-            format!("route cannot attach: {}", text.join("; ")),
-            json!({ "parents": problems }),
-        );
-    }
+    let failure = RouteFailure {
+        check: "httproute-missing-parent",
+        lead: "route cannot attach",
+        key: "gateway",
+        list: "parents",
+    };
+    failure.report(report, route, problems);
 }
 
 /// Whether `listener` lets routes from `route_ns` attach: `allowedRoutes.namespaces.from` is
@@ -251,26 +236,51 @@ fn backends(s: &Snapshot, route: &HttpRoute, report: &mut Report) {
             }));
         }
     }
-    if !problems.is_empty() {
+    let failure = RouteFailure {
+        check: "httproute-missing-backend",
+        lead: "backends unusable",
+        key: "service",
+        list: "backends",
+    };
+    failure.report(report, route, problems);
+}
+
+/// One failed finding on a route for all of its problems (each a JSON object naming what it is
+/// about under `key`, and the `problem`).
+struct RouteFailure {
+    check: &'static str,
+    lead: &'static str,
+    key: &'static str,
+    /// Where the problems go in `extra`.
+    list: &'static str,
+}
+
+impl RouteFailure {
+    fn report(&self, report: &mut Report, route: &HttpRoute, problems: Vec<Value>) {
+        if problems.is_empty() {
+            return;
+        }
         let text: Vec<String> = problems
             .iter()
             .map(|p| {
                 format!(
                     "{}: {}",
-                    p["service"].as_str().unwrap_or_default(),
+                    p[self.key].as_str().unwrap_or_default(),
                     p["problem"].as_str().unwrap_or_default()
                 )
             })
             .collect();
+        let mut extra = serde_json::Map::new();
+        extra.insert(self.list.to_owned(), Value::Array(problems));
         report.fail_on(
-            "httproute-missing-backend",
+            self.check,
             Target {
                 kind: "HTTPRoute",
                 namespace: route.metadata.namespace.as_deref(),
                 name: route.metadata.name.as_deref().unwrap_or_default(),
             },
-            format!("backends unusable: {}", text.join("; ")),
-            json!({ "backends": problems }),
+            format!("{}: {}", self.lead, text.join("; ")),
+            Value::Object(extra),
         );
     }
 }
