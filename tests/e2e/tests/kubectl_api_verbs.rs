@@ -10,7 +10,8 @@ use portico_e2e::kubectl::Kubectl;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-/// A test module per scenario with its two runs.
+/// A test module per scenario with its two runs. A scenario gets the simulator, kubectl, and
+/// the server URL's path (see [`get_raw_reads_health_metrics_and_apis`]).
 macro_rules! both_ways {
     ($scenario:ident) => {
         mod $scenario {
@@ -18,7 +19,7 @@ macro_rules! both_ways {
             async fn direct() -> anyhow::Result<()> {
                 let sim = super::KubeSim::start().await?;
                 let kubectl = super::Kubectl::for_sim(&sim)?;
-                super::$scenario(&sim, &kubectl).await
+                super::$scenario(&sim, &kubectl, "").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +27,7 @@ macro_rules! both_ways {
                 let sim = super::KubeSim::start().await?;
                 let gw = super::TestGateway::builder().start().await;
                 let kubectl = gw.connect_sim("sim", &sim).await?;
-                super::$scenario(&sim, &kubectl).await?;
+                super::$scenario(&sim, &kubectl, "/k8s/clusters/sim").await?;
                 gw.stop().await;
                 Ok(())
             }
@@ -38,6 +39,7 @@ both_ways!(top_pod_and_node_read_the_metrics_api);
 both_ways!(debug_adds_an_ephemeral_container);
 both_ways!(debug_attaches_to_the_ephemeral_container);
 both_ways!(everyday_writes);
+both_ways!(get_raw_reads_health_metrics_and_apis);
 both_ways!(debug_node_creates_a_host_pod_sent_as_protobuf);
 both_ways!(debug_copy_to_creates_a_copy_with_the_debug_container);
 both_ways!(explain_reads_the_openapi_schemas);
@@ -58,6 +60,7 @@ fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
 async fn top_pod_and_node_read_the_metrics_api(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     sim.seed_nodes(2);
     sim.create(json!({
@@ -147,7 +150,11 @@ async fn top_pod_and_node_read_the_metrics_api(
     Ok(())
 }
 
-async fn debug_adds_an_ephemeral_container(sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
+async fn debug_adds_an_ephemeral_container(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+    _prefix: &str,
+) -> anyhow::Result<()> {
     sim.seed_pods("default", 1, 1);
     let out = kubectl
         .run(&[
@@ -201,6 +208,7 @@ fn pod_create(sim: &KubeSim) -> kube_sim::requestlog::RequestRecord {
 async fn debug_node_creates_a_host_pod_sent_as_protobuf(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     sim.seed_nodes(1);
     let out = kubectl
@@ -252,6 +260,7 @@ async fn debug_node_creates_a_host_pod_sent_as_protobuf(
 async fn debug_copy_to_creates_a_copy_with_the_debug_container(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -318,6 +327,7 @@ async fn debug_copy_to_creates_a_copy_with_the_debug_container(
 async fn explain_reads_the_openapi_schemas(
     _sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     let out = kubectl
         .run(&["explain", "pods.spec.containers"])
@@ -411,7 +421,11 @@ async fn explain_reads_the_openapi_schemas(
     Ok(())
 }
 
-async fn events_filter_by_object_and_type(sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
+async fn events_filter_by_object_and_type(
+    sim: &KubeSim,
+    kubectl: &Kubectl,
+    _prefix: &str,
+) -> anyhow::Result<()> {
     sim.seed_pods("default", 2, 1);
     let event = |name: &str, ns: &str, pod: &str, ty: &str, reason: &str, msg: &str| {
         json!({
@@ -547,7 +561,11 @@ async fn get_raw_reads_health_metrics_and_apis(
     Ok(())
 }
 
-async fn auth_can_i_and_list(_sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
+async fn auth_can_i_and_list(
+    _sim: &KubeSim,
+    kubectl: &Kubectl,
+    _prefix: &str,
+) -> anyhow::Result<()> {
     let out = kubectl
         .run(&["auth", "can-i", "create", "pods"])
         .await?
@@ -575,6 +593,7 @@ async fn auth_can_i_and_list(_sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Resul
 async fn server_side_apply_and_diff_exit_codes(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     let file = kubectl.dir().join("cm.yaml");
     let write = |v: &str| {
@@ -635,7 +654,11 @@ async fn server_side_apply_and_diff_exit_codes(
     Ok(())
 }
 
-async fn server_warnings_are_printed(_sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
+async fn server_warnings_are_printed(
+    _sim: &KubeSim,
+    kubectl: &Kubectl,
+    _prefix: &str,
+) -> anyhow::Result<()> {
     let file = kubectl.dir().join("pod.yaml");
     std::fs::write(
         &file,
@@ -659,6 +682,7 @@ async fn server_warnings_are_printed(_sim: &KubeSim, kubectl: &Kubectl) -> anyho
 async fn typed_clients_read_protobuf_responses(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     let out = kubectl
         .run(&[
@@ -693,30 +717,12 @@ async fn typed_clients_read_protobuf_responses(
     Ok(())
 }
 
-mod get_raw_reads_health_metrics_and_apis {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn direct() -> anyhow::Result<()> {
-        let sim = super::KubeSim::start().await?;
-        let kubectl = super::Kubectl::for_sim(&sim)?;
-        super::get_raw_reads_health_metrics_and_apis(&sim, &kubectl, "").await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn through_portico() -> anyhow::Result<()> {
-        let sim = super::KubeSim::start().await?;
-        let gw = super::TestGateway::builder().start().await;
-        let kubectl = gw.connect_sim("sim", &sim).await?;
-        super::get_raw_reads_health_metrics_and_apis(&sim, &kubectl, "/k8s/clusters/sim").await?;
-        gw.stop().await;
-        Ok(())
-    }
-}
-
 /// `kubectl debug -i`: the ephemeral container is added, reported running, and kubectl
 /// attaches to it (its command `cat` echoes what is typed into the container's output).
 async fn debug_attaches_to_the_ephemeral_container(
     sim: &KubeSim,
     kubectl: &Kubectl,
+    _prefix: &str,
 ) -> anyhow::Result<()> {
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -750,7 +756,7 @@ async fn debug_attaches_to_the_ephemeral_container(
 }
 
 /// The everyday writes: create, label, annotate, patch, replace, scale, delete.
-async fn everyday_writes(sim: &KubeSim, kubectl: &Kubectl) -> anyhow::Result<()> {
+async fn everyday_writes(sim: &KubeSim, kubectl: &Kubectl, _prefix: &str) -> anyhow::Result<()> {
     let run = |args: &'static [&'static str]| async move { kubectl.run(args).await?.success() };
     run(&["create", "configmap", "app", "--from-literal=mode=fast"]).await?;
     run(&["label", "configmap", "app", "tier=web"]).await?;
