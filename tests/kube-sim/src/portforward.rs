@@ -284,21 +284,29 @@ where
     near
 }
 
-/// Copies between a forwarded connection and a SPDY data stream, half-closing each way.
-async fn bridge(
-    conn: DuplexStream,
+/// Writes what the client sends into the forwarded connection, then half-closes it.
+fn feed(
+    mut conn: tokio::io::WriteHalf<DuplexStream>,
     mut from_client: mpsc::Receiver<Bytes>,
-    to_client: StreamWriter,
-) {
-    let (mut r, mut w) = tokio::io::split(conn);
-    let upstream = tokio::spawn(async move {
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(data) = from_client.recv().await {
-            if w.write_all(&data).await.is_err() {
+            if conn.write_all(&data).await.is_err() {
                 break;
             }
         }
-        let _ = w.shutdown().await;
-    });
+        let _ = conn.shutdown().await;
+    })
+}
+
+/// Copies between a forwarded connection and a SPDY data stream, half-closing each way.
+async fn bridge(
+    conn: DuplexStream,
+    from_client: mpsc::Receiver<Bytes>,
+    to_client: StreamWriter,
+) {
+    let (mut r, w) = tokio::io::split(conn);
+    let upstream = feed(w, from_client);
     // The forward ends when the target is done sending (the kubelet's copy back returns).
     let mut buf = vec![0u8; BUFFER];
     loop {
@@ -383,22 +391,15 @@ where
             frame.extend_from_slice(&port.to_le_bytes());
             let _ = out_tx.send(frame).await;
         }
-        let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Bytes>(16);
         inputs.push(Some(in_tx));
         let out = out_tx.clone();
         let pod = pod.clone();
         tokio::spawn(async move {
             match pod.connect(port) {
                 Ok(conn) => {
-                    let (mut r, mut w) = tokio::io::split(conn);
-                    let up = tokio::spawn(async move {
-                        while let Some(d) = in_rx.recv().await {
-                            if w.write_all(&d).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = w.shutdown().await;
-                    });
+                    let (mut r, w) = tokio::io::split(conn);
+                    let up = feed(w, in_rx);
                     let mut buf = vec![0u8; BUFFER];
                     loop {
                         match r.read(&mut buf).await {
