@@ -184,7 +184,11 @@ async fn find_plugin(
         let scratch_db = Db::connect(&DatabaseUrl::Sqlite(scratch.path().join("plugins.db")))
             .await
             .map_err(crate::server::StartError::from)?;
-        let plugins = Plugins::start(settings.clone(), scratch_db, dir, shutdown.clone()).await?;
+        // Only the plugin run is compiled, when it is called: no background compiles.
+        let plugins =
+            Plugins::new(settings.clone(), scratch_db, shutdown.clone())?.without_precompile();
+        plugins.load_builtins().await?;
+        plugins.load_directory(dir).await?;
         if let Ok(plugin) = plugins.get(name).await {
             let from = match plugin.source {
                 PluginSource::Builtin => "built in".to_owned(),
@@ -193,7 +197,7 @@ async fn find_plugin(
             return Ok((plugins, from, Some(scratch)));
         }
     }
-    let plugins = Plugins::new(settings, db.clone(), shutdown.clone())?;
+    let plugins = Plugins::new(settings, db.clone(), shutdown.clone())?.without_precompile();
     plugins.load_builtins().await?;
     match plugins.get(name).await {
         Ok(plugin) if plugin.source == PluginSource::Builtin => {

@@ -119,6 +119,9 @@ pub struct Plugins {
     rows: Arc<Mutex<HashMap<String, CachedRow>>>,
     /// Built-in plugins still compiling in the background.
     compiling: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Compile components in the background as they are found (a gateway); off for one-shot
+    /// commands, which compile only the plugin they call, when they call it.
+    precompile: bool,
 }
 
 /// How long a call may use a plugin's row (enabled flag, configuration, digest, manifest)
@@ -185,6 +188,9 @@ impl Plugins {
         world: World,
         component: impl Future<Output = Result<Bytes>> + Send + 'static,
     ) {
+        if !self.precompile {
+            return;
+        }
         let host = self.host.clone();
         let compiling = self.compiling.clone();
         compiling.send_modify(|n| *n += 1);
@@ -201,6 +207,12 @@ impl Plugins {
         });
     }
 
+    /// For a one-shot command: nothing is compiled in the background.
+    pub fn without_precompile(mut self) -> Self {
+        self.precompile = false;
+        self
+    }
+
     /// Starts the host over the plugins `db` holds, loading no plugin directory.
     pub fn new(settings: HostSettings, db: Db, shutdown: CancellationToken) -> Result<Self> {
         Ok(Self {
@@ -210,6 +222,7 @@ impl Plugins {
             shutdown,
             rows: Arc::default(),
             compiling: Arc::new(tokio::sync::watch::Sender::new(0)),
+            precompile: true,
         })
     }
 
