@@ -300,11 +300,7 @@ fn feed(
 }
 
 /// Copies between a forwarded connection and a SPDY data stream, half-closing each way.
-async fn bridge(
-    conn: DuplexStream,
-    from_client: mpsc::Receiver<Bytes>,
-    to_client: StreamWriter,
-) {
+async fn bridge(conn: DuplexStream, from_client: mpsc::Receiver<Bytes>, to_client: StreamWriter) {
     let (mut r, w) = tokio::io::split(conn);
     let upstream = feed(w, from_client);
     // The forward ends when the target is done sending (the kubelet's copy back returns).
