@@ -192,9 +192,9 @@ async fn authenticate_and_audit(
         kind: AuditKind::Api,
         token_id: caller
             .as_ref()
-            .map(|p| p.token.id.clone())
+            .map(|p| p.id().to_owned())
             .unwrap_or_default(),
-        token_name: caller.map(|p| p.token.name.clone()).unwrap_or_default(),
+        token_name: caller.map(|p| p.name().to_owned()).unwrap_or_default(),
         cluster: String::new(),
         verb: method.as_str().to_ascii_lowercase(),
         path,

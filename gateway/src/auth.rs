@@ -41,6 +41,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A stable id of the caller: the token's id (audit entries, stream limits, sessions).
+    pub fn id(&self) -> &str {
+        &self.token.id
+    }
+
+    /// The caller's display name: the token's name.
+    pub fn name(&self) -> &str {
+        &self.token.name
+    }
+
     pub fn is_admin(&self) -> bool {
         self.token.role == Role::Admin
     }
