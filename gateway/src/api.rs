@@ -153,6 +153,12 @@ impl FromRequestParts<App> for Principal {
 #[derive(Debug, Clone)]
 struct Authenticated(Result<Principal, AuthError>);
 
+/// Marks an in-process API request made by the console for its signed-in user: the caller is
+/// already known (the session's principal), and audit entries say `console`. Only code inside
+/// the gateway can set a request extension, so no client can claim it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsoleCaller(pub Principal);
+
 /// Middleware of `/api/v1`: authenticates the caller once for the handler, and audits every
 /// change (POST, PUT, PATCH, DELETE), refused ones included.
 async fn authenticate_and_audit(
@@ -160,7 +166,11 @@ async fn authenticate_and_audit(
     mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    let caller = app.auth.authenticate_headers(request.headers()).await;
+    let console = request.extensions().get::<ConsoleCaller>().cloned();
+    let caller = match &console {
+        Some(ConsoleCaller(principal)) => Ok(principal.clone()),
+        None => app.auth.authenticate_headers(request.headers()).await,
+    };
     request
         .extensions_mut()
         .insert(Authenticated(caller.clone()));
@@ -189,7 +199,11 @@ async fn authenticate_and_audit(
     let caller = caller.ok();
     app.audit.record(AuditEntry {
         at: crate::clock::now_millis(),
-        kind: AuditKind::Api,
+        kind: if console.is_some() {
+            AuditKind::Console
+        } else {
+            AuditKind::Api
+        },
         token_id: caller
             .as_ref()
             .map(|p| p.id().to_owned())
@@ -263,9 +277,32 @@ pub fn metrics_router(metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Rou
         .with_state(metrics)
 }
 
-/// The whole HTTP surface.
-pub fn router(app: App) -> Router {
-    let api = Router::new()
+/// The whole HTTP surface; `console` is mounted at `/ui` (and `/` leads there).
+pub fn router(app: App, console: Router<App>) -> Router {
+    Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/ui") }))
+        .route(
+            "/ui/",
+            get(|| async { axum::response::Redirect::to("/ui") }),
+        )
+        .nest("/ui", console)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/version", get(health::version))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", v1(app.clone()))
+        .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(
+            app.metrics.clone(),
+            telemetry::track_http,
+        ))
+        .with_state(app)
+}
+
+/// The admin API's routes (`/api/v1/…` without the prefix), authenticated and audited.
+pub(crate) fn v1(app: App) -> Router<App> {
+    Router::new()
         .merge(tokens::routes())
         .merge(clusters::routes())
         .merge(kubeconfig::routes())
@@ -275,23 +312,7 @@ pub fn router(app: App) -> Router {
         .merge(webhooks::routes())
         .merge(jobs::routes())
         .merge(helm::routes())
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            authenticate_and_audit,
-        ));
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/version", get(health::version))
-        .route("/metrics", get(health::metrics))
-        .nest("/api/v1", api)
-        .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(middleware::from_fn_with_state(
-            app.metrics.clone(),
-            telemetry::track_http,
-        ))
-        .with_state(app)
+        .layer(middleware::from_fn_with_state(app, authenticate_and_audit))
 }
 
 #[cfg(test)]

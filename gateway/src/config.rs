@@ -95,8 +95,19 @@ pub struct Config {
     pub max_streams_per_token: usize,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
+    /// Console session lifetimes.
+    pub console: ConsoleSettings,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
+}
+
+/// Console (`/ui`) session lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    /// From sign-in to the session's end.
+    pub session_ttl: Duration,
+    /// Without a request for this long, the session ends.
+    pub idle_timeout: Duration,
 }
 
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -163,6 +174,26 @@ impl Config {
             "RESYNC_PERIOD_SECONDS",
         )?;
         let shutdown_timeout = Duration::from_secs(args.shutdown_timeout_seconds);
+        let console = ConsoleSettings {
+            session_ttl: Duration::from_secs(
+                positive(
+                    args.console_session_ttl_minutes,
+                    "console-session-ttl-minutes",
+                    "CONSOLE_SESSION_TTL_MINUTES",
+                )?
+                .as_secs()
+                    * 60,
+            ),
+            idle_timeout: Duration::from_secs(
+                positive(
+                    args.console_idle_timeout_minutes,
+                    "console-idle-timeout-minutes",
+                    "CONSOLE_IDLE_TIMEOUT_MINUTES",
+                )?
+                .as_secs()
+                    * 60,
+            ),
+        };
         let lease_cleanup_interval = positive(
             args.lease_cleanup_interval_seconds,
             "lease-cleanup-interval-seconds",
@@ -297,6 +328,7 @@ impl Config {
             connections,
             max_streams_per_token,
             audit_retention,
+            console,
             warnings,
         })
     }

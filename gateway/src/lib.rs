@@ -20,6 +20,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod clock;
 pub(crate) mod cluster;
+pub(crate) mod console;
 pub(crate) mod coord;
 pub(crate) mod crypto;
 pub(crate) mod files;

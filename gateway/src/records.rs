@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod helm;
 pub mod hooks;
 pub mod jobs;

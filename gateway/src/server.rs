@@ -291,7 +291,7 @@ impl Gateway {
             listener,
             Listener {
                 tls: app.tls.clone(),
-                router: api::router(app.clone()),
+                router: api::router(app.clone(), crate::console::router(app.clone())),
                 limits,
                 slots: Arc::new(Semaphore::new(limits.max_connections)),
                 metrics: connection_metrics,

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod leader_terms;
 pub mod plugins;
 pub mod runs;
+pub mod sessions;
 pub mod settings;
 pub mod tokens;
 pub mod webhooks;

@@ -19,7 +19,7 @@ pub fn routes() -> Router<App> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    /// `proxy` or `api`.
+    /// `proxy`, `api` or `console`.
     kind: Option<String>,
     cluster: Option<String>,
     token: Option<String>,
@@ -38,13 +38,13 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 1000"));
     }
-    let kind = match params.kind.as_deref() {
-        None => None,
-        Some(text) => Some(
-            AuditKind::parse(text)
-                .ok_or_else(|| ApiError::bad_request("`kind` must be `proxy` or `api`"))?,
-        ),
-    };
+    let kind =
+        match params.kind.as_deref() {
+            None => None,
+            Some(text) => Some(AuditKind::parse(text).ok_or_else(|| {
+                ApiError::bad_request("`kind` must be `proxy`, `api` or `console`")
+            })?),
+        };
     let items = app
         .db
         .audit(&AuditQuery {

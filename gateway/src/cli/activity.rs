@@ -58,8 +58,9 @@ pub struct FindingListArgs {
 /// Flags of `portico audit`: the filters of `GET /api/v1/audit`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    /// Only `proxy` (proxied requests) or `api` (admin API changes) entries.
-    #[arg(long, value_parser = ["proxy", "api"])]
+    /// Only `proxy` (proxied requests), `api` (admin API changes) or `console` (changes made
+    /// in the console, sign-ins and sign-outs) entries.
+    #[arg(long, value_parser = ["proxy", "api", "console"])]
     pub kind: Option<String>,
 
     /// Only this cluster's.

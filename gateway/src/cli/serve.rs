@@ -126,6 +126,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 
+    /// Console (`/ui`) sessions end this long after sign-in, whatever the activity.
+    #[arg(long, env = "CONSOLE_SESSION_TTL_MINUTES", default_value_t = 720)]
+    pub console_session_ttl_minutes: u64,
+
+    /// Console sessions end after this long without a request.
+    #[arg(long, env = "CONSOLE_IDLE_TIMEOUT_MINUTES", default_value_t = 60)]
+    pub console_idle_timeout_minutes: u64,
+
     /// Interval of the `/version` heartbeat to each connected cluster; 3 failures in a row mark
     /// the cluster failed and start reconnecting with backoff.
     #[arg(long, env = "HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30)]

@@ -10,6 +10,9 @@ pub enum AuditKind {
     Proxy,
     /// The admin API, `/api/v1/…`.
     Api,
+    /// The admin API called by the console (`/ui`) for its signed-in user, and console
+    /// sign-ins and sign-outs.
+    Console,
 }
 
 impl AuditKind {
@@ -17,6 +20,7 @@ impl AuditKind {
         match self {
             Self::Proxy => "proxy",
             Self::Api => "api",
+            Self::Console => "console",
         }
     }
 
@@ -24,6 +28,7 @@ impl AuditKind {
         match text {
             "proxy" => Some(Self::Proxy),
             "api" => Some(Self::Api),
+            "console" => Some(Self::Console),
             _ => None,
         }
     }

@@ -164,6 +164,15 @@ impl TestGateway {
         self.gateway.as_ref().expect("gateway running")
     }
 
+    /// The PEM of the CA that signed the gateway's certificate (`None` with `--plain-http`).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.gateway()
+            .app()
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_pem.clone())
+    }
+
     /// A request to `path` without credentials.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, format!("{}{path}", self.url))
