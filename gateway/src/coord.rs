@@ -36,12 +36,14 @@ pub mod leader;
 mod leader_work;
 pub mod lease;
 pub mod names;
+pub mod replicas;
 pub mod sync;
 mod views;
 
 use host::host_client;
 use leader::{LeaderElector, Leadership};
 pub use leader_work::LeaderWork;
+pub use replicas::ReplicaStates;
 use leader_work::{leader_work, register_leader_gauge};
 use lease::Leases;
 use sync::LeaseSync;
