@@ -156,8 +156,8 @@ impl Db {
         Ok(false)
     }
 
-    /// Every replica's state for `cluster` (all clusters with `None`), in one query, grouped
-    /// by cluster id and sorted by instance. Rows whose replica's heartbeat is older than
+    /// Every replica's state for `cluster` (all clusters with `None`; rows of deleted clusters
+    /// left out), in one query, grouped by cluster id and sorted by instance. Rows whose replica's heartbeat is older than
     /// `stale_after_ms` (by the database's clock) are marked stale.
     pub async fn replica_states(
         &self,
@@ -172,6 +172,7 @@ impl Db {
         let sql = format!(
             "SELECT s.cluster_id, s.instance_id, s.state, s.last_error, s.since, s.updated_at, \
              h.heartbeat_at, {now} AS db_now FROM replica_states s \
+             JOIN clusters c ON c.id = s.cluster_id \
              LEFT JOIN replica_heartbeats h ON h.instance_id = s.instance_id {filter}\
              ORDER BY s.cluster_id, s.instance_id",
             now = self.now_sql()
