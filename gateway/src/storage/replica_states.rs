@@ -208,6 +208,20 @@ impl Db {
         Ok(by_cluster)
     }
 
+    /// Moves replica `instance`'s heartbeat `by_ms` into the past: a replica that went silent
+    /// that long ago, for tests.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn age_replica_heartbeat(&self, instance: &str, by_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE replica_heartbeats SET heartbeat_at = heartbeat_at - $1 WHERE instance_id = $2",
+        )
+        .bind(by_ms)
+        .bind(instance)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Deletes replica `instance`'s rows and heartbeat (its clean shutdown).
     pub async fn unpublish_replica(&self, instance: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
