@@ -43,9 +43,9 @@ mod views;
 use host::host_client;
 use leader::{LeaderElector, Leadership};
 pub use leader_work::LeaderWork;
-pub use replicas::ReplicaStates;
 use leader_work::{leader_work, register_leader_gauge};
 use lease::Leases;
+pub use replicas::ReplicaStates;
 use sync::LeaseSync;
 pub use views::{InstanceView, LeaderView};
 

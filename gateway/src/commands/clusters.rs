@@ -328,7 +328,10 @@ mod tests {
         ]);
         assert_eq!(replicas_summary(&replicas), "1/1 connected, 1 stale");
         let shown = cluster_fields(&json!({"id": "x", "replicas": replicas}));
-        assert!(shown.contains("replicas: 1/1 connected, 1 stale"), "{shown}");
+        assert!(
+            shown.contains("replicas: 1/1 connected, 1 stale"),
+            "{shown}"
+        );
         assert!(shown.contains("INSTANCE"), "{shown}");
     }
 

@@ -197,7 +197,9 @@ impl Publisher {
             match self.db.prune_replica_states(retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "deleted states of replicas that are gone"),
-                Err(e) => tracing::warn!(error = %e, "cannot delete states of replicas that are gone"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete states of replicas that are gone")
+                }
             }
         }
     }

@@ -71,7 +71,11 @@ async fn exercise_replica_states(db: &Db) {
     let first = &all["c0000"];
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(
-        (first[0].instance.as_str(), first[0].state.as_str(), first[0].updated_at),
+        (
+            first[0].instance.as_str(),
+            first[0].state.as_str(),
+            first[0].updated_at
+        ),
         ("a", "connected", 6)
     );
     assert_eq!(
@@ -213,7 +217,10 @@ async fn every_replica_shows_every_replicas_connection_state() {
     .await;
 
     // The cluster fails for A only: B's answer shows A's failure and A's error.
-    fleet.managed.faults().set_path_prefix(Some("/version".into()));
+    fleet
+        .managed
+        .faults()
+        .set_path_prefix(Some("/version".into()));
     fleet.managed.faults().set_failure_rate(1.0, 503);
     let a_row = eventually("B shows A failed", || async {
         let rows = replicas(&b, "managed").await;

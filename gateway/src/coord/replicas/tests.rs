@@ -71,7 +71,10 @@ async fn wait_for_rows(db: &Db, want: i64) -> (i64, i64) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("never saw {want} published rows (last: {:?})", rows(db).await);
+    panic!(
+        "never saw {want} published rows (last: {:?})",
+        rows(db).await
+    );
 }
 
 #[tokio::test]
