@@ -62,19 +62,21 @@ pub async fn full_view(
     Ok(view)
 }
 
-/// This replica's own row is its live local state, not the published copy (which trails it by
-/// the publisher's coalescing delay): a connect call's answer shows its own result.
+/// While this replica has a connection, its own row is the live local state, not the
+/// published copy (which trails it by the publisher's coalescing delay): a connect call's
+/// answer shows its own result. Without one, the published row (with the time of the
+/// disconnect) stands.
 fn overlay_local(
     app: &App,
     cluster_id: &str,
     replicas: &mut Vec<crate::storage::replica_states::ReplicaState>,
 ) {
     let instance = &app.config.instance_id;
-    let own = replicas.iter().position(|r| &r.instance == instance);
-    if own.is_none() && app.clusters.connection(cluster_id).is_none() {
+    let Some(connection) = app.clusters.connection(cluster_id) else {
         return;
-    }
-    let local = app.clusters.local_state(cluster_id);
+    };
+    let own = replicas.iter().position(|r| &r.instance == instance);
+    let local = connection.state();
     let row = crate::storage::replica_states::ReplicaState {
         instance: instance.clone(),
         state: crate::coord::replicas::phase_name(local.phase).to_owned(),
@@ -92,13 +94,17 @@ fn overlay_local(
     }
 }
 
-/// [`view_of`] for many clusters, with every replica's state: one query for all of them.
-pub async fn full_views(
+/// Views of `records` with their rows of `replicas` (every replica's states by cluster, as
+/// `app.replicas.all()` returns them: one query for any number of clusters).
+pub fn with_replicas(
     app: &App,
     records: Vec<crate::storage::clusters::ClusterRecord>,
-) -> ApiResult<Vec<crate::cluster::ClusterView>> {
-    let mut replicas = app.replicas.all().await?;
-    Ok(records
+    mut replicas: std::collections::HashMap<
+        String,
+        Vec<crate::storage::replica_states::ReplicaState>,
+    >,
+) -> Vec<crate::cluster::ClusterView> {
+    records
         .into_iter()
         .map(|record| {
             let mut states = replicas.remove(&record.id).unwrap_or_default();
@@ -107,7 +113,7 @@ pub async fn full_views(
             view.replicas = states;
             view
         })
-        .collect())
+        .collect()
 }
 
 impl From<ClusterError> for ApiError {
@@ -184,14 +190,13 @@ async fn create(
 }
 
 async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
-    let records: Vec<_> = app
-        .db
-        .clusters()
-        .await?
+    // Both reads at once: the list's cost is one round trip, not two.
+    let (records, replicas) = tokio::try_join!(app.db.clusters(), app.replicas.all())?;
+    let records: Vec<_> = records
         .into_iter()
         .filter(|c| principal.grant_for(&c.id).is_some())
         .collect();
-    let items = full_views(&app, records).await?;
+    let items = with_replicas(&app, records, replicas);
     Ok(Json(json!({ "items": items })))
 }
 
