@@ -283,3 +283,60 @@ async fn every_replica_shows_every_replicas_connection_state() {
     .await;
     assert!(replicas(&a, "managed").await.contains_key("replica-a"));
 }
+
+/// Standalone: the matrix and the list show only clusters the token has a grant for, and the
+/// replica's own row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matrix_follows_grants() {
+    let sim = kube_sim::KubeSim::start().await.unwrap();
+    let gw = TestGateway::builder().start().await;
+    gw.connect_sim("seen", &sim).await.unwrap();
+    gw.connect_sim("hidden", &sim).await.unwrap();
+    let token = gw
+        .create_token(serde_json::json!({
+            "name": "reader",
+            "role": "user",
+            "grants": [{"cluster": "seen", "access": "read"}],
+        }))
+        .await
+        .unwrap();
+    let instance = gw.gateway().app().config.instance_id.clone();
+    // Both clusters are published (admin's matrix) before the reader looks.
+    eventually("both clusters published", || async {
+        let matrix = get(&gw, "/api/v1/replica-states").await;
+        (matrix["items"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+    let matrix: Value = gw
+        .as_token(&token, Method::GET, "/api/v1/replica-states")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = matrix["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{matrix}");
+    assert_eq!(items[0]["cluster"], "seen");
+    assert_eq!(items[0]["replicas"][0]["instance"], instance.as_str());
+    assert_eq!(items[0]["replicas"][0]["state"], "connected");
+    assert_eq!(matrix["instances"], serde_json::json!([instance]));
+    let list: Value = gw
+        .as_token(&token, Method::GET, "/api/v1/clusters")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["replicas"][0]["state"], "connected", "{list}");
+    // Without a token: 401.
+    let response = gw
+        .request(Method::GET, "/api/v1/replica-states")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
