@@ -40,6 +40,9 @@ use crate::storage::{Db, StorageError};
 /// How long the publisher lets changes gather after the first one before it writes them.
 pub const COALESCE: Duration = Duration::from_millis(200);
 
+/// Bound on deleting this replica's rows at shutdown.
+const UNPUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// This replica's publisher of its connection states, and the reader of every replica's.
 #[derive(Debug)]
 pub struct ReplicaStates {
@@ -107,8 +110,21 @@ impl ReplicaStates {
         if let Some(task) = task {
             let _ = task.await;
         }
-        if let Err(e) = self.db.unpublish_replica(&self.instance_id).await {
-            tracing::warn!(error = %e, "cannot delete this replica's published states");
+        // Bounded: with the database away, shutdown does not wait the pool's acquire timeout;
+        // the rows then go stale and the leader deletes them after the retention.
+        match tokio::time::timeout(
+            UNPUBLISH_TIMEOUT,
+            self.db.unpublish_replica(&self.instance_id),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot delete this replica's published states");
+            }
+            Err(_) => tracing::warn!(
+                "deleting this replica's published states took too long; the leader deletes them later"
+            ),
         }
     }
 }
