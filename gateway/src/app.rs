@@ -10,7 +10,7 @@ use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::cluster::ClusterManager;
 use crate::config::Config;
-use crate::coord::Coordinator;
+use crate::coord::{Coordinator, ReplicaStates};
 use crate::crypto::SecretKey;
 use crate::plugin::Plugins;
 use crate::proxy::Proxy;
@@ -35,6 +35,8 @@ pub struct Shared {
     pub clusters: Arc<ClusterManager>,
     /// Leader election, cluster lease sync and membership (or standalone).
     pub coord: Coordinator,
+    /// Every replica's published connection states (this replica publishes its own).
+    pub replicas: ReplicaStates,
     /// The proxy's own state (`/k8s/clusters/…`), handed to it alone.
     pub proxy: Proxy,
     pub audit: Arc<AuditLog>,

@@ -11,6 +11,7 @@ use crate::crypto::OpenError;
 use crate::storage::StorageError;
 
 mod backoff;
+mod changes;
 mod connection;
 pub mod credentials;
 mod events;

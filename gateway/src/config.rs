@@ -18,7 +18,7 @@ mod timings;
 pub use database::DatabaseUrl;
 pub use error::{ConfigError, Result};
 use identity::{default_instance_id, valid_instance_id, valid_product_name};
-pub use timings::{LeaderTimings, LeaseTimings};
+pub use timings::{LeaderTimings, LeaseTimings, ReplicaStateTimings};
 use timings::{at_least_one, leader_timings, lease_timings, positive};
 
 /// Which cluster holds the coordination leases.
@@ -61,6 +61,8 @@ pub struct Config {
     pub leader: LeaderTimings,
     pub resync_period: Duration,
     pub lease_cleanup_interval: Duration,
+    /// Heartbeat and retention of the published per-replica connection states.
+    pub replica_state: ReplicaStateTimings,
     pub connect_cluster: bool,
     pub product_name: String,
     pub instance_id: String,
@@ -199,6 +201,10 @@ impl Config {
             "lease-cleanup-interval-seconds",
             "LEASE_CLEANUP_INTERVAL_SECONDS",
         )?;
+        let replica_state = timings::replica_state_timings(
+            args.replica_state_interval_seconds,
+            args.replica_state_retention_seconds,
+        )?;
         let heartbeat_interval = positive(
             args.heartbeat_interval_seconds,
             "heartbeat-interval-seconds",
@@ -303,6 +309,7 @@ impl Config {
             leader,
             resync_period,
             lease_cleanup_interval,
+            replica_state,
             connect_cluster: args.connect_cluster,
             product_name: args.product_name,
             instance_id,

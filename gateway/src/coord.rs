@@ -36,6 +36,7 @@ pub mod leader;
 mod leader_work;
 pub mod lease;
 pub mod names;
+pub mod replicas;
 pub mod sync;
 mod views;
 
@@ -44,6 +45,7 @@ use leader::{LeaderElector, Leadership};
 pub use leader_work::LeaderWork;
 use leader_work::{leader_work, register_leader_gauge};
 use lease::Leases;
+pub use replicas::ReplicaStates;
 use sync::LeaseSync;
 pub use views::{InstanceView, LeaderView};
 

@@ -19,7 +19,7 @@ use crate::audit::AuditLog;
 use crate::auth::{self, Authenticator};
 use crate::cluster::{ClusterEvents, ClusterManager, ClusterOptions};
 use crate::config::{Config, HostCluster, TlsMode};
-use crate::coord::{CoordError, Coordinator, LeaderWork};
+use crate::coord::{CoordError, Coordinator, LeaderWork, ReplicaStates};
 use crate::crypto::KeyError;
 use crate::hooks::{Hooks, LifecyclePlugins};
 use crate::jobs::{Jobs, JobsShared};
@@ -169,6 +169,15 @@ impl Gateway {
             }
         };
         let ready = coord.listed();
+        let replicas = ReplicaStates::start(
+            db.clone(),
+            clusters.clone(),
+            &config.instance_id,
+            config.replica_state,
+            coord.leadership(),
+            &shutdown,
+            &tasks,
+        );
         let audit = Arc::new(AuditLog::start(
             db.clone(),
             config.audit_retention,
@@ -216,6 +225,7 @@ impl Gateway {
             proxy,
             clusters,
             coord,
+            replicas,
             audit,
             webhooks,
             plugins,
@@ -368,6 +378,8 @@ impl Gateway {
             );
         }
         self.drain.close();
+        // Nobody should show this replica once it is gone.
+        self.app.replicas.shutdown().await;
         // Leader work stops, then the leader lease is released and the instance lease deleted.
         self.app.coord.shutdown().await;
         self.app.shutdown.cancel();

@@ -20,6 +20,7 @@ pub mod helm;
 pub mod jobs;
 pub mod leader_terms;
 pub mod plugins;
+pub mod replica_states;
 pub mod runs;
 pub mod sessions;
 pub mod settings;

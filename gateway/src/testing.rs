@@ -9,5 +9,6 @@ pub use crate::cluster::{ClusterEventKind, Connection};
 pub use crate::crypto::{OpenError, SecretKey, generate_token, token_hash};
 pub use crate::storage::clusters::{ClusterRecord, DesiredState};
 pub use crate::storage::plugins::PluginRow;
+pub use crate::storage::replica_states::{PublishedState, ReplicaState};
 pub use crate::storage::{ACQUIRE_TIMEOUT, Db, StorageError};
 pub use crate::tls::ServerTls;

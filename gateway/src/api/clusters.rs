@@ -23,6 +23,7 @@ pub fn routes() -> Router<App> {
         .route("/clusters/{id}", get(show).put(update).delete(delete))
         .route("/clusters/{id}/connect", post(connect))
         .route("/clusters/{id}/disconnect", post(disconnect))
+        .route("/replica-states", get(replica_states))
 }
 
 impl From<crate::coord::CoordError> for ApiError {
@@ -47,6 +48,72 @@ pub fn view_of(
     let mut view = app.clusters.view(record);
     view.lease_holder = holder;
     view
+}
+
+/// [`view_of`] with every replica's published state of the cluster.
+pub async fn full_view(
+    app: &App,
+    record: crate::storage::clusters::ClusterRecord,
+) -> ApiResult<crate::cluster::ClusterView> {
+    let mut replicas = app.replicas.of(&record.id).await?;
+    let mut view = view_of(app, record);
+    overlay_local(app, &view.id, &mut replicas);
+    view.replicas = replicas;
+    Ok(view)
+}
+
+/// While this replica has a connection, its own row is the live local state, not the
+/// published copy (which trails it by the publisher's coalescing delay): a connect call's
+/// answer shows its own result. Without one, the published row (with the time of the
+/// disconnect) stands.
+fn overlay_local(
+    app: &App,
+    cluster_id: &str,
+    replicas: &mut Vec<crate::storage::replica_states::ReplicaState>,
+) {
+    let instance = &app.config.instance_id;
+    let Some(connection) = app.clusters.connection(cluster_id) else {
+        return;
+    };
+    let own = replicas.iter().position(|r| &r.instance == instance);
+    let local = connection.state();
+    let row = crate::storage::replica_states::ReplicaState {
+        instance: instance.clone(),
+        state: crate::coord::replicas::phase_name(local.phase).to_owned(),
+        error: local.last_error,
+        since: local.since,
+        updated_at: crate::clock::now_millis(),
+        stale: false,
+    };
+    match own {
+        Some(i) => replicas[i] = row,
+        None => {
+            let at = replicas.partition_point(|r| r.instance < row.instance);
+            replicas.insert(at, row);
+        }
+    }
+}
+
+/// Views of `records` with their rows of `replicas` (every replica's states by cluster, as
+/// `app.replicas.all()` returns them: one query for any number of clusters).
+pub fn with_replicas(
+    app: &App,
+    records: Vec<crate::storage::clusters::ClusterRecord>,
+    mut replicas: std::collections::HashMap<
+        String,
+        Vec<crate::storage::replica_states::ReplicaState>,
+    >,
+) -> Vec<crate::cluster::ClusterView> {
+    records
+        .into_iter()
+        .map(|record| {
+            let mut states = replicas.remove(&record.id).unwrap_or_default();
+            let mut view = view_of(app, record);
+            overlay_local(app, &view.id, &mut states);
+            view.replicas = states;
+            view
+        })
+        .collect()
 }
 
 impl From<ClusterError> for ApiError {
@@ -118,20 +185,42 @@ async fn create(
         tracing::warn!(cluster = %record.id, "{warning}");
     }
     tracing::info!(cluster = %record.id, server = %record.server, "cluster registered");
-    let view = serde_json::to_value(view_of(&app, record)).expect("view serializes");
+    let view = serde_json::to_value(full_view(&app, record).await?).expect("view serializes");
     Ok((StatusCode::CREATED, Json(with_warnings(view, warnings))))
 }
 
 async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
-    let items: Vec<_> = app
-        .db
-        .clusters()
-        .await?
+    // Both reads at once: the list's cost is one round trip, not two.
+    let (records, replicas) = tokio::try_join!(app.db.clusters(), app.replicas.all())?;
+    let records: Vec<_> = records
         .into_iter()
         .filter(|c| principal.grant_for(&c.id).is_some())
-        .map(|c| view_of(&app, c))
         .collect();
+    let items = with_replicas(&app, records, replicas);
     Ok(Json(json!({ "items": items })))
+}
+
+/// The matrix of every replica's state of every cluster the caller may see, in one query:
+/// `{"instances": [..], "items": [{"cluster", "replicas": [..]}]}`, clusters without any
+/// published state left out.
+async fn replica_states(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
+    let mut instances = std::collections::BTreeSet::new();
+    let mut items: Vec<(String, Vec<_>)> = app
+        .replicas
+        .all()
+        .await?
+        .into_iter()
+        .filter(|(cluster, _)| principal.grant_for(cluster).is_some())
+        .inspect(|(_, replicas)| {
+            instances.extend(replicas.iter().map(|r| r.instance.clone()));
+        })
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|(cluster, replicas)| json!({ "cluster": cluster, "replicas": replicas }))
+        .collect();
+    Ok(Json(json!({ "instances": instances, "items": items })))
 }
 
 /// A cluster the caller may see: 404 when it does not exist, 403 without a grant.
@@ -153,7 +242,7 @@ async fn show(
     let record = app.clusters.record(&id).await?;
     visible(&principal, &id)?;
     Ok(Json(
-        serde_json::to_value(view_of(&app, record)).expect("view serializes"),
+        serde_json::to_value(full_view(&app, record).await?).expect("view serializes"),
     ))
 }
 
@@ -179,7 +268,7 @@ async fn update(
         .await?;
     let record = app.clusters.record(&id).await?;
     app.coord.config_changed(&id, record.config_revision).await;
-    let view = serde_json::to_value(view_of(&app, record)).expect("view serializes");
+    let view = serde_json::to_value(full_view(&app, record).await?).expect("view serializes");
     Ok(Json(with_warnings(view, warnings)))
 }
 
@@ -210,7 +299,7 @@ async fn connect(
         .set_desired(&id, DesiredState::Connected)
         .await?;
     app.coord.connect(&app.clusters, &id).await?;
-    let view = view_of(&app, app.clusters.record(&id).await?);
+    let view = full_view(&app, app.clusters.record(&id).await?).await?;
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }
 
@@ -223,6 +312,6 @@ async fn disconnect(
         .set_desired(&id, DesiredState::Disconnected)
         .await?;
     app.coord.disconnect(&app.clusters, &id).await?;
-    let view = view_of(&app, app.clusters.record(&id).await?);
+    let view = full_view(&app, app.clusters.record(&id).await?).await?;
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }

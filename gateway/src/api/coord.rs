@@ -47,6 +47,6 @@ async fn reload(
     app.clusters
         .connect_record(&record, Initiator::OtherReplica)
         .await?;
-    let view = super::clusters::view_of(&app, record);
+    let view = super::clusters::full_view(&app, record).await?;
     Ok(Json(serde_json::to_value(view).expect("view serializes")))
 }

@@ -78,6 +78,15 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_CLEANUP_INTERVAL_SECONDS", default_value_t = 30)]
     pub lease_cleanup_interval_seconds: u64,
 
+    /// Heartbeat of this replica's published connection states; another replica shows them
+    /// stale after three intervals without one.
+    #[arg(long, env = "REPLICA_STATE_INTERVAL_SECONDS", default_value_t = 10)]
+    pub replica_state_interval_seconds: u64,
+
+    /// The leader deletes the published states of a replica silent this long.
+    #[arg(long, env = "REPLICA_STATE_RETENTION_SECONDS", default_value_t = 600)]
+    pub replica_state_retention_seconds: u64,
+
     /// Connect every cluster whose desired state is `connected` at start-up.
     #[arg(long, env = "CONNECT_CLUSTER", action = ArgAction::Set, num_args = 0..=1,
           default_value = "false", default_missing_value = "true",

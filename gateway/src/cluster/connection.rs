@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
+use super::changes::StateChanges;
 use super::events::{ClusterEventKind, ClusterEvents, Initiator};
 use super::upstream::{Upstream, UpstreamError};
 use super::{ClusterOptions, Result};
@@ -60,6 +61,8 @@ pub struct Connection {
     /// Whether this connection's first successful check was announced as a connect event.
     announced: AtomicBool,
     initiator: Initiator,
+    /// Where phase and error changes are marked for publishing to the other replicas.
+    changes: StateChanges,
 }
 
 impl Connection {
@@ -70,7 +73,9 @@ impl Connection {
         upstream: Upstream,
         stop: CancellationToken,
         initiator: Initiator,
+        changes: StateChanges,
     ) -> Self {
+        changes.mark(id);
         Self {
             id: id.to_owned(),
             revision,
@@ -79,6 +84,7 @@ impl Connection {
             stop,
             announced: AtomicBool::new(false),
             initiator,
+            changes,
         }
     }
 
@@ -120,11 +126,18 @@ impl Connection {
     }
 
     pub(super) fn set(&self, update: impl FnOnce(&mut LocalState)) {
-        let mut state = self.state.lock();
-        let before = state.phase;
-        update(&mut state);
-        if state.phase != before {
-            state.since = clock::now_millis();
+        let changed = {
+            let mut state = self.state.lock();
+            let before = state.phase;
+            let error_before = state.last_error.clone();
+            update(&mut state);
+            if state.phase != before {
+                state.since = clock::now_millis();
+            }
+            state.phase != before || state.last_error != error_before
+        };
+        if changed {
+            self.changes.mark(&self.id);
         }
     }
 }

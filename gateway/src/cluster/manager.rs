@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::changes::StateChanges;
 use super::connection::{ClusterLabel, Connection, LocalState, Phase, Supervisor, apply_check};
 use super::events::{ClusterEventKind, ClusterEvents, Initiator};
 use super::spec::{self, ClusterSpec, Origin, ServerPolicy, SpecError};
@@ -19,6 +20,7 @@ use super::{ClusterError, ClusterOptions, Result, validate_id};
 use crate::clock;
 use crate::crypto::SecretKey;
 use crate::storage::clusters::{ClusterRecord, DesiredState};
+use crate::storage::replica_states::ReplicaState;
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
 
@@ -40,6 +42,9 @@ pub struct ClusterView {
     pub server_version: Option<String>,
     /// The replica holding the cluster's lease (multi-replica mode).
     pub lease_holder: Option<String>,
+    /// Every replica's published state for this cluster (this one included), so any replica
+    /// answers with all of them.
+    pub replicas: Vec<ReplicaState>,
     pub config_revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -77,6 +82,8 @@ pub struct ClusterManager {
     connections: RwLock<HashMap<String, Arc<Connection>>>,
     connect_failures: Family<ClusterLabel, Counter>,
     events: ClusterEvents,
+    /// Clusters whose local state changed, for the publisher of replica states.
+    changes: StateChanges,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -111,9 +118,22 @@ impl ClusterManager {
             connections: RwLock::new(HashMap::new()),
             connect_failures,
             events,
+            changes: StateChanges::default(),
             shutdown,
             tasks,
         }
+    }
+
+    /// Clusters whose local state changed since the publisher last took them.
+    pub fn state_changes(&self) -> &StateChanges {
+        &self.changes
+    }
+
+    /// This replica's state for a cluster (`disconnected` without a local connection).
+    pub fn local_state(&self, id: &str) -> LocalState {
+        self.connection(id)
+            .map(|c| c.state())
+            .unwrap_or_else(|| LocalState::new(Phase::Disconnected))
     }
 
     /// The local connection, if any: the proxy's lookup, a read lock and an `Arc` clone.
@@ -310,6 +330,7 @@ impl ClusterManager {
             upstream,
             self.shutdown.child_token(),
             initiator,
+            self.changes.clone(),
         ));
         let previous = self
             .connections
@@ -353,6 +374,7 @@ impl ClusterManager {
         match removed {
             Some(connection) => {
                 connection.close();
+                self.changes.mark(id);
                 tracing::info!(cluster = %id, "cluster disconnected");
                 self.events
                     .send(id, ClusterEventKind::Disconnected, initiator, None);
@@ -364,10 +386,7 @@ impl ClusterManager {
 
     /// The view of one stored cluster, with this replica's state.
     pub fn view(&self, record: ClusterRecord) -> ClusterView {
-        let local = self
-            .connection(&record.id)
-            .map(|c| c.state())
-            .unwrap_or_else(|| LocalState::new(Phase::Disconnected));
+        let local = self.local_state(&record.id);
         ClusterView {
             id: record.id,
             name: record.name,
@@ -380,6 +399,7 @@ impl ClusterManager {
             last_error: local.last_error,
             server_version: local.server_version,
             lease_holder: None,
+            replicas: Vec::new(),
             config_revision: record.config_revision,
             created_at: record.created_at,
             updated_at: record.updated_at,

@@ -41,3 +41,15 @@ fn cluster_events_serialize_with_a_bool_initiator() {
         r#"{"clusterId":"prod","kind":"disconnected","initiator":false,"instanceId":"replica-a","at":1700000000000}"#
     );
 }
+
+/// A burst of changes to the same clusters collapses into one set of ids.
+#[test]
+fn changes_are_a_set_woken_once() {
+    let changes = super::changes::StateChanges::default();
+    changes.mark("b");
+    changes.mark("a");
+    changes.mark("b");
+    changes.mark_all(["c".to_owned()]);
+    assert_eq!(changes.take(), ["a", "b", "c"]);
+    assert!(changes.take().is_empty());
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::output::{Output, fields, items, pairs, shown, table, time};
+use super::output::{Output, fields, items, pairs, shown, table, time, yes_no};
 use super::{CommandError, GatewayClient};
 use crate::cli::{ClusterAddArgs, ClusterCommand, ClusterUpdateArgs, GatewayArgs, OutputFormat};
 
@@ -223,6 +223,7 @@ fn clusters_table(clusters: &[Value]) -> String {
                 shown(&c["server"]),
                 shown(&c["desiredState"]),
                 shown(&c["state"]),
+                replicas_summary(&c["replicas"]),
                 shown(&c["serverVersion"]),
                 pairs(&c["labels"]),
             ]
@@ -230,8 +231,52 @@ fn clusters_table(clusters: &[Value]) -> String {
         .collect();
     table(
         &[
-            "ID", "NAME", "SERVER", "DESIRED", "STATE", "VERSION", "LABELS",
+            "ID", "NAME", "SERVER", "DESIRED", "STATE", "REPLICAS", "VERSION", "LABELS",
         ],
+        rows,
+    )
+}
+
+/// `2/3 connected`: live replicas connected to the cluster out of live replicas that published
+/// a state for it, then `, 1 stale` for replicas whose state is no longer kept fresh.
+fn replicas_summary(replicas: &Value) -> String {
+    let rows = replicas.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "-".to_owned();
+    }
+    let stale = rows.iter().filter(|r| r["stale"] == true).count();
+    let live = rows.len() - stale;
+    let connected = rows
+        .iter()
+        .filter(|r| r["stale"] != true && r["state"] == "connected")
+        .count();
+    let mut out = format!("{connected}/{live} connected");
+    if stale > 0 {
+        out.push_str(&format!(", {stale} stale"));
+    }
+    out
+}
+
+/// Each replica's state of a cluster, one line each.
+fn replicas_table(replicas: &Value) -> String {
+    let rows = replicas
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            vec![
+                shown(&r["instance"]),
+                shown(&r["state"]),
+                yes_no(&r["stale"]),
+                time(&r["since"]),
+                time(&r["updatedAt"]),
+                shown(&r["error"]),
+            ]
+        })
+        .collect();
+    table(
+        &["INSTANCE", "STATE", "STALE", "SINCE", "UPDATED", "ERROR"],
         rows,
     )
 }
@@ -253,6 +298,10 @@ fn cluster_fields(c: &Value) -> String {
         ("created", time(&c["createdAt"])),
         ("updated", time(&c["updatedAt"])),
     ]);
+    if c["replicas"].as_array().is_some_and(|r| !r.is_empty()) {
+        out.push_str(&format!("replicas: {}\n", replicas_summary(&c["replicas"])));
+        out.push_str(&replicas_table(&c["replicas"]));
+    }
     for warning in c["warnings"].as_array().into_iter().flatten() {
         out.push_str(&format!("warning: {}\n", shown(warning)));
     }
@@ -262,6 +311,29 @@ fn cluster_fields(c: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_column_counts_live_connected_replicas_and_stale_ones() {
+        assert_eq!(replicas_summary(&Value::Null), "-");
+        assert_eq!(replicas_summary(&json!([])), "-");
+        let replicas = json!([
+            {"instance": "a", "state": "connected", "stale": false},
+            {"instance": "b", "state": "failed", "stale": false, "error": "refused"},
+            {"instance": "c", "state": "connected", "stale": false},
+        ]);
+        assert_eq!(replicas_summary(&replicas), "2/3 connected");
+        let replicas = json!([
+            {"instance": "a", "state": "connected", "stale": false},
+            {"instance": "b", "state": "connected", "stale": true},
+        ]);
+        assert_eq!(replicas_summary(&replicas), "1/1 connected, 1 stale");
+        let shown = cluster_fields(&json!({"id": "x", "replicas": replicas}));
+        assert!(
+            shown.contains("replicas: 1/1 connected, 1 stale"),
+            "{shown}"
+        );
+        assert!(shown.contains("INSTANCE"), "{shown}");
+    }
 
     #[test]
     fn labels_are_key_value() {

@@ -32,6 +32,17 @@ pub enum ConfigError {
         /// Environment variable.
         env: &'static str,
     },
+    /// Replica state rows would be deleted before they are shown stale.
+    #[error(
+        "--replica-state-retention-seconds / REPLICA_STATE_RETENTION_SECONDS: {retention} must \
+         be longer than the stale window ({stale} s: three --replica-state-interval-seconds)"
+    )]
+    ReplicaStateRetention {
+        /// The retention given, in seconds.
+        retention: u64,
+        /// Three intervals, in seconds.
+        stale: u64,
+    },
     /// A count flag that must be positive is zero.
     #[error("--{flag} / {env}: must be at least 1")]
     Zero {

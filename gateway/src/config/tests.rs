@@ -214,3 +214,44 @@ fn cluster_server_flags_reach_the_configuration() {
     .unwrap();
     assert!(c.allow_insecure_cluster_credentials && c.deny_local_cluster_servers);
 }
+
+#[test]
+fn replica_state_timings_are_checked() {
+    let c = config(&[], &[]).unwrap();
+    assert_eq!(c.replica_state.interval, Duration::from_secs(10));
+    assert_eq!(c.replica_state.stale_after(), Duration::from_secs(30));
+    assert_eq!(c.replica_state.retention, Duration::from_secs(600));
+    let c = config(
+        &[],
+        &[
+            ("REPLICA_STATE_INTERVAL_SECONDS", "1"),
+            ("REPLICA_STATE_RETENTION_SECONDS", "4"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.replica_state.interval, Duration::from_secs(1));
+    assert_eq!(c.replica_state.retention, Duration::from_secs(4));
+    for (args, flag) in [
+        (
+            &["--replica-state-interval-seconds", "0"][..],
+            "--replica-state-interval-seconds",
+        ),
+        (
+            &["--replica-state-retention-seconds", "0"][..],
+            "--replica-state-retention-seconds",
+        ),
+        // Rows would be deleted before anyone saw them stale.
+        (
+            &[
+                "--replica-state-interval-seconds",
+                "10",
+                "--replica-state-retention-seconds",
+                "30",
+            ][..],
+            "--replica-state-retention-seconds",
+        ),
+    ] {
+        let err = config(args, &[]).unwrap_err().to_string();
+        assert!(err.contains(flag), "{args:?}: `{err}` should name {flag}");
+    }
+}

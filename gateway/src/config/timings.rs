@@ -19,6 +19,47 @@ pub struct LeaderTimings {
     pub retry_period: Duration,
 }
 
+/// Publishing of this replica's connection states (see `coord::replicas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStateTimings {
+    /// Heartbeat of the published states; rows of a replica silent for three intervals are
+    /// shown stale.
+    pub interval: Duration,
+    /// Rows of a replica silent this long are deleted by the leader.
+    pub retention: Duration,
+}
+
+impl ReplicaStateTimings {
+    /// How long a replica may stay silent before its rows are shown stale.
+    pub fn stale_after(&self) -> Duration {
+        self.interval * 3
+    }
+}
+
+/// Both positive, and the retention longer than the stale window (otherwise a dead replica's
+/// rows would vanish before anyone saw them stale).
+pub(super) fn replica_state_timings(interval: u64, retention: u64) -> Result<ReplicaStateTimings> {
+    let timings = ReplicaStateTimings {
+        interval: positive(
+            interval,
+            "replica-state-interval-seconds",
+            "REPLICA_STATE_INTERVAL_SECONDS",
+        )?,
+        retention: positive(
+            retention,
+            "replica-state-retention-seconds",
+            "REPLICA_STATE_RETENTION_SECONDS",
+        )?,
+    };
+    if timings.retention <= timings.stale_after() {
+        return Err(ConfigError::ReplicaStateRetention {
+            retention,
+            stale: interval.saturating_mul(3),
+        });
+    }
+    Ok(timings)
+}
+
 pub(super) fn positive(seconds: u64, flag: &'static str, env: &'static str) -> Result<Duration> {
     if seconds == 0 {
         return Err(ConfigError::ZeroDuration { flag, env });

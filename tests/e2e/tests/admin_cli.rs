@@ -111,14 +111,16 @@ async fn login_contexts_clusters_and_tokens() {
     assert_eq!(
         header(&listed.table()),
         [
-            "ID", "NAME", "SERVER", "DESIRED", "STATE", "VERSION", "LABELS"
+            "ID", "NAME", "SERVER", "DESIRED", "STATE", "REPLICAS", "VERSION", "LABELS"
         ]
     );
     let cells = row(&listed.table(), "sim");
     assert_eq!(cells[1], "Simulator");
     assert_eq!(cells[2], sim.url());
     assert_eq!(cells[3..5], ["connected", "connected"]);
-    assert_eq!(cells[6], "env=test");
+    // Standalone: this replica is the only one, and it is connected.
+    assert_eq!(cells[5], "1/1 connected");
+    assert_eq!(cells[7], "env=test");
     let json = cli.ok(&["cluster", "list", "-o", "json"]).await;
     assert_eq!(json.format(), OutputFormat::Json);
     let parsed: Value = serde_json::from_str(&json.render()).unwrap();
