@@ -5,6 +5,7 @@
 //! - [`gateway::TestGateway`]: a Portico gateway serving on an ephemeral port.
 //! - [`kubectl`] and [`python`]: run the real `kubectl` and the Python `kubernetes` client.
 
+pub mod browser;
 pub mod console;
 pub mod fleet;
 pub mod gateway;
