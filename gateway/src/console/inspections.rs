@@ -160,7 +160,7 @@ async fn list(ui: Ui) -> Result<Response, UiError> {
                                 td { code { (text(job, "cron")) } }
                                 td { (targets_text(&job["targets"])) }
                                 td {
-                                    @if bool_of(job, "enabled") { (state_badge("enabled")) }
+                                    @if bool_of(job, "enabled") { span.state.good { "enabled" } }
                                     @else { span.muted { "disabled" } }
                                 }
                                 td {

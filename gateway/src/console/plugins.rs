@@ -16,7 +16,7 @@ use super::form::csrf_refused;
 use super::session::{SignedIn, csrf_ok};
 use super::{
     CsrfForm, FlashKind, Nav, Ui, UiError, action_button, csrf_field, empty, enc, error_page,
-    items, page, redirect_with, state_badge, text, time_of,
+    items, page, redirect_with, text, time_of,
 };
 use crate::app::App;
 
@@ -48,7 +48,9 @@ fn capabilities(plugin: &Value) -> Markup {
             @if flag(caps, name) { span.label-chip { (name) } }
         }
         @if caps.get("http").is_some_and(|h| !h.is_null()) {
-            span.label-chip title="outbound HTTP to these hosts" { "http: " (hosts.join(", ")) }
+            span.label-chip title="outbound HTTP" {
+                "http" @if !hosts.is_empty() { ": " (hosts.join(", ")) }
+            }
         }
     }
 }
@@ -69,7 +71,7 @@ fn compiled(plugin: &Value) -> Markup {
 
 fn enabled_badge(plugin: &Value) -> Markup {
     if flag(plugin, "enabled") {
-        state_badge("enabled")
+        html! { span.state.good { "enabled" } }
     } else {
         html! { span.muted { "disabled" } }
     }
