@@ -26,7 +26,9 @@ use crate::auth::Principal;
 mod assets;
 mod clusters;
 mod form;
+mod inspections;
 mod overview;
+mod plugins;
 pub(crate) mod session;
 mod view;
 
@@ -44,6 +46,8 @@ pub fn router(app: App) -> Router<App> {
         .route("/", get(overview::page_handler))
         .route("/logout", post(session::logout))
         .merge(clusters::routes())
+        .merge(inspections::routes())
+        .merge(plugins::routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
             session::require,
@@ -243,7 +247,6 @@ impl Ui {
     }
 
     /// An admin API call with a raw body (a multipart upload) as the signed-in user.
-    #[expect(dead_code, reason = "the plugin upload page posts through it")]
     pub async fn send_raw(
         &self,
         method: Method,

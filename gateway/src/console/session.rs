@@ -438,10 +438,6 @@ fn audit(app: &App, who: Option<&Principal>, verb: &str, status: StatusCode, sou
     });
 }
 
-#[expect(
-    dead_code,
-    reason = "the plugin upload page checks its multipart form with it"
-)]
 /// Whether the signed-in form post of `headers`/`token` matches (for handlers that read a
 /// multipart body themselves).
 pub(crate) fn csrf_ok(signed_in: &SignedIn, token: &str) -> bool {
