@@ -38,7 +38,9 @@ pub(crate) fn routes() -> Router<App> {
 fn sync_status(repository: &Value) -> Markup {
     match text(repository, "lastSyncStatus") {
         "" => html! { span.muted { "never synced" } },
-        "unchanged" => html! { span.state.good title="the index did not change (ETag)" { "unchanged" } },
+        "unchanged" => {
+            html! { span.state.good title="the index did not change (ETag)" { "unchanged" } }
+        }
         status => state_badge(status),
     }
 }
@@ -256,7 +258,10 @@ async fn create(ui: Ui, CsrfForm(form): CsrfForm<RepositoryForm>) -> Response {
     {
         fields.remove("auth");
     }
-    match ui.send(Method::POST, "/helm/repositories", Some(body)).await {
+    match ui
+        .send(Method::POST, "/helm/repositories", Some(body))
+        .await
+    {
         Ok(created) => redirect_with(
             "/ui/helm",
             FlashKind::Ok,
@@ -387,7 +392,10 @@ async fn charts(ui: Ui, Query(query): Query<ChartQuery>) -> Result<Response, UiE
         .map(str::trim)
         .filter(|r| !r.is_empty());
     let all = query.versions.as_deref() == Some("all");
-    let new = query.new.as_deref().is_some_and(|n| n == "true" || n == "on");
+    let new = query
+        .new
+        .as_deref()
+        .is_some_and(|n| n == "true" || n == "on");
     let mut path = "/helm/charts?".to_owned();
     if let Some(repository) = repository {
         path.push_str(&format!("repository={}&", enc(repository)));
@@ -403,11 +411,16 @@ async fn charts(ui: Ui, Query(query): Query<ChartQuery>) -> Result<Response, UiE
     let repositories = ui.get("/helm/repositories").await?;
     let needle = query.q.as_deref().unwrap_or_default().trim().to_lowercase();
     let matches = |chart: &Value| {
-        let hit = |v: &Value| v.as_str().is_some_and(|s| s.to_lowercase().contains(&needle));
+        let hit = |v: &Value| {
+            v.as_str()
+                .is_some_and(|s| s.to_lowercase().contains(&needle))
+        };
         needle.is_empty()
             || hit(&chart["name"])
             || hit(&chart["description"])
-            || chart["keywords"].as_array().is_some_and(|k| k.iter().any(hit))
+            || chart["keywords"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(hit))
     };
     let shown: Vec<&Value> = items(&charts).iter().filter(|c| matches(c)).collect();
     let body = html! {

@@ -259,11 +259,7 @@ async fn create(ui: Ui, CsrfForm(form): CsrfForm<CreateForm>) -> Response {
     response
 }
 
-async fn revoke(
-    ui: Ui,
-    Path(id): Path<String>,
-    _: CsrfForm<BTreeMap<String, String>>,
-) -> Response {
+async fn revoke(ui: Ui, Path(id): Path<String>, _: CsrfForm<BTreeMap<String, String>>) -> Response {
     match ui
         .send(Method::DELETE, &format!("/tokens/{}", enc(&id)), None)
         .await

@@ -264,7 +264,12 @@ async fn show(ui: Ui, Path(id): Path<String>) -> Result<Response, UiError> {
             }
         }))
     };
-    Ok(page(&ui, &text(&webhook, "name").to_owned(), Nav::Webhooks, body))
+    Ok(page(
+        &ui,
+        &text(&webhook, "name").to_owned(),
+        Nav::Webhooks,
+        body,
+    ))
 }
 
 async fn edit(ui: Ui, Path(id): Path<String>, CsrfForm(form): CsrfForm<WebhookForm>) -> Response {
@@ -282,11 +287,7 @@ async fn edit(ui: Ui, Path(id): Path<String>, CsrfForm(form): CsrfForm<WebhookFo
     }
 }
 
-async fn delete(
-    ui: Ui,
-    Path(id): Path<String>,
-    _: CsrfForm<BTreeMap<String, String>>,
-) -> Response {
+async fn delete(ui: Ui, Path(id): Path<String>, _: CsrfForm<BTreeMap<String, String>>) -> Response {
     match ui
         .send(Method::DELETE, &format!("/webhooks/{}", enc(&id)), None)
         .await

@@ -74,7 +74,11 @@ async fn assert_needs_csrf(browser: &mut Console, path: &str, fields: &[(&str, &
     let mut wrong = vec![("_csrf", "wrong")];
     wrong.extend_from_slice(fields);
     let page = browser.send(Method::POST, path, &wrong).await.unwrap();
-    assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} with a wrong token");
+    assert_eq!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "{path} with a wrong token"
+    );
 }
 
 async fn tokens(gw: &TestGateway) -> Vec<Value> {
@@ -92,7 +96,8 @@ async fn a_token_created_in_the_console_works_and_its_secret_is_shown_once() {
     let mut browser = admin(&gw).await;
     let page = browser.get("/ui/tokens").await.unwrap();
     assert_eq!(page.status, StatusCode::OK);
-    page.assert_contains("Create a token").assert_contains(">admin<");
+    page.assert_contains("Create a token")
+        .assert_contains(">admin<");
 
     let fields = [
         ("name", "teammate"),
@@ -160,7 +165,10 @@ async fn a_token_created_in_the_console_works_and_its_secret_is_shown_once() {
         let page = browser.post("/ui/tokens", &bad).await.unwrap();
         assert_eq!(page.status, StatusCode::SEE_OTHER);
         let flash = page.flash().unwrap();
-        assert!(flash.starts_with("error:") && flash.contains(says), "{flash}");
+        assert!(
+            flash.starts_with("error:") && flash.contains(says),
+            "{flash}"
+        );
     }
     assert_eq!(tokens(&gw).await.len(), 2);
     gw.stop().await;
@@ -207,7 +215,11 @@ async fn revoking_a_token_ends_its_console_sessions() {
         .await
         .unwrap();
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     // The session row is gone with the token, not left for the next request to find.
     assert!(db.session(&token_hash(&cookie)).await.unwrap().is_none());
     let page = user.get("/ui/replicas").await.unwrap();
@@ -243,7 +255,11 @@ async fn the_audit_log_filters_by_kind_token_and_cluster_and_pages_to_older_entr
         )
         .await
         .unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     // API changes: 105 refused posts (refused changes are audited too), enough for two pages.
     for _ in 0..105 {
         let response = gw
@@ -290,7 +306,10 @@ async fn the_audit_log_filters_by_kind_token_and_cluster_and_pages_to_older_entr
         .find(|href| href.starts_with("/ui/audit?before="))
         .expect("an Older link")
         .replace("&amp;", "&");
-    assert!(older.contains("kind=api") && older.contains("token=admin"), "{older}");
+    assert!(
+        older.contains("kind=api") && older.contains("token=admin"),
+        "{older}"
+    );
     let next = browser.get(&older).await.unwrap();
     assert_eq!(next.status, StatusCode::OK);
     assert_eq!(rows(&next.body, "audit-table"), 5, "{older}");
@@ -426,7 +445,11 @@ async fn a_webhook_created_in_the_console_lists_its_deliveries() {
     let mut none = fields.to_vec();
     none.retain(|(k, _)| !k.starts_with("event_"));
     let page = browser.post("/ui/webhooks", &none).await.unwrap();
-    assert!(page.flash().unwrap().contains("`events`"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().contains("`events`"),
+        "{:?}",
+        page.flash()
+    );
 
     let sim = KubeSim::start().await.unwrap();
     gw.connect_sim("dev", &sim).await.unwrap();
@@ -466,7 +489,11 @@ async fn a_webhook_created_in_the_console_lists_its_deliveries() {
         )
         .await
         .unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     let webhook = ok(&gw, Method::GET, &format!("/api/v1/webhooks/{id}"), None).await;
     assert_eq!(webhook["enabled"], false);
     assert_eq!(webhook["events"], json!(["disconnected"]));
@@ -552,9 +579,17 @@ async fn a_helm_repository_added_in_the_console_is_synced_and_its_charts_searcha
         .post("/ui/helm", &[("name", "Bad Name"), ("url", url.as_str())])
         .await
         .unwrap();
-    assert!(page.flash().unwrap().contains("`name` must be"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().contains("`name` must be"),
+        "{:?}",
+        page.flash()
+    );
     let page = browser.post("/ui/helm", &fields).await.unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     let repositories = ok(&gw, Method::GET, "/api/v1/helm/repositories", None).await;
     let repository = repositories["items"][0].clone();
     assert_eq!(repository["name"], "local");
@@ -591,19 +626,30 @@ async fn a_helm_repository_added_in_the_console_is_synced_and_its_charts_searcha
         .unwrap();
     assert_eq!(rows(&page.body, "charts-table"), 2);
     page.assert_contains("1.9.0").assert_contains(">new<");
-    let page = browser.get("/ui/helm/charts?q=nothing-like-it").await.unwrap();
+    let page = browser
+        .get("/ui/helm/charts?q=nothing-like-it")
+        .await
+        .unwrap();
     page.assert_contains("No chart matches");
 
     // The schedule of the sync job: a bad cron is refused with the API's reason.
     let schedule = format!("/ui/helm/jobs/{job_id}/schedule");
     assert_needs_csrf(&mut browser, &schedule, &[("cron", "0 1 * * *")]).await;
     let page = browser.post(&schedule, &[("cron", "often")]).await.unwrap();
-    assert!(page.flash().unwrap().starts_with("error:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("error:"),
+        "{:?}",
+        page.flash()
+    );
     let page = browser
         .post(&schedule, &[("cron", "0 */2 * * *")])
         .await
         .unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     let job = ok(&gw, Method::GET, &format!("/api/v1/jobs/{job_id}"), None).await;
     assert_eq!(job["cron"], "0 */2 * * *");
 
@@ -623,7 +669,11 @@ async fn a_helm_repository_added_in_the_console_is_synced_and_its_charts_searcha
         )
         .await
         .unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     let repository = ok(
         &gw,
         Method::GET,
@@ -636,7 +686,11 @@ async fn a_helm_repository_added_in_the_console_is_synced_and_its_charts_searcha
     let delete = format!("/ui/helm/repositories/{repo_id}/delete");
     assert_needs_csrf(&mut browser, &delete, &[]).await;
     let page = browser.post(&delete, &[]).await.unwrap();
-    assert!(page.flash().unwrap().starts_with("ok:"), "{:?}", page.flash());
+    assert!(
+        page.flash().unwrap().starts_with("ok:"),
+        "{:?}",
+        page.flash()
+    );
     let repositories = ok(&gw, Method::GET, "/api/v1/helm/repositories", None).await;
     assert_eq!(repositories["items"], json!([]));
     gw.stop().await;
@@ -678,7 +732,10 @@ async fn the_replicas_page_shows_the_leader_its_term_and_each_renewal() {
     // The API now says when each instance last renewed its lease.
     for instance in instances["items"].as_array().unwrap() {
         let renewed = instance["renewTime"].as_str().unwrap();
-        assert!(renewed.starts_with("20") && renewed.contains('T'), "{renewed}");
+        assert!(
+            renewed.starts_with("20") && renewed.contains('T'),
+            "{renewed}"
+        );
     }
     let mut browser = Console::sign_in(&b, ADMIN).await.unwrap();
     let page = browser.get("/ui/replicas").await.unwrap();
