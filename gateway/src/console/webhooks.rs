@@ -264,12 +264,7 @@ async fn show(ui: Ui, Path(id): Path<String>) -> Result<Response, UiError> {
             }
         }))
     };
-    Ok(page(
-        &ui,
-        &text(&webhook, "name").to_owned(),
-        Nav::Webhooks,
-        body,
-    ))
+    Ok(page(&ui, text(&webhook, "name"), Nav::Webhooks, body))
 }
 
 async fn edit(ui: Ui, Path(id): Path<String>, CsrfForm(form): CsrfForm<WebhookForm>) -> Response {
