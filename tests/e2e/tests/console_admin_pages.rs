@@ -456,7 +456,7 @@ async fn a_webhook_created_in_the_console_lists_its_deliveries() {
     let mut page = None;
     for _ in 0..600 {
         let shown = browser.get(&location).await.unwrap();
-        if shown.body.contains("delivered") {
+        if shown.body.contains(">delivered<") {
             page = Some(shown);
             break;
         }
