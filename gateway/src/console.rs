@@ -24,13 +24,18 @@ use crate::app::App;
 use crate::auth::Principal;
 
 mod assets;
+mod audit;
 mod clusters;
 mod form;
+mod helm;
 mod inspections;
 mod overview;
 mod plugins;
+mod replicas;
 pub(crate) mod session;
+mod tokens;
 mod view;
+mod webhooks;
 
 pub(crate) use form::CsrfForm;
 pub(crate) use view::*;
@@ -46,8 +51,13 @@ pub fn router(app: App) -> Router<App> {
         .route("/", get(overview::page_handler))
         .route("/logout", post(session::logout))
         .merge(clusters::routes())
+        .merge(replicas::routes())
         .merge(inspections::routes())
         .merge(plugins::routes())
+        .merge(helm::routes())
+        .merge(audit::routes())
+        .merge(tokens::routes())
+        .merge(webhooks::routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
             session::require,

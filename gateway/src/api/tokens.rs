@@ -142,6 +142,9 @@ async fn delete(
         return Err(ApiError::not_found(format!("no token with id `{id}`")));
     }
     app.auth.forget(&id);
-    tracing::info!(token_id = %id, "token deleted");
+    // Its console sessions end with it, on every replica at once (sessions are database rows;
+    // the token cache of other replicas would otherwise keep them for a few seconds).
+    let sessions = app.db.delete_token_sessions(&id).await?;
+    tracing::info!(token_id = %id, sessions, "token deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,9 @@ pub struct InstanceView {
     pub clusters_held: usize,
     /// Renewed recently, as this replica sees it.
     pub alive: bool,
+    /// The instance lease's last renewal (RFC 3339) by the instance's own clock; `None`
+    /// standalone. How old it is depends on the clocks agreeing; `alive` does not.
+    pub renew_time: Option<String>,
 }
 
 /// `GET /api/v1/leader`.
@@ -101,6 +104,7 @@ impl Coordinator {
                 leader: true,
                 clusters_held: local_clusters,
                 alive: true,
+                renew_time: None,
             }]);
         };
         let leader = c
@@ -124,6 +128,11 @@ impl Coordinator {
                     leader: leader.as_deref() == Some(id.as_str()),
                     clusters_held: counts.get(&id).copied().unwrap_or(0),
                     alive,
+                    renew_time: lease
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.renew_time.as_ref())
+                        .map(|t| t.0.to_string()),
                     id,
                 })
             })
