@@ -34,7 +34,7 @@ pub use crate::records::auth::{
     Access, Grant, PersonAccess, Role, Subject, SubjectGrant, SubjectKind, Token,
 };
 pub use oidc::{Identity, Oidc, OidcError, OidcSetupError};
-pub use selector::{Selector, SelectorError};
+pub use selector::Selector;
 
 impl Token {
     fn expired_at(&self, now_millis: i64) -> bool {

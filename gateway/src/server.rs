@@ -188,8 +188,14 @@ impl Gateway {
         let mut auth = Authenticator::new(db.clone(), config.max_streams_per_token)
             .with_cluster_labels(Arc::new(ConnectedLabels(clusters.clone())));
         if let Some(oidc) = &config.oidc {
-            tracing::info!(issuer = %oidc.issuer_url, client_id = %oidc.client_id, "OIDC ID tokens accepted");
             auth = auth.with_oidc(Arc::new(auth::Oidc::new(oidc.clone())?));
+        }
+        if let Some(oidc) = auth.oidc() {
+            tracing::info!(
+                issuer = oidc.issuer(),
+                client_id = oidc.client_id(),
+                "ID tokens accepted as bearer tokens"
+            );
         }
         let auth = Arc::new(auth);
         let drain = Drain::new();

@@ -17,8 +17,11 @@ struct GrantRow {
     created_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, subject_kind, subject_name, cluster, selector, access, impersonate, created_at";
+macro_rules! grant_columns {
+    () => {
+        "id, subject_kind, subject_name, cluster, selector, access, impersonate, created_at"
+    };
+}
 
 impl TryFrom<GrantRow> for SubjectGrant {
     type Error = StorageError;
@@ -76,8 +79,12 @@ impl Db {
 
     /// Every grant for people and groups, oldest first.
     pub async fn subject_grants(&self) -> Result<Vec<SubjectGrant>> {
-        let sql = format!("SELECT {COLUMNS} FROM subject_grants ORDER BY created_at, id");
-        let rows: Vec<GrantRow> = sqlx::query_as(&sql).fetch_all(self.pool()).await?;
+        const SQL: &str = concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM subject_grants ORDER BY created_at, id"
+        );
+        let rows: Vec<GrantRow> = sqlx::query_as(SQL).fetch_all(self.pool()).await?;
         rows.into_iter().map(SubjectGrant::try_from).collect()
     }
 
