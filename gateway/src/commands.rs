@@ -28,13 +28,13 @@ mod api;
 mod clusters;
 mod contexts;
 mod extensions;
+mod grants;
 mod helm;
 mod job;
 mod output;
 mod plugin;
 mod scaffold;
 mod session;
-mod grants;
 mod tokens;
 mod webhooks;
 

@@ -18,8 +18,8 @@ mod timings;
 
 pub use database::DatabaseUrl;
 pub use error::{ConfigError, Result};
-pub use oidc::{OidcConfig, SIGNING_ALGS};
 use identity::{default_instance_id, valid_instance_id, valid_product_name};
+pub use oidc::{OidcConfig, SIGNING_ALGS};
 pub use timings::{LeaderTimings, LeaseTimings};
 use timings::{at_least_one, leader_timings, lease_timings, positive};
 

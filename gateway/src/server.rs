@@ -428,10 +428,7 @@ pub async fn shutdown_signal() {
 struct ConnectedLabels(Arc<ClusterManager>);
 
 impl auth::ClusterLabels for ConnectedLabels {
-    fn labels(
-        &self,
-        cluster_id: &str,
-    ) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+    fn labels(&self, cluster_id: &str) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
         self.0.connection(cluster_id).map(|c| c.labels.clone())
     }
 }

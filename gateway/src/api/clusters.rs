@@ -39,10 +39,7 @@ impl From<crate::coord::CoordError> for ApiError {
 }
 
 /// A cluster's view with the lease holder as this replica last saw it.
-pub fn view_of(
-    app: &App,
-    record: ClusterRecord,
-) -> crate::cluster::ClusterView {
+pub fn view_of(app: &App, record: ClusterRecord) -> crate::cluster::ClusterView {
     let holder = app.coord.lease_holder(&record.id);
     let mut view = app.clusters.view(record);
     view.lease_holder = holder;

@@ -2,15 +2,15 @@ use super::*;
 
 fn user(grants: Vec<Grant>) -> Principal {
     Principal::Token(Arc::new(Token {
-            id: "t".into(),
-            name: "t".into(),
-            role: Role::User,
-            grants,
-            impersonate_user: None,
-            impersonate_groups: Vec::new(),
-            created_at: 0,
-            expires_at: None,
-        }))
+        id: "t".into(),
+        name: "t".into(),
+        role: Role::User,
+        grants,
+        impersonate_user: None,
+        impersonate_groups: Vec::new(),
+        created_at: 0,
+        expires_at: None,
+    }))
 }
 
 fn grant(cluster: &str, access: Access) -> Grant {
@@ -124,11 +124,42 @@ impl ClusterLabels for Labels {
 #[tokio::test]
 async fn a_person_gets_the_grants_of_their_name_and_groups() {
     let (auth, _dir) = authenticator().await;
-    add_grant(&auth, SubjectKind::Group, "devs", "dev", PersonAccess::Write, false).await;
-    add_grant(&auth, SubjectKind::Group, "ops", "prod", PersonAccess::Write, false).await;
-    add_grant(&auth, SubjectKind::User, "alice@example.com", "staging", PersonAccess::Read, false)
-        .await;
-    add_grant(&auth, SubjectKind::User, "bob@example.com", "*", PersonAccess::Admin, false).await;
+    add_grant(
+        &auth,
+        SubjectKind::Group,
+        "devs",
+        "dev",
+        PersonAccess::Write,
+        false,
+    )
+    .await;
+    add_grant(
+        &auth,
+        SubjectKind::Group,
+        "ops",
+        "prod",
+        PersonAccess::Write,
+        false,
+    )
+    .await;
+    add_grant(
+        &auth,
+        SubjectKind::User,
+        "alice@example.com",
+        "staging",
+        PersonAccess::Read,
+        false,
+    )
+    .await;
+    add_grant(
+        &auth,
+        SubjectKind::User,
+        "bob@example.com",
+        "*",
+        PersonAccess::Admin,
+        false,
+    )
+    .await;
     let p = auth.person(alice(&["devs"])).await.unwrap();
     assert_eq!(p.id(), "oidc:alice@example.com");
     assert_eq!(p.name(), "alice@example.com");
@@ -142,11 +173,27 @@ async fn a_person_gets_the_grants_of_their_name_and_groups() {
 #[tokio::test]
 async fn admin_on_every_cluster_is_the_admin_role_and_on_one_is_write() {
     let (auth, _dir) = authenticator().await;
-    add_grant(&auth, SubjectKind::Group, "leads", "dev", PersonAccess::Admin, false).await;
+    add_grant(
+        &auth,
+        SubjectKind::Group,
+        "leads",
+        "dev",
+        PersonAccess::Admin,
+        false,
+    )
+    .await;
     let p = auth.person(alice(&["leads"])).await.unwrap();
     assert!(!p.is_admin());
     assert_eq!(p.grant_for("dev").unwrap().access, Access::Write);
-    add_grant(&auth, SubjectKind::Group, "admins", "*", PersonAccess::Admin, false).await;
+    add_grant(
+        &auth,
+        SubjectKind::Group,
+        "admins",
+        "*",
+        PersonAccess::Admin,
+        false,
+    )
+    .await;
     let p = auth.person(alice(&["admins"])).await.unwrap();
     assert!(p.is_admin());
     assert_eq!(p.grant_for("anything").unwrap().access, Access::Write);
@@ -184,7 +231,10 @@ async fn label_selector_grants_follow_the_clusters_labels() {
     assert!(p.grant_for("d1").is_none(), "env dev");
     assert!(p.grant_for("unknown").is_none(), "no labels known");
     // With a record's labels at hand (lists of stored clusters).
-    let stored = BTreeMap::from([("env".to_owned(), "prod".to_owned()), ("team".to_owned(), "b".to_owned())]);
+    let stored = BTreeMap::from([
+        ("env".to_owned(), "prod".to_owned()),
+        ("team".to_owned(), "b".to_owned()),
+    ]);
     assert!(p.grant_for_labels("x", &stored).is_some());
 }
 
@@ -200,12 +250,32 @@ async fn a_person_impersonates_with_their_name_and_groups() {
 #[tokio::test]
 async fn a_deleted_grant_stops_applying_at_once_on_this_replica() {
     let (auth, _dir) = authenticator().await;
-    add_grant(&auth, SubjectKind::Group, "devs", "dev", PersonAccess::Read, false).await;
-    assert!(auth.person(alice(&["devs"])).await.unwrap().grant_for("dev").is_some());
+    add_grant(
+        &auth,
+        SubjectKind::Group,
+        "devs",
+        "dev",
+        PersonAccess::Read,
+        false,
+    )
+    .await;
+    assert!(
+        auth.person(alice(&["devs"]))
+            .await
+            .unwrap()
+            .grant_for("dev")
+            .is_some()
+    );
     let id = auth.db.subject_grants().await.unwrap()[0].id.clone();
     assert!(auth.db.delete_subject_grant(&id).await.unwrap());
     auth.forget_person_grants();
-    assert!(auth.person(alice(&["devs"])).await.unwrap().grant_for("dev").is_none());
+    assert!(
+        auth.person(alice(&["devs"]))
+            .await
+            .unwrap()
+            .grant_for("dev")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -227,8 +297,13 @@ async fn a_persons_streams_end_when_their_id_token_expires() {
     tokio::time::pause();
     let first = auth.open_stream(&short).unwrap();
     let second = auth.open_stream(&long).unwrap();
-    assert_eq!(auth.open_stream(&long).unwrap_err(), 2, "one limit per person");
-    let (mut first_ended, mut second_ended) = (Box::pin(first.revoked()), Box::pin(second.revoked()));
+    assert_eq!(
+        auth.open_stream(&long).unwrap_err(),
+        2,
+        "one limit per person"
+    );
+    let (mut first_ended, mut second_ended) =
+        (Box::pin(first.revoked()), Box::pin(second.revoked()));
     tokio::select! {
         () = &mut first_ended => panic!("ended early"),
         () = tokio::time::sleep(Duration::from_secs(59)) => {}
@@ -244,7 +319,8 @@ async fn a_persons_streams_end_when_their_id_token_expires() {
         () = tokio::time::sleep(Duration::from_secs(60)) => {}
     }
     drop(first);
-    auth.open_stream(&long).expect("the ended stream's slot is free again");
+    auth.open_stream(&long)
+        .expect("the ended stream's slot is free again");
 }
 
 #[tokio::test]
@@ -295,7 +371,15 @@ fn selectors_use_kubernetes_syntax() {
             "{selector}"
         );
     }
-    for bad in ["", ",", "env=pro d", "team in a,b", "team in (a,b", "=x", "a=b=c"] {
+    for bad in [
+        "",
+        ",",
+        "env=pro d",
+        "team in a,b",
+        "team in (a,b",
+        "=x",
+        "a=b=c",
+    ] {
         assert!(Selector::parse(bad).is_err(), "{bad:?}");
     }
 }

@@ -248,12 +248,21 @@ pub struct ServeArgs {
 
     /// `key=value`: a claim that ID tokens must carry with exactly this string value
     /// (repeatable; the variable takes a comma-separated list).
-    #[arg(long = "oidc-required-claim", env = "OIDC_REQUIRED_CLAIM", value_delimiter = ',')]
+    #[arg(
+        long = "oidc-required-claim",
+        env = "OIDC_REQUIRED_CLAIM",
+        value_delimiter = ','
+    )]
     pub oidc_required_claims: Vec<String>,
 
     /// Signing algorithms accepted on ID tokens, comma-separated (asymmetric ones only: RS256,
     /// RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA).
-    #[arg(long, env = "OIDC_SIGNING_ALGS", value_delimiter = ',', default_value = "RS256")]
+    #[arg(
+        long,
+        env = "OIDC_SIGNING_ALGS",
+        value_delimiter = ',',
+        default_value = "RS256"
+    )]
     pub oidc_signing_algs: Vec<String>,
 
     /// `POD_IP`, read for the default advertised address (Downward API).

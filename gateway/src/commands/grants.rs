@@ -142,9 +142,27 @@ mod tests {
         );
         for bad in [
             &["--cluster", "dev", "--access", "read"][..],
-            &["--user", "a", "--group", "b", "--cluster", "dev", "--access", "read"],
+            &[
+                "--user",
+                "a",
+                "--group",
+                "b",
+                "--cluster",
+                "dev",
+                "--access",
+                "read",
+            ],
             &["--user", "a", "--access", "read"],
-            &["--user", "a", "--cluster", "x", "--selector", "e=p", "--access", "read"],
+            &[
+                "--user",
+                "a",
+                "--cluster",
+                "x",
+                "--selector",
+                "e=p",
+                "--access",
+                "read",
+            ],
             &["--user", "a", "--cluster", "x", "--access", "root"],
         ] {
             assert!(parsed(bad).is_err(), "{bad:?}");

@@ -38,13 +38,20 @@ fn bad(message: impl Into<String>) -> ConfigError {
 /// `None` without `--oidc-issuer-url`; an error for OIDC flags that cannot work.
 pub(super) fn oidc_config(args: &ServeArgs) -> Result<Option<OidcConfig>> {
     let Some(issuer_url) = args.oidc_issuer_url.clone().filter(|u| !u.is_empty()) else {
-        if args.oidc_client_id.as_deref().is_some_and(|c| !c.is_empty()) {
+        if args
+            .oidc_client_id
+            .as_deref()
+            .is_some_and(|c| !c.is_empty())
+        {
             return Err(bad("--oidc-client-id needs --oidc-issuer-url"));
         }
         return Ok(None);
     };
-    let parsed = reqwest::Url::parse(&issuer_url)
-        .map_err(|e| bad(format!("--oidc-issuer-url `{issuer_url}` is not a URL: {e}")))?;
+    let parsed = reqwest::Url::parse(&issuer_url).map_err(|e| {
+        bad(format!(
+            "--oidc-issuer-url `{issuer_url}` is not a URL: {e}"
+        ))
+    })?;
     if parsed.scheme() != "https" {
         return Err(bad(format!(
             "--oidc-issuer-url `{issuer_url}` must be https:// (the issuer's keys are fetched \
@@ -62,7 +69,9 @@ pub(super) fn oidc_config(args: &ServeArgs) -> Result<Option<OidcConfig>> {
         .filter(|c| !c.is_empty())
         .ok_or_else(|| bad("--oidc-client-id is required with --oidc-issuer-url"))?;
     if args.oidc_username_claim.is_empty() || args.oidc_groups_claim.is_empty() {
-        return Err(bad("--oidc-username-claim and --oidc-groups-claim must not be empty"));
+        return Err(bad(
+            "--oidc-username-claim and --oidc-groups-claim must not be empty",
+        ));
     }
     // kube-apiserver: claims other than `email` are prefixed with the issuer URL unless a
     // prefix is given; `-` means no prefix.
@@ -75,7 +84,10 @@ pub(super) fn oidc_config(args: &ServeArgs) -> Result<Option<OidcConfig>> {
     let ca_pem = match &args.oidc_ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| {
-                bad(format!("--oidc-ca-file `{}` cannot be read: {e}", path.display()))
+                bad(format!(
+                    "--oidc-ca-file `{}` cannot be read: {e}",
+                    path.display()
+                ))
             })?;
             Some(pem)
         }

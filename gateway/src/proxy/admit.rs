@@ -64,23 +64,20 @@ impl Proxy {
         if !is_long_lived(call.target.path, call.query.as_deref(), call.upgrade) {
             return Ok(None);
         }
-        self.auth
-            .open_stream(principal)
-            .map(Some)
-            .map_err(|limit| {
-                let e = StatusError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    format!(
-                        "{} `{}` already has {limit} long-lived requests (watches, streams, \
+        self.auth.open_stream(principal).map(Some).map_err(|limit| {
+            let e = StatusError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "{} `{}` already has {limit} long-lived requests (watches, streams, \
                      exec) open; close some first",
-                        principal.kind(),
-                        principal.name()
-                    ),
-                );
-                self.record_refusal(Some(principal), call, e.code);
-                e
-            })
+                    principal.kind(),
+                    principal.name()
+                ),
+            );
+            self.record_refusal(Some(principal), call, e.code);
+            e
+        })
     }
 
     /// Audits a request Portico refused itself (401, 403, 429), whatever its method.

@@ -107,7 +107,9 @@ impl FromStr for SubjectKind {
         match s {
             "user" => Ok(Self::User),
             "group" => Ok(Self::Group),
-            other => Err(format!("unknown subject kind `{other}` (expected user or group)")),
+            other => Err(format!(
+                "unknown subject kind `{other}` (expected user or group)"
+            )),
         }
     }
 }

@@ -105,7 +105,11 @@ async fn group_grants_decide_which_cluster_a_person_reaches() -> Result<()> {
     let bob = op.tokens_for("bob").await?.id_token;
     for cluster in ["dev-eu", "prod-eu"] {
         let response = gw
-            .as_token(&alice, Method::GET, &format!("/k8s/clusters/{cluster}/{PODS}"))
+            .as_token(
+                &alice,
+                Method::GET,
+                &format!("/k8s/clusters/{cluster}/{PODS}"),
+            )
             .send()
             .await?;
         assert_eq!(response.status(), StatusCode::OK, "alice on {cluster}");
@@ -168,7 +172,10 @@ async fn group_grants_decide_which_cluster_a_person_reaches() -> Result<()> {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(message.contains("email address is not verified"), "{message}");
+    assert!(
+        message.contains("email address is not verified"),
+        "{message}"
+    );
     Ok(())
 }
 
@@ -186,10 +193,17 @@ async fn the_admin_api_takes_id_tokens_and_admin_on_every_cluster_is_the_admin_r
     let alice = op.tokens_for("alice").await?.id_token;
     let bob = op.tokens_for("bob").await?.id_token;
 
-    let response = gw.as_token(&alice, Method::GET, "/api/v1/grants").send().await?;
+    let response = gw
+        .as_token(&alice, Method::GET, "/api/v1/grants")
+        .send()
+        .await?;
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, message) =
-        answer(gw.as_token(&bob, Method::GET, "/api/v1/grants").send().await?).await;
+    let (status, message) = answer(
+        gw.as_token(&bob, Method::GET, "/api/v1/grants")
+            .send()
+            .await?,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         message.contains("user `bob@example.com` lacks the admin role"),
@@ -198,8 +212,10 @@ async fn the_admin_api_takes_id_tokens_and_admin_on_every_cluster_is_the_admin_r
     // A change made with an ID token is audited under the person's name.
     let response = gw
         .as_token(&alice, Method::POST, "/api/v1/grants")
-        .json(&json!({"subject": {"kind": "user", "name": "bob@example.com"}, "cluster": "*",
-                      "access": "read"}))
+        .json(
+            &json!({"subject": {"kind": "user", "name": "bob@example.com"}, "cluster": "*",
+                      "access": "read"}),
+        )
         .send()
         .await?;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -214,7 +230,11 @@ async fn the_admin_api_takes_id_tokens_and_admin_on_every_cluster_is_the_admin_r
         .as_array()
         .context("items")?
         .iter()
-        .find(|e| e["path"] == "/api/v1/grants" && e["status"] == 201 && e["tokenName"] == "alice@example.com");
+        .find(|e| {
+            e["path"] == "/api/v1/grants"
+                && e["status"] == 201
+                && e["tokenName"] == "alice@example.com"
+        });
     assert!(entry.is_some(), "{audit}");
     // Deleting it takes bob's access away at once (this replica).
     let response = gw
@@ -236,9 +256,13 @@ async fn the_admin_api_takes_id_tokens_and_admin_on_every_cluster_is_the_admin_r
     let response = gw.as_admin(Method::GET, "/api/v1/grants").send().await?;
     assert_eq!(response.status(), StatusCode::OK);
     let (status, message) = answer(
-        gw.as_token("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", Method::GET, "/api/v1/grants")
-            .send()
-            .await?,
+        gw.as_token(
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+            Method::GET,
+            "/api/v1/grants",
+        )
+        .send()
+        .await?,
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -269,8 +293,14 @@ async fn impersonating_grants_send_the_persons_name_and_groups_to_the_cluster() 
     assert_eq!(response.status(), StatusCode::OK);
     let seen = sim.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].header("impersonate-user"), Some("alice@example.com"));
-    assert_eq!(seen[0].header_all("impersonate-group"), ["oidc:dev", "oidc:ops"]);
+    assert_eq!(
+        seen[0].header("impersonate-user"),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        seen[0].header_all("impersonate-group"),
+        ["oidc:dev", "oidc:ops"]
+    );
     Ok(())
 }
 
@@ -279,8 +309,12 @@ async fn impersonating_grants_send_the_persons_name_and_groups_to_the_cluster() 
 async fn accepted_within(gw: &TestGateway, token: &str, tries: u32) -> Result<()> {
     let mut last = String::new();
     for _ in 0..tries {
-        let (status, message) =
-            answer(gw.as_token(token, Method::GET, "/api/v1/clusters").send().await?).await;
+        let (status, message) = answer(
+            gw.as_token(token, Method::GET, "/api/v1/clusters")
+                .send()
+                .await?,
+        )
+        .await;
         if status == StatusCode::OK {
             return Ok(());
         }
@@ -303,7 +337,11 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() -> Result<()> 
     assert_eq!(status, StatusCode::OK);
     let kid = op.rotate_keys().await?;
     let after = op.tokens_for("alice").await?.id_token;
-    assert_eq!(jwt_header(&after)?["kid"], kid.as_str(), "signed with the new key");
+    assert_eq!(
+        jwt_header(&after)?["kid"],
+        kid.as_str(),
+        "signed with the new key"
+    );
     accepted_within(&gw, &after, 30).await?;
     Ok(())
 }

@@ -231,6 +231,37 @@ async fn registered_claims_are_checked() {
 }
 
 #[tokio::test]
+async fn another_clients_tokens_verify_only_for_that_audience() {
+    let f = Fixture::start().await;
+    let oidc = f.verifier();
+    let console = sign(
+        "k1",
+        KEY_1,
+        &f.claims(|c| {
+            c.insert("aud".into(), json!("portico-console"));
+        }),
+    );
+    assert_eq!(
+        oidc.verify(&console).await.unwrap_err(),
+        OidcError::WrongAudience(CLIENT.into())
+    );
+    let identity = oidc
+        .verify_for_audience(&console, "portico-console")
+        .await
+        .unwrap();
+    assert_eq!(identity.username, "alice@example.com");
+    // Not cached: the bearer-token path still refuses it.
+    assert!(oidc.verify(&console).await.is_err());
+    let cli = sign("k1", KEY_1, &f.claims(|_| {}));
+    assert_eq!(
+        oidc.verify_for_audience(&cli, "portico-console")
+            .await
+            .unwrap_err(),
+        OidcError::WrongAudience("portico-console".into())
+    );
+}
+
+#[tokio::test]
 async fn a_groups_claim_may_be_one_string() {
     let f = Fixture::start().await;
     let token = sign(
@@ -355,9 +386,13 @@ async fn an_unknown_kid_refetches_the_keys_with_a_rate_limit() {
         .unwrap();
     assert_eq!(f.fetches(), 1, "first use fetches the keys");
     // Known key, new token: no fetch.
-    oidc.verify(&sign("k1", KEY_1, &f.claims(|c| {
-        c.insert("nonce".into(), json!("2"));
-    })))
+    oidc.verify(&sign(
+        "k1",
+        KEY_1,
+        &f.claims(|c| {
+            c.insert("nonce".into(), json!("2"));
+        }),
+    ))
     .await
     .unwrap();
     assert_eq!(f.fetches(), 1);
@@ -396,9 +431,13 @@ async fn provider_down_keeps_cached_keys_and_fails_new_ones_closed() {
     f.publish(&[("k1", KEY_1), ("k2", KEY_2)]);
     // A new token (not in the verified cache) under the cached key still works.
     let identity = oidc
-        .verify(&sign("k1", KEY_1, &f.claims(|c| {
-            c.insert("nonce".into(), json!("other"));
-        })))
+        .verify(&sign(
+            "k1",
+            KEY_1,
+            &f.claims(|c| {
+                c.insert("nonce".into(), json!("other"));
+            }),
+        ))
         .await
         .unwrap();
     assert_eq!(identity.username, "alice@example.com");
