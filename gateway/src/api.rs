@@ -21,6 +21,7 @@ use crate::telemetry;
 mod audit;
 pub mod clusters;
 mod coord;
+mod grants;
 mod health;
 mod helm;
 mod jobs;
@@ -229,8 +230,9 @@ impl FromRequestParts<App> for Admin {
         let principal = Principal::from_request_parts(parts, app).await?;
         if !principal.is_admin() {
             return Err(ApiError::forbidden(format!(
-                "token `{}` lacks the admin role",
-                principal.token.name
+                "{} `{}` lacks the admin role",
+                principal.kind(),
+                principal.name()
             )));
         }
         Ok(Self(principal))
@@ -304,6 +306,7 @@ pub fn router(app: App, console: Router<App>) -> Router {
 pub(crate) fn v1(app: App) -> Router<App> {
     Router::new()
         .merge(tokens::routes())
+        .merge(grants::routes())
         .merge(clusters::routes())
         .merge(kubeconfig::routes())
         .merge(audit::routes())

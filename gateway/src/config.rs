@@ -13,11 +13,13 @@ use crate::crypto::SecretKey;
 mod database;
 mod error;
 mod identity;
+mod oidc;
 mod timings;
 
 pub use database::DatabaseUrl;
 pub use error::{ConfigError, Result};
 use identity::{default_instance_id, valid_instance_id, valid_product_name};
+pub use oidc::{OidcConfig, SIGNING_ALGS};
 pub use timings::{LeaderTimings, LeaseTimings, ReplicaStateTimings};
 use timings::{at_least_one, leader_timings, lease_timings, positive};
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub audit_retention: Duration,
     /// Console session lifetimes.
     pub console: ConsoleSettings,
+    /// The identity provider whose ID tokens are accepted (`--oidc-*`), if any.
+    pub oidc: Option<OidcConfig>,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -118,6 +122,7 @@ impl Config {
     /// Validates `args` into a configuration.
     pub fn from_args(args: ServeArgs) -> Result<Self> {
         let mut warnings = Vec::new();
+        let oidc = oidc::oidc_config(&args)?;
         let listen: SocketAddr = args
             .listen
             .parse()
@@ -336,6 +341,7 @@ impl Config {
             max_streams_per_token,
             audit_retention,
             console,
+            oidc,
             warnings,
         })
     }

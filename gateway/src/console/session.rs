@@ -128,9 +128,7 @@ async fn resolve(app: &App, headers: &HeaderMap) -> Result<SignedIn, Ended> {
                     let _ = app.db.delete_session(&id_hash).await;
                     return Err(Ended::Expired);
                 }
-                Some(token) => Principal {
-                    token: std::sync::Arc::new(token),
-                },
+                Some(token) => Principal::Token(std::sync::Arc::new(token)),
             }
         }
         // No sign-in creates these yet; a row of this kind signs nobody in.
@@ -330,7 +328,7 @@ pub(crate) async fn login(
     let subject = SessionSubject::Token {
         token_id: principal.id().to_owned(),
     };
-    match start(&app, subject, Some(token), principal.token.expires_at).await {
+    match start(&app, subject, Some(token), principal.expires_at()).await {
         Ok(cookie_value) => {
             audit(
                 &app,
