@@ -21,6 +21,7 @@ use crate::telemetry;
 mod audit;
 pub mod clusters;
 mod coord;
+mod grants;
 mod health;
 mod helm;
 mod jobs;
@@ -215,8 +216,9 @@ impl FromRequestParts<App> for Admin {
         let principal = Principal::from_request_parts(parts, app).await?;
         if !principal.is_admin() {
             return Err(ApiError::forbidden(format!(
-                "token `{}` lacks the admin role",
-                principal.token.name
+                "{} `{}` lacks the admin role",
+                principal.kind(),
+                principal.name()
             )));
         }
         Ok(Self(principal))
@@ -267,6 +269,7 @@ pub fn metrics_router(metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Rou
 pub fn router(app: App) -> Router {
     let api = Router::new()
         .merge(tokens::routes())
+        .merge(grants::routes())
         .merge(clusters::routes())
         .merge(kubeconfig::routes())
         .merge(audit::routes())

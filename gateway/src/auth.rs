@@ -1,11 +1,15 @@
 //! Who is calling, and what they may do.
 //!
-//! Callers present `Authorization: Bearer <token>`. A token has a role (`admin` may do
-//! everything; `user` only what its grants allow) and per-cluster grants (`read`: GET/HEAD,
-//! watches and logs; `write`: everything, upgrades included). Tokens are looked up by hash; a
-//! short-lived cache keeps the database off the proxy's hot path.
+//! Callers present `Authorization: Bearer <token>`: a Portico token (`pt_…`) or, with OIDC
+//! configured, an ID token from the identity provider ([`oidc`]). A Portico token has a role
+//! (`admin` may do everything; `user` only what its grants allow) and per-cluster grants
+//! (`read`: GET/HEAD, watches and logs; `write`: everything, upgrades included). A person
+//! signed in through OIDC has the grants whose subject is their user name or one of their
+//! groups ([`SubjectGrant`]); `admin` on `*` makes them a Portico admin. Tokens are looked up
+//! by hash; short-lived caches keep the database and the signature check off the proxy's hot
+//! path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,7 +30,11 @@ pub const BOOTSTRAP_TOKEN_ID: &str = "bootstrap-admin";
 const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX_ENTRIES: usize = 10_000;
 
-pub use crate::records::auth::{Access, Grant, Role, Token};
+pub use crate::records::auth::{
+    Access, Grant, PersonAccess, Role, Subject, SubjectGrant, SubjectKind, Token,
+};
+pub use oidc::{Identity, Oidc, OidcError, OidcSetupError};
+pub use selector::Selector;
 
 impl Token {
     fn expired_at(&self, now_millis: i64) -> bool {
@@ -34,29 +42,67 @@ impl Token {
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller: a Portico token, or a person signed in through OIDC. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
-pub struct Principal {
-    pub token: Arc<Token>,
+pub enum Principal {
+    Token(Arc<Token>),
+    Person(Arc<Person>),
 }
 
 impl Principal {
-    /// A stable id of the caller: the token's id (audit entries, stream limits, sessions).
+    /// A stable id of the caller (audit entries, stream limits, sessions): the token's id, or
+    /// `oidc:<username>` for a person.
     pub fn id(&self) -> &str {
-        &self.token.id
+        match self {
+            Self::Token(token) => &token.id,
+            Self::Person(person) => &person.id,
+        }
     }
 
-    /// The caller's display name: the token's name.
+    /// The caller's display name: the token's name, or the person's user name.
     pub fn name(&self) -> &str {
-        &self.token.name
+        match self {
+            Self::Token(token) => &token.name,
+            Self::Person(person) => &person.username,
+        }
+    }
+
+    /// Unix milliseconds after which the credential is no longer accepted: the token's expiry,
+    /// or the ID token's `exp`.
+    pub fn expires_at(&self) -> Option<i64> {
+        match self {
+            Self::Token(token) => token.expires_at,
+            Self::Person(person) => Some(person.expires_at),
+        }
     }
 
     pub fn is_admin(&self) -> bool {
-        self.token.role == Role::Admin
+        match self {
+            Self::Token(token) => token.role == Role::Admin,
+            Self::Person(person) => person.is_admin(),
+        }
     }
 
-    /// The strongest grant that covers `cluster_id`, if any.
+    /// The strongest grant that covers `cluster_id`, if any. Label selectors of people's grants
+    /// are matched against the labels of this replica's connection to the cluster.
     pub fn grant_for(&self, cluster_id: &str) -> Option<Grant> {
+        match self {
+            Self::Person(person) if !person.is_admin() => {
+                let labels = person.labels.labels(cluster_id);
+                person.grant_matching(cluster_id, labels.as_deref())
+            }
+            _ => self.grant_for_labels(cluster_id, &BTreeMap::new()),
+        }
+    }
+
+    /// [`Principal::grant_for`] for a cluster whose labels the caller has at hand (a stored
+    /// record: lists show clusters this replica is not connected to).
+    pub fn grant_for_labels(
+        &self,
+        cluster_id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Grant> {
         if self.is_admin() {
             return Some(Grant {
                 cluster: cluster_id.to_owned(),
@@ -64,17 +110,143 @@ impl Principal {
                 impersonate: false,
             });
         }
-        self.token
-            .grants
-            .iter()
-            .filter(|g| g.cluster == "*" || g.cluster == cluster_id)
-            .max_by_key(|g| (g.access, g.cluster != "*"))
-            .cloned()
+        match self {
+            Self::Token(token) => token
+                .grants
+                .iter()
+                .filter(|g| g.cluster == "*" || g.cluster == cluster_id)
+                .max_by_key(|g| (g.access, g.cluster != "*"))
+                .cloned(),
+            Self::Person(person) => person.grant_matching(cluster_id, Some(labels)),
+        }
+    }
+
+    /// The Kubernetes user and groups a grant with `impersonate` sends: the token's
+    /// impersonated user (default: its name) and groups, or the person's name and groups.
+    pub fn impersonation(&self) -> (&str, &[String]) {
+        match self {
+            Self::Token(token) => (
+                token.impersonate_user.as_deref().unwrap_or(&token.name),
+                &token.impersonate_groups,
+            ),
+            Self::Person(person) => (&person.username, &person.groups),
+        }
+    }
+
+    /// What kind of caller this is, for messages: `token` or `user`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::Person(_) => "user",
+        }
     }
 }
 
-/// Why a request is not authenticated (always a 401).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Labels of the clusters this replica is connected to, for the label selectors of people's
+/// grants. The wiring implements it over the cluster registry (kept in memory, so checking a
+/// grant costs no I/O).
+pub trait ClusterLabels: Send + Sync + std::fmt::Debug {
+    fn labels(&self, cluster_id: &str) -> Option<Arc<BTreeMap<String, String>>>;
+}
+
+/// No labels known: selector grants match nothing.
+#[derive(Debug)]
+struct NoLabels;
+
+impl ClusterLabels for NoLabels {
+    fn labels(&self, _: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        None
+    }
+}
+
+/// A person signed in through OIDC, with the grants that apply to them.
+#[derive(Debug)]
+pub struct Person {
+    id: String,
+    /// The user name, after `--oidc-username-prefix`.
+    pub username: String,
+    /// The groups, each after `--oidc-groups-prefix`.
+    pub groups: Vec<String>,
+    /// Unix milliseconds: the ID token's `exp` (or the session's end).
+    pub expires_at: i64,
+    grants: Vec<Arc<PersonGrant>>,
+    labels: Arc<dyn ClusterLabels>,
+}
+
+impl Person {
+    fn is_admin(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.record.access == PersonAccess::Admin && matches!(g.scope, Scope::All))
+    }
+
+    /// The strongest of the person's grants for the cluster: highest access, and among equals
+    /// one that impersonates (the cluster's own RBAC then decides) over one that does not.
+    fn grant_matching(
+        &self,
+        cluster_id: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Option<Grant> {
+        self.grants
+            .iter()
+            .filter(|g| match &g.scope {
+                Scope::All => true,
+                Scope::Cluster(id) => id == cluster_id,
+                Scope::Selector(selector) => labels.is_some_and(|l| selector.matches(l)),
+            })
+            .map(|g| (g.record.access.cluster_access(), g.record.impersonate))
+            .max()
+            .map(|(access, impersonate)| Grant {
+                cluster: cluster_id.to_owned(),
+                access,
+                impersonate,
+            })
+    }
+}
+
+/// A stored grant for people with its cluster scope parsed.
+#[derive(Debug)]
+struct PersonGrant {
+    record: SubjectGrant,
+    scope: Scope,
+}
+
+#[derive(Debug)]
+enum Scope {
+    All,
+    Cluster(String),
+    Selector(Selector),
+}
+
+impl PersonGrant {
+    /// `None` for a stored grant whose selector no longer parses (it then grants nothing).
+    fn new(record: SubjectGrant) -> Option<Self> {
+        let scope = match (&record.cluster, &record.selector) {
+            (Some(c), _) if c == "*" => Scope::All,
+            (Some(c), _) => Scope::Cluster(c.clone()),
+            (None, Some(s)) => match Selector::parse(s) {
+                Ok(selector) => Scope::Selector(selector),
+                Err(e) => {
+                    tracing::warn!(grant = %record.id, error = %e, "ignoring a stored grant");
+                    return None;
+                }
+            },
+            (None, None) => return None,
+        };
+        Some(Self { record, scope })
+    }
+
+    fn applies_to(&self, username: &str, groups: &[String]) -> bool {
+        let subject = &self.record.subject;
+        match subject.kind {
+            SubjectKind::User => subject.name == username,
+            SubjectKind::Group => groups.iter().any(|g| *g == subject.name),
+        }
+    }
+}
+
+/// Why a request is not authenticated (a 401, or 503 for `Unavailable`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header.
     #[error("missing `Authorization: Bearer <token>` header")]
@@ -88,6 +260,9 @@ pub enum AuthError {
     /// The token store could not be read.
     #[error("token store unavailable")]
     Unavailable,
+    /// An ID token that failed one of the checks (which one is said).
+    #[error("ID token rejected: {0}")]
+    IdToken(#[from] OidcError),
 }
 
 /// A name sent as `Impersonate-User` or `Impersonate-Group`: 1-1024 printable ASCII
@@ -124,40 +299,47 @@ pub enum BadImpersonationName {
     Header(#[from] http::header::InvalidHeaderValue),
 }
 
-/// Checks bearer tokens against the database, with a short positive cache, and tracks the
-/// long-lived requests each token holds open.
+/// Checks bearer tokens: Portico tokens against the database, with a short positive cache; ID
+/// tokens with the OIDC verifier, when one is configured. Tracks the long-lived requests each
+/// caller holds open.
 #[derive(Debug)]
 pub struct Authenticator {
     db: Db,
     cache: Mutex<HashMap<String, (Arc<Token>, Instant)>>,
     streams: Arc<Streams>,
+    oidc: Option<Arc<Oidc>>,
+    labels: Arc<dyn ClusterLabels>,
+    /// Every grant for people, loaded at most every [`CACHE_TTL`].
+    person_grants: Mutex<Option<(Arc<Vec<Arc<PersonGrant>>>, Instant)>>,
 }
 
-/// Long-lived requests (watches, followed logs, upgrades) open per token id.
+/// Long-lived requests (watches, followed logs, upgrades) open per caller id.
 #[derive(Debug)]
 struct Streams {
     max_per_token: usize,
-    open: Mutex<HashMap<String, TokenStreams>>,
+    open: Mutex<HashMap<String, CallerStreams>>,
 }
 
 #[derive(Debug)]
-struct TokenStreams {
-    token: Arc<Token>,
+struct CallerStreams {
+    principal: Principal,
     count: usize,
     /// Cancelled when the token is revoked or expires: every stream of the token ends.
     revoked: CancellationToken,
 }
 
-/// One open long-lived request. Dropping it frees the token's slot.
+/// One open long-lived request. Dropping it frees the caller's slot.
 #[derive(Debug)]
 pub struct StreamGuard {
     streams: Arc<Streams>,
-    token_id: String,
+    caller_id: String,
+    /// This stream's own token: a child of the caller's, and cancelled at the credential's
+    /// expiry for a person (each of a person's ID tokens has its own `exp`).
     revoked: CancellationToken,
 }
 
 impl StreamGuard {
-    /// Completes when the token is revoked or expires.
+    /// Completes when the token is revoked or the credential expires.
     pub fn revoked(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.revoked.clone().cancelled_owned()
     }
@@ -165,18 +347,20 @@ impl StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        // Ends this stream's expiry timer; the caller's other streams keep theirs.
+        self.revoked.cancel();
         let mut open = self.streams.open.lock();
-        if let Some(entry) = open.get_mut(&self.token_id) {
+        if let Some(entry) = open.get_mut(&self.caller_id) {
             entry.count -= 1;
             if entry.count == 0 {
-                open.remove(&self.token_id);
+                open.remove(&self.caller_id);
             }
         }
     }
 }
 
 impl Authenticator {
-    /// `max_streams_per_token`: long-lived requests one token may hold open at once.
+    /// `max_streams_per_token`: long-lived requests one caller may hold open at once.
     pub fn new(db: Db, max_streams_per_token: usize) -> Self {
         Self {
             db,
@@ -185,16 +369,37 @@ impl Authenticator {
                 max_per_token: max_streams_per_token,
                 open: Mutex::new(HashMap::new()),
             }),
+            oidc: None,
+            labels: Arc::new(NoLabels),
+            person_grants: Mutex::new(None),
         }
     }
 
-    /// Takes one of the token's long-lived request slots; `Err(limit)` when all are taken.
-    pub fn open_stream(&self, token: &Arc<Token>) -> Result<StreamGuard, usize> {
+    /// Accepts ID tokens that `oidc` verifies.
+    pub fn with_oidc(mut self, oidc: Arc<Oidc>) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// Where the label selectors of people's grants find a cluster's labels.
+    pub fn with_cluster_labels(mut self, labels: Arc<dyn ClusterLabels>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// The OIDC verifier, when OIDC is configured.
+    pub fn oidc(&self) -> Option<&Arc<Oidc>> {
+        self.oidc.as_ref()
+    }
+
+    /// Takes one of the caller's long-lived request slots; `Err(limit)` when all are taken. A
+    /// person's stream also ends when their ID token expires.
+    pub fn open_stream(&self, principal: &Principal) -> Result<StreamGuard, usize> {
         let mut open = self.streams.open.lock();
         let entry = open
-            .entry(token.id.clone())
-            .or_insert_with(|| TokenStreams {
-                token: token.clone(),
+            .entry(principal.id().to_owned())
+            .or_insert_with(|| CallerStreams {
+                principal: principal.clone(),
                 count: 0,
                 revoked: CancellationToken::new(),
             });
@@ -202,17 +407,30 @@ impl Authenticator {
             return Err(self.streams.max_per_token);
         }
         entry.count += 1;
+        let revoked = entry.revoked.child_token();
+        if let Principal::Person(person) = principal {
+            let left = person.expires_at.saturating_sub(clock::now_millis());
+            let timer = revoked.clone();
+            tokio::spawn(async move {
+                let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+                tokio::select! {
+                    () = tokio::time::sleep(left) => timer.cancel(),
+                    () = timer.cancelled() => {}
+                }
+            });
+        }
         Ok(StreamGuard {
             streams: self.streams.clone(),
-            token_id: token.id.clone(),
-            revoked: entry.revoked.clone(),
+            caller_id: principal.id().to_owned(),
+            revoked,
         })
     }
 
     /// Ends the streams of tokens that were deleted (on any replica) or expired. Runs until
     /// `stop`, every [`CACHE_TTL`]: the same bound as the cache gives every other request. A
     /// token store that cannot be read ends nothing (the token was valid when last seen);
-    /// expiry is decided locally and always applies.
+    /// expiry is decided locally and always applies. People have no token row: their streams
+    /// end at their ID token's expiry ([`Authenticator::open_stream`]).
     pub async fn watch_streams(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(CACHE_TTL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -226,7 +444,10 @@ impl Authenticator {
                 .open
                 .lock()
                 .values()
-                .map(|entry| entry.token.clone())
+                .filter_map(|entry| match &entry.principal {
+                    Principal::Token(token) => Some(token.clone()),
+                    Principal::Person(_) => None,
+                })
                 .collect();
             for token in held {
                 let gone = if token.expired_at(clock::now_millis()) {
@@ -252,8 +473,8 @@ impl Authenticator {
         }
     }
 
-    fn end_streams(&self, token_id: &str) {
-        if let Some(entry) = self.streams.open.lock().get(token_id) {
+    fn end_streams(&self, caller_id: &str) {
+        if let Some(entry) = self.streams.open.lock().get(caller_id) {
             entry.revoked.cancel();
         }
     }
@@ -274,6 +495,12 @@ impl Authenticator {
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let token = bearer_token(header).ok_or(AuthError::Invalid)?;
+        if let Some(verifier) = &self.oidc
+            && oidc::looks_like_jwt(token)
+        {
+            let identity = verifier.verify(token).await?;
+            return self.person(identity).await;
+        }
         let hash = token_hash(token);
         let now = Instant::now();
         let cached = self
@@ -309,7 +536,60 @@ impl Authenticator {
         if token.expired_at(clock::now_millis()) {
             return Err(AuthError::Expired);
         }
-        Ok(Principal { token })
+        Ok(Principal::Token(token))
+    }
+
+    /// The principal of a person with a verified identity (an ID token, or a console session
+    /// that keeps the user name, groups and expiry it was opened with): the grants for their
+    /// user name and groups. Past `identity.expires_at` it is refused.
+    pub async fn person(&self, identity: Identity) -> Result<Principal, AuthError> {
+        if identity.expires_at <= clock::now_millis() {
+            return Err(AuthError::Expired);
+        }
+        let all = self.person_grants().await?;
+        let grants = all
+            .iter()
+            .filter(|g| g.applies_to(&identity.username, &identity.groups))
+            .cloned()
+            .collect();
+        Ok(Principal::Person(Arc::new(Person {
+            id: format!("oidc:{}", identity.username),
+            username: identity.username,
+            groups: identity.groups,
+            expires_at: identity.expires_at,
+            grants,
+            labels: self.labels.clone(),
+        })))
+    }
+
+    /// Every grant for people; read from the database at most every [`CACHE_TTL`] (a grant
+    /// deleted on another replica stops applying here within that time; here, at once). A
+    /// database that cannot be read refuses (nothing is granted from a stale guess).
+    async fn person_grants(&self) -> Result<Arc<Vec<Arc<PersonGrant>>>, AuthError> {
+        let now = Instant::now();
+        if let Some((grants, at)) = &*self.person_grants.lock()
+            && now.duration_since(*at) < CACHE_TTL
+        {
+            return Ok(grants.clone());
+        }
+        let records = self.db.subject_grants().await.map_err(|e| {
+            tracing::warn!(error = %e, "grant lookup failed");
+            AuthError::Unavailable
+        })?;
+        let grants: Arc<Vec<Arc<PersonGrant>>> = Arc::new(
+            records
+                .into_iter()
+                .filter_map(PersonGrant::new)
+                .map(Arc::new)
+                .collect(),
+        );
+        *self.person_grants.lock() = Some((grants.clone(), now));
+        Ok(grants)
+    }
+
+    /// Drops the cached grants for people (after one was created or deleted here).
+    pub fn forget_person_grants(&self) {
+        *self.person_grants.lock() = None;
     }
 
     /// Drops a token from the cache and ends its open streams (after it was deleted here).
@@ -350,6 +630,9 @@ pub async fn bootstrap_admin(db: &Db, given: Option<&str>) -> storage::Result<Op
         }
     }
 }
+
+mod oidc;
+mod selector;
 
 #[cfg(test)]
 mod tests;

@@ -20,8 +20,8 @@ pub mod version;
 
 pub use activity::{AuditArgs, FindingCommand, FindingListArgs, RunCommand};
 pub use admin::{
-    ClusterAddArgs, ClusterCommand, ClusterKubeconfigArgs, ClusterUpdateArgs, TokenCommand,
-    TokenCreateArgs,
+    ClusterAddArgs, ClusterCommand, ClusterKubeconfigArgs, ClusterUpdateArgs, GrantCommand,
+    GrantCreateArgs, GrantDeleteArgs, TokenCommand, TokenCreateArgs,
 };
 pub use extensions::{
     ChartCommand, ChartSearchArgs, HelmAuthArgs, HelmCommand, HelmRepoAddArgs, HelmRepoCommand,
@@ -87,6 +87,9 @@ pub enum Command {
     /// API tokens: create, list, show, revoke (admin).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Grants for people and groups signed in through OIDC: list, create, delete (admin).
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Wasm plugins (`run` calls one in this process).
     #[command(subcommand)]
     Plugin(PluginCommand),

@@ -28,6 +28,7 @@ mod api;
 mod clusters;
 mod contexts;
 mod extensions;
+mod grants;
 mod helm;
 mod job;
 mod output;
@@ -189,6 +190,7 @@ pub async fn run(command: &Command) -> Result<Output, CommandError> {
         Command::Cluster(command) => clusters::cluster(command).await,
         Command::Kubeconfig(args) => fetch_kubeconfig(args).await.map(Output::raw),
         Command::Token(command) => tokens::token(command).await,
+        Command::Grant(command) => grants::grant(command).await,
         Command::Plugin(command) => extensions::plugin(command).await,
         Command::Job(command) => run_job_command(command).await,
         Command::Run(command) => job::run_command(command).await,

@@ -13,11 +13,13 @@ use crate::crypto::SecretKey;
 mod database;
 mod error;
 mod identity;
+mod oidc;
 mod timings;
 
 pub use database::DatabaseUrl;
 pub use error::{ConfigError, Result};
 use identity::{default_instance_id, valid_instance_id, valid_product_name};
+pub use oidc::{OidcConfig, SIGNING_ALGS};
 pub use timings::{LeaderTimings, LeaseTimings};
 use timings::{at_least_one, leader_timings, lease_timings, positive};
 
@@ -95,6 +97,8 @@ pub struct Config {
     pub max_streams_per_token: usize,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
+    /// The identity provider whose ID tokens are accepted (`--oidc-*`), if any.
+    pub oidc: Option<OidcConfig>,
     /// Values that were adjusted rather than rejected; logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -105,6 +109,7 @@ impl Config {
     /// Validates `args` into a configuration.
     pub fn from_args(args: ServeArgs) -> Result<Self> {
         let mut warnings = Vec::new();
+        let oidc = oidc::oidc_config(&args)?;
         let listen: SocketAddr = args
             .listen
             .parse()
@@ -297,6 +302,7 @@ impl Config {
             connections,
             max_streams_per_token,
             audit_retention,
+            oidc,
             warnings,
         })
     }

@@ -69,6 +69,8 @@ pub enum StartError {
     #[error("{0} needs a data folder, which only a SQLite database has; set {1}")]
     NoDataFolder(&'static str, &'static str),
     /// The listen address could not be bound.
+    #[error("OIDC: {0}")]
+    Oidc(#[from] auth::OidcSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -183,7 +185,19 @@ impl Gateway {
             shutdown.clone(),
         )
         .await?;
-        let auth = Arc::new(Authenticator::new(db.clone(), config.max_streams_per_token));
+        let mut auth = Authenticator::new(db.clone(), config.max_streams_per_token)
+            .with_cluster_labels(Arc::new(ConnectedLabels(clusters.clone())));
+        if let Some(oidc) = &config.oidc {
+            auth = auth.with_oidc(Arc::new(auth::Oidc::new(oidc.clone())?));
+        }
+        if let Some(oidc) = auth.oidc() {
+            tracing::info!(
+                issuer = oidc.issuer(),
+                client_id = oidc.client_id(),
+                "ID tokens accepted as bearer tokens"
+            );
+        }
+        let auth = Arc::new(auth);
         let drain = Drain::new();
         let proxy = Proxy::new(
             auth.clone(),
@@ -406,5 +420,15 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// The labels of the clusters this replica is connected to, for grants with label selectors.
+#[derive(Debug)]
+struct ConnectedLabels(Arc<ClusterManager>);
+
+impl auth::ClusterLabels for ConnectedLabels {
+    fn labels(&self, cluster_id: &str) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        self.0.connection(cluster_id).map(|c| c.labels.clone())
     }
 }

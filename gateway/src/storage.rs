@@ -16,6 +16,7 @@ use crate::config::DatabaseUrl;
 
 pub mod audit;
 pub mod clusters;
+pub mod grants;
 pub mod helm;
 pub mod jobs;
 pub mod leader_terms;

@@ -15,7 +15,7 @@ use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::cluster::{ClusterError, ClusterUpdate, NewCluster};
-use crate::storage::clusters::DesiredState;
+use crate::storage::clusters::{ClusterRecord, DesiredState};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -39,10 +39,7 @@ impl From<crate::coord::CoordError> for ApiError {
 }
 
 /// A cluster's view with the lease holder as this replica last saw it.
-pub fn view_of(
-    app: &App,
-    record: crate::storage::clusters::ClusterRecord,
-) -> crate::cluster::ClusterView {
+pub fn view_of(app: &App, record: ClusterRecord) -> crate::cluster::ClusterView {
     let holder = app.coord.lease_holder(&record.id);
     let mut view = app.clusters.view(record);
     view.lease_holder = holder;
@@ -128,18 +125,23 @@ async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Va
         .clusters()
         .await?
         .into_iter()
-        .filter(|c| principal.grant_for(&c.id).is_some())
+        .filter(|c| principal.grant_for_labels(&c.id, &c.labels).is_some())
         .map(|c| view_of(&app, c))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
 
 /// A cluster the caller may see: 404 when it does not exist, 403 without a grant.
-pub(super) fn visible(principal: &Principal, id: &str) -> ApiResult<()> {
-    if principal.grant_for(id).is_none() {
+pub(super) fn visible(principal: &Principal, record: &ClusterRecord) -> ApiResult<()> {
+    if principal
+        .grant_for_labels(&record.id, &record.labels)
+        .is_none()
+    {
         return Err(ApiError::forbidden(format!(
-            "token `{}` has no grant for cluster `{id}`",
-            principal.token.name
+            "{} `{}` has no grant for cluster `{}`",
+            principal.kind(),
+            principal.name(),
+            record.id
         )));
     }
     Ok(())
@@ -151,7 +153,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let record = app.clusters.record(&id).await?;
-    visible(&principal, &id)?;
+    visible(&principal, &record)?;
     Ok(Json(
         serde_json::to_value(view_of(&app, record)).expect("view serializes"),
     ))

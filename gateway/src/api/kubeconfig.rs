@@ -33,7 +33,7 @@ async fn one(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let record = app.clusters.record(&id).await?;
-    visible(&principal, &id)?;
+    visible(&principal, &record)?;
     let base = export_base(&app, &uri, &headers)?;
     let name = format!("portico-{id}");
     let kubeconfig = Kubeconfig {
@@ -69,7 +69,7 @@ async fn fleet(
         .clusters()
         .await?
         .into_iter()
-        .filter(|c| principal.grant_for(&c.id).is_some())
+        .filter(|c| principal.grant_for_labels(&c.id, &c.labels).is_some())
         .collect();
     clusters.sort_by(|a, b| a.id.cmp(&b.id));
     let current = match query.current {

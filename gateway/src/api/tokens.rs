@@ -131,7 +131,7 @@ async fn delete(
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if caller.token.id == id {
+    if caller.id() == id {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",

@@ -164,3 +164,57 @@ pub struct TokenCreateArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Every grant for people and groups (GET /api/v1/grants).
+    List(RemoteArgs),
+    /// Grant an OIDC user or group access (POST /api/v1/grants).
+    Create(GrantCreateArgs),
+    /// Delete a grant by id (DELETE /api/v1/grants/{id}).
+    Delete(GrantDeleteArgs),
+}
+
+/// Flags of `portico grant create`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user", "group"])))]
+#[command(group(clap::ArgGroup::new("clusters").required(true).args(["cluster", "selector"])))]
+pub struct GrantCreateArgs {
+    /// The user, as the gateway names them (after `--oidc-username-prefix`).
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// The group, as the gateway names it (after `--oidc-groups-prefix`).
+    #[arg(long)]
+    pub group: Option<String>,
+
+    /// A cluster id, or `*` for every cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
+
+    /// A cluster label selector (`env=prod,team in (a,b)`).
+    #[arg(long)]
+    pub selector: Option<String>,
+
+    /// `read`, `write`, or `admin` (on `*`: the Portico admin role; elsewhere: write).
+    #[arg(long, value_parser = ["read", "write", "admin"])]
+    pub access: String,
+
+    /// Send the person's name and groups as `Impersonate-User`/`Impersonate-Group`, so the
+    /// cluster's own RBAC decides.
+    #[arg(long)]
+    pub impersonate: bool,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Flags of `portico grant delete`.
+#[derive(Debug, Clone, Args)]
+pub struct GrantDeleteArgs {
+    /// The grant's id (from `portico grant list`).
+    pub id: String,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}

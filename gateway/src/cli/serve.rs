@@ -214,6 +214,57 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
 
+    /// OpenID Connect: ID tokens from this issuer are accepted as bearer tokens on the proxy
+    /// and the API (kube-apiserver's flag). `https://` only; discovery is read from
+    /// `{issuer}/.well-known/openid-configuration`.
+    #[arg(long, env = "OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+
+    /// The client id ID tokens must be issued for (their `aud`). Required with
+    /// `--oidc-issuer-url`.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The claim that names the user.
+    #[arg(long, env = "OIDC_USERNAME_CLAIM", default_value = "email")]
+    pub oidc_username_claim: String,
+
+    /// Prepended to user names. Unset: claims other than `email` get `{issuer-url}#`; `-`
+    /// turns prefixing off.
+    #[arg(long, env = "OIDC_USERNAME_PREFIX")]
+    pub oidc_username_prefix: Option<String>,
+
+    /// The claim that lists the user's groups (a string or an array of strings).
+    #[arg(long, env = "OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// Prepended to every group name.
+    #[arg(long, env = "OIDC_GROUPS_PREFIX", default_value = "")]
+    pub oidc_groups_prefix: String,
+
+    /// PEM CA bundle for the issuer's TLS certificate (default: the public web roots).
+    #[arg(long, env = "OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+
+    /// `key=value`: a claim that ID tokens must carry with exactly this string value
+    /// (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "oidc-required-claim",
+        env = "OIDC_REQUIRED_CLAIM",
+        value_delimiter = ','
+    )]
+    pub oidc_required_claims: Vec<String>,
+
+    /// Signing algorithms accepted on ID tokens, comma-separated (asymmetric ones only: RS256,
+    /// RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA).
+    #[arg(
+        long,
+        env = "OIDC_SIGNING_ALGS",
+        value_delimiter = ',',
+        default_value = "RS256"
+    )]
+    pub oidc_signing_algs: Vec<String>,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

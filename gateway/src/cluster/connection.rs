@@ -1,6 +1,7 @@
 //! One local connection to a cluster: its state (phase, last error, server version), the
 //! `/version` check, and the supervisor task that heartbeats and reconnects it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -54,6 +55,8 @@ pub struct Connection {
     pub id: String,
     /// The configuration revision this connection was built from.
     pub revision: i64,
+    /// The cluster's labels at that revision (grants with label selectors read them).
+    pub labels: Arc<BTreeMap<String, String>>,
     pub upstream: Upstream,
     state: Mutex<LocalState>,
     stop: CancellationToken,
@@ -67,6 +70,7 @@ impl Connection {
     pub(super) fn new(
         id: &str,
         revision: i64,
+        labels: BTreeMap<String, String>,
         upstream: Upstream,
         stop: CancellationToken,
         initiator: Initiator,
@@ -74,6 +78,7 @@ impl Connection {
         Self {
             id: id.to_owned(),
             revision,
+            labels: Arc::new(labels),
             upstream,
             state: Mutex::new(LocalState::new(Phase::Connecting)),
             stop,

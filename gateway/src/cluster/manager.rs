@@ -307,6 +307,7 @@ impl ClusterManager {
         let connection = Arc::new(Connection::new(
             &record.id,
             record.config_revision,
+            record.labels.clone(),
             upstream,
             self.shutdown.child_token(),
             initiator,

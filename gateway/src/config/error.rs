@@ -7,6 +7,9 @@ use crate::crypto::KeyError;
 /// A configuration value that cannot be used; the message names the flag and its variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// An `--oidc-*` flag that cannot work (the message names it).
+    #[error("OIDC: {0}")]
+    Oidc(String),
     /// `--listen` is not `HOST:PORT`.
     #[error("--listen / LISTEN: `{0}` is not an address like 0.0.0.0:3618")]
     Listen(String),

@@ -214,3 +214,125 @@ fn cluster_server_flags_reach_the_configuration() {
     .unwrap();
     assert!(c.allow_insecure_cluster_credentials && c.deny_local_cluster_servers);
 }
+
+#[test]
+fn oidc_follows_kube_apiserver_flags() {
+    assert!(config(&[], &[]).unwrap().oidc.is_none());
+    let issuer = ["--oidc-issuer-url", "https://idp.example.com"];
+    let with = |more: &[&str]| {
+        let args: Vec<&str> = issuer.iter().chain(more).copied().collect();
+        config(&args, &[])
+    };
+    let c = with(&["--oidc-client-id", "portico"])
+        .unwrap()
+        .oidc
+        .unwrap();
+    assert_eq!(c.username_claim, "email");
+    assert_eq!(c.username_prefix, "", "no prefix for email");
+    assert_eq!(c.groups_claim, "groups");
+    assert_eq!(c.signing_algs, ["RS256"]);
+    let c = with(&["--oidc-client-id", "p", "--oidc-username-claim", "sub"])
+        .unwrap()
+        .oidc
+        .unwrap();
+    assert_eq!(c.username_prefix, "https://idp.example.com#");
+    let c = with(&[
+        "--oidc-client-id",
+        "p",
+        "--oidc-username-claim",
+        "sub",
+        "--oidc-username-prefix",
+        "-",
+        "--oidc-required-claim",
+        "hd=example.com",
+        "--oidc-required-claim",
+        "tier=a=b",
+        "--oidc-signing-algs",
+        "ES256,RS256",
+    ])
+    .unwrap()
+    .oidc
+    .unwrap();
+    assert_eq!(c.username_prefix, "");
+    assert_eq!(
+        c.required_claims,
+        [
+            ("hd".to_owned(), "example.com".to_owned()),
+            ("tier".to_owned(), "a=b".to_owned())
+        ]
+    );
+    assert_eq!(c.signing_algs, ["ES256", "RS256"]);
+    let env = config(
+        &[],
+        &[
+            ("OIDC_ISSUER_URL", "https://idp.example.com/realms/x"),
+            ("OIDC_CLIENT_ID", "portico"),
+            ("OIDC_REQUIRED_CLAIM", "a=1,b=2"),
+        ],
+    )
+    .unwrap()
+    .oidc
+    .unwrap();
+    assert_eq!(env.required_claims.len(), 2);
+
+    for (bad, says) in [
+        (&["--oidc-client-id", "p"][..], "needs --oidc-issuer-url"),
+        (&issuer[..], "--oidc-client-id is required"),
+        (
+            &[
+                "--oidc-issuer-url",
+                "http://idp.example.com",
+                "--oidc-client-id",
+                "p",
+            ],
+            "must be https://",
+        ),
+        (
+            &[
+                issuer[0],
+                issuer[1],
+                "--oidc-client-id",
+                "p",
+                "--oidc-signing-algs",
+                "HS256",
+            ],
+            "`HS256` is not accepted",
+        ),
+        (
+            &[
+                issuer[0],
+                issuer[1],
+                "--oidc-client-id",
+                "p",
+                "--oidc-signing-algs",
+                "none",
+            ],
+            "`none` is not accepted",
+        ),
+        (
+            &[
+                issuer[0],
+                issuer[1],
+                "--oidc-client-id",
+                "p",
+                "--oidc-required-claim",
+                "x",
+            ],
+            "not key=value",
+        ),
+        (
+            &[
+                issuer[0],
+                issuer[1],
+                "--oidc-client-id",
+                "p",
+                "--oidc-ca-file",
+                "/no/such",
+            ],
+            "cannot be read",
+        ),
+    ] {
+        let err = config(bad, &[]).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad:?}: {err}");
+    }
+}

@@ -8,7 +8,7 @@ use super::headers::verb;
 use super::status::StatusError;
 use super::{Call, Proxy};
 use crate::audit::{AuditEntry, AuditKind};
-use crate::auth::{Access, AuthError, Grant, Principal, StreamGuard, Token};
+use crate::auth::{Access, AuthError, Grant, Principal, StreamGuard};
 
 /// A caller allowed to make the call.
 pub(super) struct Admitted {
@@ -44,7 +44,7 @@ impl Proxy {
         };
         let grant = authorize(&principal, call).map_err(refused)?;
         let impersonation = if grant.impersonate {
-            impersonation_headers(&principal.token).map_err(refused)?
+            impersonation_headers(&principal).map_err(refused)?
         } else {
             Vec::new()
         };
@@ -64,22 +64,20 @@ impl Proxy {
         if !is_long_lived(call.target.path, call.query.as_deref(), call.upgrade) {
             return Ok(None);
         }
-        self.auth
-            .open_stream(&principal.token)
-            .map(Some)
-            .map_err(|limit| {
-                let e = StatusError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    format!(
-                        "token `{}` already has {limit} long-lived requests (watches, streams, \
+        self.auth.open_stream(principal).map(Some).map_err(|limit| {
+            let e = StatusError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "{} `{}` already has {limit} long-lived requests (watches, streams, \
                      exec) open; close some first",
-                        principal.token.name
-                    ),
-                );
-                self.record_refusal(Some(principal), call, e.code);
-                e
-            })
+                    principal.kind(),
+                    principal.name()
+                ),
+            );
+            self.record_refusal(Some(principal), call, e.code);
+            e
+        })
     }
 
     /// Audits a request Portico refused itself (401, 403, 429), whatever its method.
@@ -104,8 +102,8 @@ impl Proxy {
         self.audit.record(AuditEntry {
             at: crate::clock::now_millis(),
             kind: AuditKind::Proxy,
-            token_id: principal.map(|p| p.token.id.clone()).unwrap_or_default(),
-            token_name: principal.map(|p| p.token.name.clone()).unwrap_or_default(),
+            token_id: principal.map(|p| p.id().to_owned()).unwrap_or_default(),
+            token_name: principal.map(|p| p.name().to_owned()).unwrap_or_default(),
             cluster: call.target.cluster.to_owned(),
             verb,
             path: call.path_and_query.chars().take(2048).collect(),
@@ -126,8 +124,10 @@ fn authorize(principal: &Principal, call: &Call<'_>) -> Result<Grant, StatusErro
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!(
-                "token `{}` has no grant for cluster `{}`",
-                principal.token.name, target.cluster
+                "{} `{}` has no grant for cluster `{}`",
+                principal.kind(),
+                principal.name(),
+                target.cluster
             ),
         )
     })?;
@@ -137,8 +137,9 @@ fn authorize(principal: &Principal, call: &Call<'_>) -> Result<Grant, StatusErro
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!(
-                "token `{}` has read access to cluster `{}`: {} {} needs write access",
-                principal.token.name,
+                "{} `{}` has read access to cluster `{}`: {} {} needs write access",
+                principal.kind(),
+                principal.name(),
                 target.cluster,
                 if call.upgrade {
                     "upgrade"
@@ -152,27 +153,35 @@ fn authorize(principal: &Principal, call: &Call<'_>) -> Result<Grant, StatusErro
     Ok(grant)
 }
 
-/// `Impersonate-User` and `Impersonate-Group` for a grant that impersonates. Names are checked
-/// when a token is created; one that still cannot be sent (a token stored before that check)
-/// refuses the request: sending it without the headers would act with the gateway's own
-/// credential.
-fn impersonation_headers(token: &Token) -> Result<Vec<(HeaderName, HeaderValue)>, StatusError> {
+/// `Impersonate-User` and `Impersonate-Group` for a grant that impersonates: a token's
+/// impersonated user and groups, or a person's name and groups. Token names are checked when
+/// a token is created; a name that still cannot be sent (a token stored before that check, a
+/// group from the identity provider with odd characters) refuses the request: sending it
+/// without the headers would act with the gateway's own credential.
+fn impersonation_headers(
+    principal: &Principal,
+) -> Result<Vec<(HeaderName, HeaderValue)>, StatusError> {
     let refuse = |what: &str| {
+        let fix = match principal {
+            Principal::Token(_) => "recreate the token with a valid name",
+            Principal::Person(_) => "ask the identity provider's admin to rename it",
+        };
         StatusError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!(
-                "token `{}`: its impersonated {what} cannot be sent as a header; the request \
-                 was refused (recreate the token with a valid name)",
-                token.name
+                "{} `{}`: its impersonated {what} cannot be sent as a header; the request \
+                 was refused ({fix})",
+                principal.kind(),
+                principal.name()
             ),
         )
     };
-    let user = token.impersonate_user.as_deref().unwrap_or(&token.name);
-    let mut headers = Vec::with_capacity(1 + token.impersonate_groups.len());
+    let (user, groups) = principal.impersonation();
+    let mut headers = Vec::with_capacity(1 + groups.len());
     let value = crate::auth::impersonation_header(user).map_err(|_| refuse("user"))?;
     headers.push((HeaderName::from_static("impersonate-user"), value));
-    for group in &token.impersonate_groups {
+    for group in groups {
         let value = crate::auth::impersonation_header(group).map_err(|_| refuse("group"))?;
         headers.push((HeaderName::from_static("impersonate-group"), value));
     }

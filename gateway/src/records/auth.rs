@@ -74,3 +74,103 @@ pub struct Token {
     /// Unix milliseconds; `None` never expires.
     pub expires_at: Option<i64>,
 }
+
+/// Who a grant for people applies to: one OIDC user or every member of an OIDC group, named as
+/// the gateway sees them (after `--oidc-username-prefix` / `--oidc-groups-prefix`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    User,
+    Group,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
+}
+
+impl FromStr for SubjectKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Self::User),
+            "group" => Ok(Self::Group),
+            other => Err(format!(
+                "unknown subject kind `{other}` (expected user or group)"
+            )),
+        }
+    }
+}
+
+/// What a grant for people allows. `Admin` on every cluster (`*`) is the Portico admin role;
+/// on one cluster or a label selector it is write access there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonAccess {
+    Read,
+    Write,
+    Admin,
+}
+
+impl PersonAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// The access to a cluster this grants.
+    pub fn cluster_access(self) -> Access {
+        match self {
+            Self::Read => Access::Read,
+            Self::Write | Self::Admin => Access::Write,
+        }
+    }
+}
+
+impl FromStr for PersonAccess {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!(
+                "unknown access `{other}` (expected read, write or admin)"
+            )),
+        }
+    }
+}
+
+/// A grant whose subject is a person or a group from the identity provider. Exactly one of
+/// `cluster` (an id, or `*` for every cluster) and `selector` (cluster labels) is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectGrant {
+    pub id: String,
+    pub subject: Subject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    pub access: PersonAccess,
+    /// Send `Impersonate-User`/`Impersonate-Group` with the person's name and groups.
+    pub impersonate: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
