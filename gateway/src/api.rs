@@ -27,6 +27,7 @@ mod helm;
 mod jobs;
 pub mod kubeconfig;
 mod plugins;
+mod sso;
 mod tokens;
 mod webhooks;
 
@@ -287,6 +288,8 @@ pub fn router(app: App) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/version", get(health::version))
         .route("/metrics", get(health::metrics))
+        // Before the token check: `portico login --sso` asks it before anyone has a token.
+        .route("/api/v1/auth/oidc", get(sso::announce))
         .nest("/api/v1", api)
         .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
         .fallback(|| async { ApiError::not_found("no such route") })

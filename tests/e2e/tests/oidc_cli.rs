@@ -12,9 +12,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use kube_sim::KubeSim;
+use portico_e2e::gateway::TestGateway;
 use portico_e2e::kubectl::Kubectl;
 use portico_e2e::oidc::{CLI_CLIENT_ID, OidcOptions, OidcProvider, jwt_claims};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
@@ -156,24 +158,28 @@ async fn finish(mut child: Child, stderr: tokio::task::JoinHandle<Vec<String>>) 
 
 /// `portico login --sso` with the code flow, the browser played by the harness: the CLI
 /// prints the address, the harness signs in as `user`, and the provider's redirect goes to
-/// the CLI's loopback listener. Returns the CLI's JSON report.
+/// the CLI's loopback listener. Returns the CLI's JSON report and the address it printed.
 async fn login_with_code_flow(
     ws: &Workstation,
     op: &OidcProvider,
     user: &str,
     extra: &[&str],
 ) -> Result<(Value, String)> {
-    let mut args = vec![
-        "login",
-        "--sso",
-        "--no-browser",
-        "-o",
-        "json",
-        "--server",
-        "https://127.0.0.1:9",
-    ];
+    let mut args = vec!["--server", "https://127.0.0.1:9"];
     let provider = ws.provider_args(op);
     args.extend(provider.iter().map(String::as_str));
+    args.extend(extra);
+    sign_in(ws, op, user, &args).await
+}
+
+/// `portico login --sso --no-browser -o json ARGS`, signed in as `user` through the harness.
+async fn sign_in(
+    ws: &Workstation,
+    op: &OidcProvider,
+    user: &str,
+    extra: &[&str],
+) -> Result<(Value, String)> {
+    let mut args = vec!["login", "--sso", "--no-browser", "-o", "json"];
     args.extend(extra);
     let mut child = ws.command(&args).spawn()?;
     let issuer = op.issuer().to_owned();
@@ -460,5 +466,196 @@ async fn kubectl_gets_pods_with_portico_credential_as_its_exec_plugin() -> Resul
             .any(|r| r.header("authorization") == Some(bearer.as_str())),
         "kubectl sent the refreshed ID token"
     );
+    Ok(())
+}
+
+/// A gateway that accepts the provider's ID tokens (issued to the CLI client), with group
+/// names prefixed `oidc:`.
+async fn oidc_gateway(op: &OidcProvider) -> Result<TestGateway> {
+    let ca = op.ca_file().context("the provider serves HTTPS")?;
+    Ok(TestGateway::builder()
+        .args([
+            "--oidc-issuer-url",
+            op.issuer(),
+            "--oidc-client-id",
+            CLI_CLIENT_ID,
+            "--oidc-groups-prefix",
+            "oidc:",
+            "--oidc-ca-file",
+            &ca.display().to_string(),
+        ])
+        .start()
+        .await)
+}
+
+async fn admin_post(gw: &TestGateway, path: &str, body: Value) -> Result<()> {
+    let response = gw
+        .as_admin(reqwest::Method::POST, path)
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.text().await?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_gateway_announces_its_provider_only_when_it_has_one() -> Result<()> {
+    let op = OidcProvider::start(OidcOptions::default()).await?;
+    let gw = oidc_gateway(&op).await?;
+    let announced: Value = gw
+        .request(reqwest::Method::GET, "/api/v1/auth/oidc")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(announced["issuerUrl"], op.issuer());
+    assert_eq!(announced["clientId"], CLI_CLIENT_ID);
+    let plain = TestGateway::builder().start().await;
+    let response = plain
+        .request(reqwest::Method::GET, "/api/v1/auth/oidc")
+        .send()
+        .await?;
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    // And `login --sso` against it says what to do.
+    let ws = Workstation::new()?;
+    let ca = ws.dir.path().join("gateway-ca.crt");
+    std::fs::write(
+        &ca,
+        plain
+            .gateway()
+            .app()
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_pem.clone())
+            .context("a generated CA")?,
+    )?;
+    let out = ws
+        .command(&[
+            "login",
+            "--sso",
+            "--no-browser",
+            "--server",
+            &plain.url,
+            "--ca-file",
+            &ca.display().to_string(),
+        ])
+        .output()
+        .await?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("announces no OpenID provider"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn login_through_the_gateway_writes_a_kubeconfig_kubectl_uses_on_two_clusters() -> Result<()>
+{
+    let op = OidcProvider::start(OidcOptions::default()).await?;
+    let (dev, prod) = (KubeSim::start().await?, KubeSim::start().await?);
+    let gw = oidc_gateway(&op).await?;
+    for (id, sim, env) in [("dev-eu", &dev, "dev"), ("prod-eu", &prod, "prod")] {
+        admin_post(
+            &gw,
+            "/api/v1/clusters",
+            json!({"id": id, "kubeconfig": sim.kubeconfig(), "labels": {"env": env}}),
+        )
+        .await?;
+        admin_post(&gw, &format!("/api/v1/clusters/{id}/connect"), json!({})).await?;
+    }
+    // Developers reach dev clusters; ops (alice, not bob) also production.
+    admin_post(
+        &gw,
+        "/api/v1/grants",
+        json!({"subject": {"kind": "group", "name": "oidc:dev"}, "selector": "env=dev",
+               "access": "write"}),
+    )
+    .await?;
+    admin_post(
+        &gw,
+        "/api/v1/grants",
+        json!({"subject": {"kind": "group", "name": "oidc:ops"}, "cluster": "prod-eu",
+               "access": "read"}),
+    )
+    .await?;
+
+    let run = |user: &'static str| {
+        let op = &op;
+        let gw = &gw;
+        async move {
+            let ws = Workstation::new()?;
+            let gateway_ca = ws.dir.path().join("gateway-ca.crt");
+            std::fs::write(
+                &gateway_ca,
+                gw.gateway()
+                    .app()
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.ca_pem.clone())
+                    .context("a generated CA")?,
+            )?;
+            let kubeconfig = ws.dir.path().join("kube/config.yaml");
+            let oidc_ca = op.ca_file().context("CA")?.display().to_string();
+            let cache = ws.cache_dir().display().to_string();
+            // No issuer or client id: the gateway announces them.
+            let (report, _) = sign_in(
+                &ws,
+                op,
+                user,
+                &[
+                    "--server",
+                    &gw.url,
+                    "--ca-file",
+                    &gateway_ca.display().to_string(),
+                    "--oidc-ca-file",
+                    &oidc_ca,
+                    "--token-cache-dir",
+                    &cache,
+                    "--kubeconfig",
+                    &kubeconfig.display().to_string(),
+                    "--interactive-mode",
+                    "Never",
+                ],
+            )
+            .await?;
+            assert_eq!(report["issuerUrl"], op.issuer());
+            let text = std::fs::read_to_string(&kubeconfig)?;
+            #[cfg(unix)]
+            assert_eq!(mode(&kubeconfig)?, 0o600);
+            let id_token = ws.cache()?["idToken"]
+                .as_str()
+                .context("idToken")?
+                .to_owned();
+            assert!(
+                !text.contains(&id_token),
+                "no token in the kubeconfig:\n{text}"
+            );
+            assert!(text.contains("client.authentication.k8s.io/v1"), "{text}");
+            assert!(text.contains("interactiveMode: Never"), "{text}");
+            anyhow::Ok((ws, Kubectl::new(&text)?))
+        }
+    };
+
+    let (_alice_ws, alice) = run("alice").await?;
+    for cluster in ["dev-eu", "prod-eu"] {
+        alice
+            .run(&["--context", cluster, "get", "pods", "-n", "default"])
+            .await?
+            .success()
+            .with_context(|| format!("alice on {cluster}"))?;
+    }
+    let (_bob_ws, bob) = run("bob").await?;
+    bob.run(&["--context", "dev-eu", "get", "pods", "-n", "default"])
+        .await?
+        .success()
+        .context("bob on dev-eu")?;
+    // Bob's kubeconfig lists only what his groups reach.
+    let denied = bob
+        .run(&["--context", "prod-eu", "get", "pods", "-n", "default"])
+        .await?;
+    assert_ne!(denied.code, 0, "{}", denied.stdout);
     Ok(())
 }
