@@ -639,7 +639,7 @@ async fn login_through_the_gateway_writes_a_kubeconfig_kubectl_uses_on_two_clust
         }
     };
 
-    let (_alice_ws, alice) = run("alice").await?;
+    let (alice_ws, alice) = run("alice").await?;
     for cluster in ["dev-eu", "prod-eu"] {
         alice
             .run(&["--context", cluster, "get", "pods", "-n", "default"])
@@ -647,6 +647,18 @@ async fn login_through_the_gateway_writes_a_kubeconfig_kubectl_uses_on_two_clust
             .success()
             .with_context(|| format!("alice on {cluster}"))?;
     }
+    // The stored context works for the CLI's own commands too (the cached ID token).
+    let out = alice_ws
+        .command(&["cluster", "list", "-o", "json"])
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("dev-eu") && stdout.contains("prod-eu"), "{stdout}");
     let (_bob_ws, bob) = run("bob").await?;
     bob.run(&["--context", "dev-eu", "get", "pods", "-n", "default"])
         .await?
