@@ -658,7 +658,10 @@ async fn login_through_the_gateway_writes_a_kubeconfig_kubectl_uses_on_two_clust
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("dev-eu") && stdout.contains("prod-eu"), "{stdout}");
+    assert!(
+        stdout.contains("dev-eu") && stdout.contains("prod-eu"),
+        "{stdout}"
+    );
     let (_bob_ws, bob) = run("bob").await?;
     bob.run(&["--context", "dev-eu", "get", "pods", "-n", "default"])
         .await?
