@@ -70,6 +70,7 @@ impl Principal {
 
     /// Unix milliseconds after which the credential is no longer accepted: the token's expiry,
     /// or the ID token's `exp`.
+    #[allow(dead_code, reason = "the console shows it")]
     pub fn expires_at(&self) -> Option<i64> {
         match self {
             Self::Token(token) => token.expires_at,
@@ -204,6 +205,9 @@ impl Person {
     }
 }
 
+/// Every stored grant for people, shared by the principals built from one load.
+type PersonGrants = Arc<Vec<Arc<PersonGrant>>>;
+
 /// A stored grant for people with its cluster scope parsed.
 #[derive(Debug)]
 struct PersonGrant {
@@ -240,7 +244,7 @@ impl PersonGrant {
         let subject = &self.record.subject;
         match subject.kind {
             SubjectKind::User => subject.name == username,
-            SubjectKind::Group => groups.iter().any(|g| *g == subject.name),
+            SubjectKind::Group => groups.contains(&subject.name),
         }
     }
 }
@@ -310,7 +314,7 @@ pub struct Authenticator {
     oidc: Option<Arc<Oidc>>,
     labels: Arc<dyn ClusterLabels>,
     /// Every grant for people, loaded at most every [`CACHE_TTL`].
-    person_grants: Mutex<Option<(Arc<Vec<Arc<PersonGrant>>>, Instant)>>,
+    person_grants: Mutex<Option<(PersonGrants, Instant)>>,
 }
 
 /// Long-lived requests (watches, followed logs, upgrades) open per caller id.
@@ -565,7 +569,7 @@ impl Authenticator {
     /// Every grant for people; read from the database at most every [`CACHE_TTL`] (a grant
     /// deleted on another replica stops applying here within that time; here, at once). A
     /// database that cannot be read refuses (nothing is granted from a stale guess).
-    async fn person_grants(&self) -> Result<Arc<Vec<Arc<PersonGrant>>>, AuthError> {
+    async fn person_grants(&self) -> Result<PersonGrants, AuthError> {
         let now = Instant::now();
         if let Some((grants, at)) = &*self.person_grants.lock()
             && now.duration_since(*at) < CACHE_TTL
@@ -576,7 +580,7 @@ impl Authenticator {
             tracing::warn!(error = %e, "grant lookup failed");
             AuthError::Unavailable
         })?;
-        let grants: Arc<Vec<Arc<PersonGrant>>> = Arc::new(
+        let grants: PersonGrants = Arc::new(
             records
                 .into_iter()
                 .filter_map(PersonGrant::new)

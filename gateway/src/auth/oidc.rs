@@ -180,6 +180,7 @@ impl Oidc {
     }
 
     /// Sets how often an unknown key may refetch the JWKS (tests shorten or pin it).
+    #[cfg(test)]
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
         self

@@ -220,22 +220,29 @@ async fn the_admin_api_takes_id_tokens_and_admin_on_every_cluster_is_the_admin_r
         .await?;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Value = response.json().await?;
-    let audit: Value = gw
-        .as_admin(Method::GET, "/api/v1/audit?kind=api")
-        .send()
-        .await?
-        .json()
-        .await?;
-    let entry = audit["items"]
-        .as_array()
-        .context("items")?
-        .iter()
-        .find(|e| {
-            e["path"] == "/api/v1/grants"
-                && e["status"] == 201
-                && e["tokenName"] == "alice@example.com"
-        });
-    assert!(entry.is_some(), "{audit}");
+    // The audit log is written in the background.
+    portico_e2e::fleet::eventually(
+        "the grant's audit entry",
+        Duration::from_secs(30),
+        || async {
+            let audit: Value = gw
+                .as_admin(Method::GET, "/api/v1/audit?kind=api")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            audit["items"].as_array()?.iter().find(|e| {
+                e["path"] == "/api/v1/grants"
+                    && e["status"] == 201
+                    && e["tokenName"] == "alice@example.com"
+                    && e["tokenId"] == "oidc:alice@example.com"
+            })?;
+            Some(())
+        },
+    )
+    .await;
     // Deleting it takes bob's access away at once (this replica).
     let response = gw
         .as_admin(
