@@ -27,6 +27,7 @@ mod helm;
 mod jobs;
 pub mod kubeconfig;
 mod plugins;
+mod sso;
 mod tokens;
 mod webhooks;
 
@@ -292,6 +293,8 @@ pub fn router(app: App, console: Router<App>) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/version", get(health::version))
         .route("/metrics", get(health::metrics))
+        // Before the token check: `portico login --sso` asks it before anyone has a token.
+        .route("/api/v1/auth/oidc", get(sso::announce))
         .nest("/api/v1", v1(app.clone()))
         .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -36,8 +36,8 @@ pub use remote::{
 };
 pub use serve::{ClusterServerArgs, ServeArgs};
 pub use session::{
-    CompletionArgs, ContextCommand, ContextListArgs, ContextNameArgs, LoginArgs, LogoutArgs, Shell,
-    VersionArgs,
+    CompletionArgs, ContextCommand, ContextListArgs, ContextNameArgs, CredentialArgs,
+    InteractiveMode, LoginArgs, LogoutArgs, OidcClientArgs, Shell, VersionArgs,
 };
 
 /// Portico: a WebAssembly-extensible gateway in front of many Kubernetes clusters.
@@ -62,10 +62,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(Box<ServeArgs>),
-    /// Check a token against a gateway and store it as the current context.
+    /// Check a token against a gateway and store it as the current context; or, with
+    /// `--sso`, sign in through the OpenID provider and write a kubeconfig for kubectl.
     ///
-    /// The context holds the gateway's URL, the token and the CA to trust.
+    /// The context holds the gateway's URL, the token (or the provider) and the CA to trust.
     Login(LoginArgs),
+    /// kubectl's exec credential plugin for single sign-on: prints an `ExecCredential`
+    /// (`client.authentication.k8s.io/v1`) with the cached ID token, refreshed with the
+    /// refresh token when it has expired. `portico login --sso` writes kubeconfigs that run it.
+    Credential(CredentialArgs),
     /// Forget the token of a context (the current one by default).
     ///
     /// Its server and CA stay. The token itself stays valid: `portico token revoke` ends it.

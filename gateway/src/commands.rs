@@ -35,6 +35,7 @@ mod output;
 mod plugin;
 mod scaffold;
 mod session;
+mod sso;
 mod tokens;
 mod webhooks;
 
@@ -137,6 +138,9 @@ pub enum CommandError {
     /// Arguments that cannot be used together or do not parse.
     #[error("{0}")]
     Usage(String),
+    /// A single sign-on failed, or its tokens no longer work.
+    #[error("{0}")]
+    SignIn(String),
 }
 
 impl CommandError {
@@ -147,7 +151,7 @@ impl CommandError {
                 exit::USAGE
             }
             Self::Unreachable { .. } => exit::UNREACHABLE,
-            Self::NotLoggedIn { .. } => exit::UNAUTHENTICATED,
+            Self::NotLoggedIn { .. } | Self::SignIn(_) => exit::UNAUTHENTICATED,
             Self::Api { status, .. } => match status {
                 401 => exit::UNAUTHENTICATED,
                 403 => exit::FORBIDDEN,
@@ -174,6 +178,7 @@ pub async fn run(command: &Command) -> Result<Output, CommandError> {
     use crate::cli::{ClusterCommand, PluginCommand};
     match command {
         Command::Login(args) => session::login(args).await,
+        Command::Credential(args) => sso::credential(args).await,
         Command::Logout(args) => session::logout(args),
         Command::Context(command) => session::context(command),
         Command::Cluster(ClusterCommand::Import(_))

@@ -376,3 +376,66 @@ fn cluster_server_flags_default_off_and_read_their_variables() {
             .to_string();
     assert!(err.contains("maybe"), "{err}");
 }
+
+#[test]
+fn login_sso_and_credential_parse_and_device_needs_sso() {
+    let vars = env(&[("KUBERNETES_EXEC_INFO", r#"{"spec":{"interactive":true}}"#)]);
+    let cli = Cli::parse_with_env(
+        [
+            "portico",
+            "login",
+            "--sso",
+            "--device",
+            "--server",
+            "https://gw",
+            "--oidc-scope",
+            "openid,groups",
+            "--interactive-mode",
+            "Never",
+        ],
+        &vars,
+    )
+    .unwrap();
+    let Command::Login(args) = cli.command else {
+        panic!("not login")
+    };
+    assert!(args.sso && args.device);
+    assert_eq!(args.oidc.oidc_scope, ["openid", "groups"]);
+    assert_eq!(args.interactive_mode, InteractiveMode::Never);
+    // --device, --no-browser and --kubeconfig mean nothing without --sso; --sso takes no token.
+    for argv in [
+        &["portico", "login", "--device", "--server", "https://gw"][..],
+        &["portico", "login", "--no-browser"],
+        &["portico", "login", "--sso", "--token", "pt_x"],
+        &[
+            "portico",
+            "login",
+            "--sso",
+            "--kubeconfig",
+            "k",
+            "--no-kubeconfig",
+        ],
+    ] {
+        assert!(Cli::parse_with_env(argv, &vars).is_err(), "{argv:?}");
+    }
+    let cli = Cli::parse_with_env(
+        [
+            "portico",
+            "credential",
+            "--oidc-issuer-url",
+            "https://idp",
+            "--oidc-client-id",
+            "cli",
+        ],
+        &vars,
+    )
+    .unwrap();
+    let Command::Credential(args) = cli.command else {
+        panic!("not credential")
+    };
+    assert_eq!(args.oidc.oidc_client_id.as_deref(), Some("cli"));
+    assert_eq!(
+        args.exec_info.as_deref(),
+        Some(r#"{"spec":{"interactive":true}}"#)
+    );
+}

@@ -62,6 +62,17 @@ pub struct Context {
 pub enum Credential {
     /// A Portico API token, sent as a bearer token.
     Token { token: String },
+    /// A single sign-on (`portico login --sso`): the provider and client; the ID and refresh
+    /// tokens are in the token cache, not here.
+    #[serde(rename_all = "camelCase")]
+    Oidc {
+        issuer_url: String,
+        client_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_cache_dir: Option<String>,
+    },
     /// A kind a newer version wrote (kept as it is, never used).
     #[serde(untagged)]
     Other(Value),
@@ -79,6 +90,7 @@ impl Credential {
     pub fn kind(&self) -> String {
         match self {
             Self::Token { .. } => "token".to_owned(),
+            Self::Oidc { .. } => "oidc".to_owned(),
             Self::Other(value) => value["kind"].as_str().unwrap_or("unknown").to_owned(),
         }
     }
@@ -239,6 +251,19 @@ pub fn resolve(args: &GatewayArgs) -> Result<Target, CommandError> {
     let token = match (&args.token, context.and_then(|c| c.credential.as_ref())) {
         (Some(token), _) => Some(token.clone()),
         (None, Some(Credential::Token { token })) => Some(token.clone()),
+        (
+            None,
+            Some(Credential::Oidc {
+                issuer_url,
+                client_id,
+                token_cache_dir: Some(dir),
+                ..
+            }),
+        ) => Some(super::sso::cached_id_token(
+            issuer_url,
+            client_id,
+            Path::new(dir),
+        )?),
         (None, Some(other)) => {
             return Err(CommandError::Usage(format!(
                 "context `{}` holds a `{}` credential, which this version of portico cannot \

@@ -52,7 +52,7 @@ fn login_token(args: &GatewayArgs) -> Result<String, CommandError> {
 }
 
 /// `portico login`: checks the token with `GET /api/v1/clusters` (any valid token may call
-/// it), then stores the context and makes it current.
+/// it), then stores the context and makes it current. With `--sso`: [`super::sso::login`].
 pub async fn login(args: &LoginArgs) -> Result<Output, CommandError> {
     let gateway = &args.gateway;
     let path = path(&gateway.config)?;
@@ -91,6 +91,14 @@ pub async fn login(args: &LoginArgs) -> Result<Output, CommandError> {
             .filter(|c| same_server(&c.server, &server))
             .find_map(|c| c.certificate_authority.clone()),
     };
+    if args.sso {
+        let target = Target {
+            server,
+            token: None,
+            ca_pem: certificate_authority,
+        };
+        return super::sso::login(args, &path, name, target).await;
+    }
     let token = login_token(gateway)?;
     let client = GatewayClient::connect(Target {
         server: server.clone(),
