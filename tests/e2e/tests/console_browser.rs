@@ -1,5 +1,5 @@
 //! The console in a real headless Chromium: sign in, register a simulator cluster, see it
-//! connect without reloading, and the day-to-day pages. Screenshots of each page are saved
+//! connect without reloading, run an inspection and read its findings, and the other pages. Screenshots of each page are saved
 //! under `target/console-screenshots/` (test artifacts).
 
 use fantoccini::Locator;
@@ -9,12 +9,15 @@ use portico_e2e::gateway::TestGateway;
 use reqwest::Method;
 
 #[tokio::test]
-async fn an_operator_signs_in_registers_a_cluster_and_sees_it_connect() {
+async fn an_operator_signs_in_registers_a_cluster_sees_it_connect_and_inspects_it() {
     let Some(browser) = Browser::start_or_skip("operator_day").await else {
         return;
     };
     let gw = TestGateway::builder().start().await;
     let sim = KubeSim::start().await.unwrap();
+    // A cluster with problems for the inspection to find (a crash-looping pod among others).
+    sim.load_yaml(include_str!("plugins_data/unhealthy.yaml"))
+        .unwrap();
     let c = &browser.client;
 
     // Any console page sends a signed-out browser to sign in.
@@ -130,6 +133,68 @@ async fn an_operator_signs_in_registers_a_cluster_and_sees_it_connect() {
     browser.wait_for_text("Overview").await.unwrap();
     browser.wait_for_text("Recent changes").await.unwrap();
     browser.screenshot("04-overview").await.unwrap();
+
+    // An inspection: create the job in the form, run it now, read its findings.
+    c.goto(&format!("{}/ui/inspections", gw.url)).await.unwrap();
+    browser.wait_for("details.add summary").await.unwrap();
+    c.find(Locator::Css("details.add summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.fill("name", "daily-checks").await.unwrap();
+    browser.fill("plugins", "builtin-checks").await.unwrap();
+    browser.fill("cron", "0 3 * * *").await.unwrap();
+    c.find(Locator::Css("details.add form.stack button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("Job daily-checks created")
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Run now']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The run page follows the run until it ends (live region), then lists failed findings.
+    browser
+        .wait_for_text(r#"<span class="state good">success</span>"#)
+        .await
+        .unwrap();
+    browser.wait_for_text("pod-crash-loop").await.unwrap();
+    browser.screenshot("05-run").await.unwrap();
+    c.goto(&format!(
+        "{}/ui/inspections/findings?cluster=sim-one&status=failed",
+        gw.url
+    ))
+    .await
+    .unwrap();
+    browser.wait_for("svg.chart").await.unwrap();
+    browser.wait_for_text("pod-crash-loop").await.unwrap();
+    browser.screenshot("06-findings").await.unwrap();
+    c.goto(&format!("{}/ui/inspections", gw.url)).await.unwrap();
+    browser.wait_for_text("daily-checks").await.unwrap();
+    browser.screenshot("07-inspections").await.unwrap();
+
+    // The other pages render in the browser (their forms have HTTP-level tests).
+    for (path, text, name) in [
+        ("/ui/replicas", "Replicas", "08-replicas"),
+        ("/ui/plugins", "builtin-checks", "09-plugins"),
+        ("/ui/helm", "Helm", "10-helm"),
+        ("/ui/audit", "Audit", "11-audit"),
+        ("/ui/tokens", "Tokens", "12-tokens"),
+        ("/ui/webhooks", "Webhooks", "13-webhooks"),
+    ] {
+        c.goto(&format!("{}{path}", gw.url)).await.unwrap();
+        browser.wait_for_text(text).await.unwrap();
+        browser.screenshot(name).await.unwrap();
+    }
 
     // Sign out: back to the sign-in page, and pages need a new sign-in.
     c.find(Locator::Css("header form button"))
