@@ -2,9 +2,8 @@
 //! connect without reloading, run an inspection and read its findings, and the other pages. Screenshots of each page are saved
 //! under `target/console-screenshots/` (test artifacts).
 
-use fantoccini::Locator;
 use kube_sim::KubeSim;
-use portico_e2e::browser::Browser;
+use portico_e2e::browser::{Browser, Locator};
 use portico_e2e::gateway::TestGateway;
 use reqwest::Method;
 
