@@ -194,6 +194,17 @@ impl TestGateway {
         self.as_token(token, method, path)
     }
 
+    /// `GET {path}` with the admin token, as JSON (panics on a transport or JSON error).
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.as_admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("GET with the admin token")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     /// Gracefully stops the gateway.
     pub async fn stop(mut self) {
         if let Some(gateway) = self.gateway.take() {

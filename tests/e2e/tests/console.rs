@@ -174,14 +174,7 @@ async fn forms_need_the_session_csrf_token_and_the_same_origin() {
             .unwrap();
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{header}: {value}");
     }
-    let cluster: serde_json::Value = gw
-        .as_admin(Method::GET, "/api/v1/clusters/dev")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cluster: serde_json::Value = gw.admin_json("/api/v1/clusters/dev").await;
     assert_eq!(cluster["desiredState"], "connected");
 
     // The right token from this page: done, with a message for the next page.
@@ -196,14 +189,7 @@ async fn forms_need_the_session_csrf_token_and_the_same_origin() {
         "{:?}",
         page.flash()
     );
-    let cluster: serde_json::Value = gw
-        .as_admin(Method::GET, "/api/v1/clusters/dev")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cluster: serde_json::Value = gw.admin_json("/api/v1/clusters/dev").await;
     assert_eq!(cluster["desiredState"], "disconnected");
     // The next page shows the message once.
     browser
@@ -221,14 +207,7 @@ async fn forms_need_the_session_csrf_token_and_the_same_origin() {
     // written in the background: poll, bounded).
     let mut audit = serde_json::Value::Null;
     for _ in 0..100 {
-        audit = gw
-            .as_admin(Method::GET, "/api/v1/audit?kind=console")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        audit = gw.admin_json("/api/v1/audit?kind=console").await;
         if audit["items"].as_array().unwrap().iter().any(|e| {
             e["path"] == "/api/v1/clusters/dev/disconnect"
                 && e["tokenName"] == "admin"
@@ -301,14 +280,7 @@ async fn a_read_only_user_sees_no_write_buttons_and_cannot_post() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let cluster: serde_json::Value = gw
-        .as_admin(Method::GET, "/api/v1/clusters/dev")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cluster: serde_json::Value = gw.admin_json("/api/v1/clusters/dev").await;
     assert_eq!(cluster["desiredState"], "connected");
     // Admin pages are the API's 403.
     let page = browser.get("/ui/inspections").await.unwrap();
@@ -414,14 +386,7 @@ async fn registering_through_the_console_connects_and_escapes_what_it_shows() {
         "{:?}",
         page.flash()
     );
-    let cluster: serde_json::Value = gw
-        .as_admin(Method::GET, "/api/v1/clusters/web")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cluster: serde_json::Value = gw.admin_json("/api/v1/clusters/web").await;
     assert_eq!(cluster["name"], "Web");
     assert_eq!(cluster["labels"], json!({"env": "staging"}));
     assert_eq!(cluster["namespace"], "apps");
@@ -474,14 +439,7 @@ async fn sessions_end_at_sign_out_when_idle_and_when_the_token_is_revoked() {
         .unwrap();
     let mut browser = Console::sign_in(&gw, &token).await.unwrap();
     assert_eq!(browser.get("/ui").await.unwrap().status, StatusCode::OK);
-    let tokens: serde_json::Value = gw
-        .as_admin(Method::GET, "/api/v1/tokens")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: serde_json::Value = gw.admin_json("/api/v1/tokens").await;
     let id = tokens["items"]
         .as_array()
         .unwrap()
