@@ -634,6 +634,7 @@ pub async fn bootstrap_admin(db: &Db, given: Option<&str>) -> storage::Result<Op
     }
 }
 
+pub mod oauth;
 mod oidc;
 mod selector;
 

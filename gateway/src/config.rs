@@ -108,12 +108,22 @@ pub struct Config {
 }
 
 /// Console (`/ui`) session lifetimes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConsoleSettings {
     /// From sign-in to the session's end.
     pub session_ttl: Duration,
     /// Without a request for this long, the session ends.
     pub idle_timeout: Duration,
+    /// Sign-in through the identity provider, when `--oidc-issuer-url` is set.
+    pub sso: Option<ConsoleSso>,
+}
+
+/// The console's client at the identity provider.
+#[derive(Debug, Clone)]
+pub struct ConsoleSso {
+    pub client_id: String,
+    /// Absent: a public client (PKCE only).
+    pub client_secret: Option<secrecy::SecretString>,
 }
 
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -123,6 +133,7 @@ impl Config {
     pub fn from_args(args: ServeArgs) -> Result<Self> {
         let mut warnings = Vec::new();
         let oidc = oidc::oidc_config(&args)?;
+        let console_sso = oidc::console_sso(&args, oidc.as_ref())?;
         let listen: SocketAddr = args
             .listen
             .parse()
@@ -200,6 +211,7 @@ impl Config {
                 .as_secs()
                     * 60,
             ),
+            sso: console_sso,
         };
         let lease_cleanup_interval = positive(
             args.lease_cleanup_interval_seconds,

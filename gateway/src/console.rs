@@ -33,6 +33,7 @@ mod overview;
 mod plugins;
 mod replicas;
 pub(crate) mod session;
+mod sso;
 mod tokens;
 mod view;
 mod webhooks;
@@ -64,6 +65,8 @@ pub fn router(app: App) -> Router<App> {
         ));
     Router::new()
         .route("/login", get(session::login_page).post(session::login))
+        .route("/login/sso", get(sso::start))
+        .route("/login/sso/callback", get(sso::callback))
         .route("/assets/{name}", get(assets::serve))
         .merge(signed_in)
         .fallback(not_found)

@@ -115,7 +115,7 @@ fn ca_pem(app: &App) -> Option<&str> {
 
 /// The URL clients reach this gateway at: `--public-url`, else the request's host when the
 /// gateway serves it.
-fn export_base(app: &App, uri: &Uri, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn export_base(app: &App, uri: &Uri, headers: &HeaderMap) -> ApiResult<String> {
     if let Some(url) = &app.config.public_url {
         return Ok(url.clone());
     }

@@ -91,6 +91,19 @@ pub enum OidcError {
     /// An `--oidc-required-claim` does not hold.
     #[error("required claim `{0}` does not have the required value")]
     RequiredClaim(String),
+    /// A sign-in's ID token does not carry the `nonce` that sign-in sent.
+    #[error("the ID token's `nonce` is not the one this sign-in sent")]
+    Nonce,
+}
+
+/// The provider's endpoints for a sign-in, from its discovery document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignInEndpoints {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// The scopes it lists, when it lists them.
+    #[serde(default)]
+    pub scopes_supported: Option<Vec<String>>,
 }
 
 /// The verifier could not be built.
@@ -137,6 +150,11 @@ pub struct Oidc {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     verified: Mutex<HashMap<String, (Identity, Instant)>>,
     refresh_interval: Duration,
+    /// The console's sign-in endpoints, once discovered.
+    sign_in: tokio::sync::Mutex<Option<SignInEndpoints>>,
+    /// For the token endpoint: like `http`, but never follows a redirect (a code or a
+    /// refresh token goes to the discovered endpoint or nowhere).
+    token_http: reqwest::Client,
 }
 
 impl Oidc {
@@ -151,23 +169,26 @@ impl Oidc {
                     .ok_or_else(|| OidcSetupError::Algorithm(name.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3));
-        if let Some(pem) = &config.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| OidcSetupError::CaFile(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(OidcSetupError::CaFile("no certificate found".to_owned()));
+        let client = |redirects: reqwest::redirect::Policy| {
+            let mut http = reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .redirect(redirects);
+            if let Some(pem) = &config.ca_pem {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| OidcSetupError::CaFile(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(OidcSetupError::CaFile("no certificate found".to_owned()));
+                }
+                http = http.tls_built_in_root_certs(false);
+                for cert in certs {
+                    http = http.add_root_certificate(cert);
+                }
             }
-            http = http.tls_built_in_root_certs(false);
-            for cert in certs {
-                http = http.add_root_certificate(cert);
-            }
-        }
-        let http = http
-            .build()
-            .map_err(|e| OidcSetupError::Client(e.to_string()))?;
+            http.build()
+                .map_err(|e| OidcSetupError::Client(e.to_string()))
+        };
+        let http = client(reqwest::redirect::Policy::limited(3))?;
+        let token_http = client(reqwest::redirect::Policy::none())?;
         Ok(Self {
             config,
             algorithms,
@@ -176,6 +197,8 @@ impl Oidc {
             last_fetch: tokio::sync::Mutex::new(None),
             verified: Mutex::new(HashMap::new()),
             refresh_interval: REFRESH_INTERVAL,
+            sign_in: tokio::sync::Mutex::new(None),
+            token_http,
         })
     }
 
@@ -226,19 +249,74 @@ impl Oidc {
         Ok(identity)
     }
 
-    /// Checks an ID token issued to another client of the same provider (the console's
-    /// sign-in, when it has a client of its own): every check of [`Oidc::verify`], with
-    /// `audience` instead of `--oidc-client-id`. Not cached.
-    #[allow(dead_code, reason = "for the console's sign-in")]
-    pub async fn verify_for_audience(
+    /// Checks the ID token of a sign-in (the console's code flow, or its refresh) for client
+    /// `audience`: every check of [`Oidc::verify`], with `audience` instead of
+    /// `--oidc-client-id`, and, when given, the `nonce` the sign-in sent. Not cached.
+    pub async fn verify_sign_in(
         &self,
         token: &str,
         audience: &str,
+        nonce: Option<&str>,
     ) -> Result<Identity, OidcError> {
-        self.verify_uncached(token, audience).await
+        let claims = self.verified_claims(token, audience).await?;
+        if let Some(nonce) = nonce {
+            let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                sent.as_bytes(),
+                nonce.as_bytes(),
+            )) {
+                return Err(OidcError::Nonce);
+            }
+        }
+        self.identity(&claims)
+    }
+
+    /// The provider's authorization and token endpoints (discovery, fetched once).
+    pub async fn sign_in_endpoints(&self) -> Result<SignInEndpoints, String> {
+        let mut cached = self.sign_in.lock().await;
+        if let Some(endpoints) = &*cached {
+            return Ok(endpoints.clone());
+        }
+        #[derive(Deserialize)]
+        struct Discovery {
+            issuer: String,
+            #[serde(flatten)]
+            endpoints: SignInEndpoints,
+        }
+        let discovery: Discovery = self.get_json(&self.discovery_url()).await?;
+        if discovery.issuer != self.config.issuer_url {
+            return Err(format!(
+                "the discovery document names the issuer `{}`, not `{}`",
+                discovery.issuer, self.config.issuer_url
+            ));
+        }
+        *cached = Some(discovery.endpoints.clone());
+        Ok(discovery.endpoints)
+    }
+
+    /// The HTTP client for the provider's token endpoint: the provider's CA, no redirects.
+    pub fn token_client(&self) -> &reqwest::Client {
+        &self.token_http
+    }
+
+    fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer_url.trim_end_matches('/')
+        )
     }
 
     async fn verify_uncached(&self, token: &str, audience: &str) -> Result<Identity, OidcError> {
+        let claims = self.verified_claims(token, audience).await?;
+        self.identity(&claims)
+    }
+
+    /// The claims of a token whose algorithm, signature, issuer, audience and times are good.
+    async fn verified_claims(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<Map<String, Value>, OidcError> {
         let (alg, kid) = self.header(token)?;
         let mut candidates = self.candidates(alg, kid.as_deref());
         if candidates.is_empty() {
@@ -262,7 +340,7 @@ impl Oidc {
         let mut last = OidcError::BadSignature;
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
-                Ok(data) => return self.identity(&data.claims),
+                Ok(data) => return Ok(data.claims),
                 Err(e) => {
                     last = self.rejection(e.kind(), audience);
                     if last != OidcError::BadSignature {
@@ -346,11 +424,7 @@ impl Oidc {
         struct KeySet {
             keys: Vec<Value>,
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer_url.trim_end_matches('/')
-        );
-        let discovery: Discovery = self.get_json(&url).await?;
+        let discovery: Discovery = self.get_json(&self.discovery_url()).await?;
         if discovery.issuer != self.config.issuer_url {
             return Err(format!(
                 "the discovery document names the issuer `{}`, not `{}`",

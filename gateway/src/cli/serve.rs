@@ -282,6 +282,18 @@ pub struct ServeArgs {
     )]
     pub oidc_signing_algs: Vec<String>,
 
+    /// The console's own client at the provider (its sign-in button: a server-side code flow
+    /// with PKCE, redirecting to `{public URL}/ui/login/sso/callback`). Default:
+    /// `--oidc-client-id`. The console's ID tokens must name this client as their audience.
+    #[arg(long, env = "CONSOLE_OIDC_CLIENT_ID")]
+    pub console_oidc_client_id: Option<String>,
+
+    /// A file holding the console client's secret (a confidential client; sent with HTTP Basic
+    /// authentication). Without it the console is a public client and proves itself with PKCE
+    /// alone.
+    #[arg(long, env = "CONSOLE_OIDC_CLIENT_SECRET_FILE")]
+    pub console_oidc_client_secret_file: Option<PathBuf>,
+
     /// `POD_IP`, read for the default advertised address (Downward API).
     #[arg(long, env = "POD_IP", hide = true)]
     pub pod_ip: Option<String>,

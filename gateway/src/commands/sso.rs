@@ -16,17 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
-};
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, CsrfToken, DeviceAuthorizationUrl, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope,
-    StandardDeviceAuthorizationResponse, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse as _, TokenUrl,
+    AuthorizationCode, CsrfToken, DeviceAuthorizationUrl, PkceCodeChallenge, RedirectUrl,
+    RefreshToken, Scope, StandardDeviceAuthorizationResponse, TokenResponse as _,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -34,6 +28,7 @@ use tokio::net::TcpListener;
 use super::contexts::{Context, Credential, Target, load, read_pem, save};
 use super::output::Output;
 use super::{CommandError, GatewayClient};
+use crate::auth::oauth::{OAuthClient, TokenAnswer};
 use crate::cli::{CredentialArgs, LoginArgs, OidcClientArgs};
 
 pub mod cache;
@@ -46,30 +41,6 @@ const REFRESH_MARGIN_SECONDS: i64 = 10;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `apiVersion` of the `ExecCredential` this plugin prints by default.
 const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1";
-
-/// The token endpoint's answer with the OpenID Connect `id_token`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct IdTokenField {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-}
-
-impl ExtraTokenFields for IdTokenField {}
-
-type TokenAnswer = StandardTokenResponse<IdTokenField, BasicTokenType>;
-
-type OAuthClient = oauth2::Client<
-    BasicErrorResponse,
-    TokenAnswer,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
 
 /// The parts of the discovery document this uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -191,44 +162,29 @@ impl Provider {
     }
 
     fn client(&self) -> Result<OAuthClient, CommandError> {
-        let bad = |what: &str, e: oauth2::url::ParseError| {
-            sign_in_error(format!("the provider's {what} is not a URL: {e}"))
-        };
-        Ok(oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_auth_uri(
-                AuthUrl::new(self.discovery.authorization_endpoint.clone())
-                    .map_err(|e| bad("authorization_endpoint", e))?,
-            )
-            .set_token_uri(
-                TokenUrl::new(self.discovery.token_endpoint.clone())
-                    .map_err(|e| bad("token_endpoint", e))?,
-            ))
+        crate::auth::oauth::client(
+            &self.client_id,
+            None,
+            &self.discovery.authorization_endpoint,
+            &self.discovery.token_endpoint,
+        )
+        .map_err(sign_in_error)
     }
 
     /// `requested` (with `openid` added), else `openid` and those of `offline_access`,
     /// `email`, `profile` and `groups` the provider supports (all but `groups` when it does
     /// not list its scopes).
     fn scopes(&self, requested: &[String]) -> Vec<String> {
-        let mut scopes: Vec<String> = vec!["openid".to_owned()];
         if requested.is_empty() {
-            let wanted = ["offline_access", "email", "profile", "groups"];
-            match &self.discovery.scopes_supported {
-                Some(supported) => scopes.extend(
-                    wanted
-                        .iter()
-                        .filter(|s| supported.iter().any(|x| x == *s))
-                        .map(|s| (*s).to_owned()),
-                ),
-                None => scopes.extend(wanted[..3].iter().map(|s| (*s).to_owned())),
-            }
-        } else {
-            scopes.extend(
-                requested
-                    .iter()
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty() && s != "openid"),
-            );
+            return crate::auth::oauth::default_scopes(self.discovery.scopes_supported.as_deref());
         }
+        let mut scopes: Vec<String> = vec!["openid".to_owned()];
+        scopes.extend(
+            requested
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && s != "openid"),
+        );
         scopes
     }
 

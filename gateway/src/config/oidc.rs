@@ -133,3 +133,48 @@ pub(super) fn oidc_config(args: &ServeArgs) -> Result<Option<OidcConfig>> {
         signing_algs,
     }))
 }
+
+/// The console's sign-in client: `--console-oidc-client-id` (default `--oidc-client-id`) and
+/// the secret read from `--console-oidc-client-secret-file`; `None` without an issuer.
+pub(super) fn console_sso(
+    args: &ServeArgs,
+    oidc: Option<&OidcConfig>,
+) -> Result<Option<super::ConsoleSso>> {
+    let Some(oidc) = oidc else {
+        if args.console_oidc_client_id.is_some() || args.console_oidc_client_secret_file.is_some() {
+            return Err(bad(
+                "--console-oidc-client-id and --console-oidc-client-secret-file need \
+                 --oidc-issuer-url",
+            ));
+        }
+        return Ok(None);
+    };
+    let client_id = match args.console_oidc_client_id.as_deref().map(str::trim) {
+        Some("") => return Err(bad("--console-oidc-client-id is empty")),
+        Some(id) => id.to_owned(),
+        None => oidc.client_id.clone(),
+    };
+    let client_secret = match &args.console_oidc_client_secret_file {
+        None => None,
+        Some(path) => {
+            let secret = std::fs::read_to_string(path).map_err(|e| {
+                bad(format!(
+                    "--console-oidc-client-secret-file `{}` cannot be read: {e}",
+                    path.display()
+                ))
+            })?;
+            let secret = secret.trim();
+            if secret.is_empty() {
+                return Err(bad(format!(
+                    "--console-oidc-client-secret-file `{}` is empty",
+                    path.display()
+                )));
+            }
+            Some(secrecy::SecretString::from(secret.to_owned()))
+        }
+    };
+    Ok(Some(super::ConsoleSso {
+        client_id,
+        client_secret,
+    }))
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::{Path, Query};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -265,7 +265,11 @@ async fn show(ui: Ui, Path(id): Path<String>) -> Result<Response, UiError> {
             }
         }))
         div.actions {
-            a href={ (base) "/kubeconfig" } { button type="button" { "Download kubeconfig" } }
+            @if ui.secret.is_some() {
+                a href={ (base) "/kubeconfig" } { button type="button" { "Download kubeconfig" } }
+            } @else {
+                span.muted.small { "kubectl: run " code { "portico login --sso" } " for a kubeconfig that signs you in." }
+            }
             @if ui.is_admin() {
                 (action_button(&ui, &format!("{base}/connect"), "Connect", "", None))
                 (action_button(&ui, &format!("{base}/disconnect"), "Disconnect", "", Some("Disconnect this cluster on every replica?")))
@@ -450,6 +454,14 @@ async fn delete(ui: Ui, Path(id): Path<String>, _: EmptyForm) -> Response {
 
 /// A kubeconfig for the signed-in user: the API's export with the session's own token.
 async fn kubeconfig(ui: Ui, Path(id): Path<String>) -> Result<Response, UiError> {
+    if ui.secret.is_none() {
+        // A person's session holds no credential that a kubeconfig could carry.
+        return Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "Signed in through single sign-on, you get your kubeconfig from `portico login \
+             --sso`: its credential renews itself.",
+        ));
+    }
     let response = ui
         .get_raw_with_credential(&format!("/clusters/{}/kubeconfig", enc(&id)))
         .await?;

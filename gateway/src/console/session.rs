@@ -26,7 +26,7 @@ use super::form::{csrf_matches, csrf_refused};
 use super::{assets, error_page};
 use crate::app::App;
 use crate::audit::{AuditEntry, AuditKind};
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Identity, Principal};
 use crate::crypto::token_hash;
 use crate::peer::ClientAddr;
 use crate::records::console::{ConsoleSession, SessionSubject};
@@ -60,13 +60,13 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_seconds: i64) {
+pub(crate) fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_seconds: i64) {
     let cookie = format!(
         "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; Secure; SameSite=Lax"
     );
@@ -76,7 +76,7 @@ fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_seconds:
 }
 
 /// The sealing context of a session's secret: bound to that session alone.
-fn seal_context(id_hash: &str) -> Vec<u8> {
+pub(crate) fn seal_context(id_hash: &str) -> Vec<u8> {
     format!("portico console session {id_hash}").into_bytes()
 }
 
@@ -88,6 +88,8 @@ enum Ended {
     Expired,
     Revoked,
     Unavailable,
+    /// A person's identity needs renewing and the identity provider cannot be reached.
+    ProviderUnavailable,
 }
 
 /// Resolves the session cookie of `headers`.
@@ -131,24 +133,77 @@ async fn resolve(app: &App, headers: &HeaderMap) -> Result<SignedIn, Ended> {
                 Some(token) => Principal::Token(std::sync::Arc::new(token)),
             }
         }
-        // No sign-in creates these yet; a row of this kind signs nobody in.
-        SessionSubject::Person { .. } => return Err(Ended::Revoked),
+        SessionSubject::Person { .. } => {
+            let session = person_session(app, session, now).await?;
+            let SessionSubject::Person {
+                username,
+                groups,
+                identity_expires_at,
+            } = &session.subject
+            else {
+                return Err(Ended::Revoked);
+            };
+            let identity = Identity {
+                username: username.clone(),
+                groups: groups.clone(),
+                expires_at: *identity_expires_at,
+            };
+            let principal = app.auth.person(identity).await.map_err(|e| match e {
+                AuthError::Unavailable => Ended::Unavailable,
+                _ => Ended::Expired,
+            })?;
+            return Ok(signed_in(app, session, principal, now).await);
+        }
     };
+    Ok(signed_in(app, session, principal, now).await)
+}
+
+/// A person's session with an identity that has not expired: renewed at the provider when it
+/// has (a refusal ends the session).
+async fn person_session(
+    app: &App,
+    session: ConsoleSession,
+    now: i64,
+) -> Result<ConsoleSession, Ended> {
+    match &session.subject {
+        SessionSubject::Person {
+            identity_expires_at,
+            ..
+        } if *identity_expires_at <= now => match super::sso::renew(app, &session).await {
+            Ok(renewed) => Ok(renewed),
+            Err(super::sso::NotRenewed::Unavailable) => Err(Ended::ProviderUnavailable),
+            Err(super::sso::NotRenewed::Ended) => {
+                let _ = app.db.delete_session(&session.id_hash).await;
+                Err(Ended::Expired)
+            }
+        },
+        _ => Ok(session),
+    }
+}
+
+/// The signed-in request of a live session: records activity, opens a token session's secret.
+async fn signed_in(app: &App, session: ConsoleSession, principal: Principal, now: i64) -> SignedIn {
+    let id_hash = session.id_hash;
     if now - session.last_seen_at >= TOUCH_EVERY_MS
         && let Err(e) = app.db.touch_session(&id_hash, now).await
     {
         tracing::warn!(error = %e, "cannot record console session activity");
     }
-    let secret = session.sealed_secret.as_ref().and_then(|sealed| {
-        let opened = app.secret_key.open(&seal_context(&id_hash), sealed).ok()?;
-        String::from_utf8(opened).ok().map(SecretString::from)
-    });
-    Ok(SignedIn {
+    // A token session's secret is its Portico token (kubeconfig downloads embed it); a
+    // person's is a refresh token, which never leaves the session layer.
+    let secret = match session.subject {
+        SessionSubject::Token { .. } => session.sealed_secret.as_ref().and_then(|sealed| {
+            let opened = app.secret_key.open(&seal_context(&id_hash), sealed).ok()?;
+            String::from_utf8(opened).ok().map(SecretString::from)
+        }),
+        SessionSubject::Person { .. } => None,
+    };
+    SignedIn {
         principal,
         id_hash,
         csrf: session.csrf,
         secret,
-    })
+    }
 }
 
 /// Middleware of the signed-in pages: resolves the session or sends the browser to sign in
@@ -163,6 +218,12 @@ pub(crate) async fn require(State(app): State<App>, mut request: Request, next: 
             StatusCode::SERVICE_UNAVAILABLE,
             "Database unavailable",
             "The gateway cannot read its database right now. Retry in a moment.",
+        ),
+        Err(Ended::ProviderUnavailable) => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Identity provider unreachable",
+            "Your sign-in needs renewing and the gateway cannot reach the identity provider \
+             right now. Retry in a moment; nothing was changed.",
         ),
         Err(ended) => {
             if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -198,12 +259,12 @@ pub(crate) async fn require(State(app): State<App>, mut request: Request, next: 
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginQuery {
-    next: Option<String>,
+    pub next: Option<String>,
     why: Option<String>,
 }
 
 /// Only a console path may be the page after sign-in (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if (path == "/ui" || path.starts_with("/ui/") || path.starts_with("/ui?"))
@@ -217,7 +278,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn login_form(next: &str, csrf: &str, message: Option<&str>) -> maud::Markup {
+fn login_form(next: &str, csrf: &str, message: Option<&str>, sso: bool) -> maud::Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -233,6 +294,14 @@ fn login_form(next: &str, csrf: &str, message: Option<&str>) -> maud::Markup {
                     p.muted { "Sign in to the console of this gateway." }
                     @if let Some(message) = message {
                         div.flash.error role="alert" { (message) }
+                    }
+                    @if sso {
+                        p {
+                            a.button.primary #sso href={ "/ui/login/sso?next=" (super::enc(next)) } {
+                                "Sign in with single sign-on"
+                            }
+                        }
+                        p.muted.small { "Or with a Portico token:" }
                     }
                     form method="post" action="/ui/login" {
                         input type="hidden" name="_csrf" value=(csrf);
@@ -269,10 +338,32 @@ pub(crate) async fn login_page(
         Some("revoked") => Some("Your session ended: its token was revoked."),
         _ => None,
     };
+    login_response(&app, &next, StatusCode::OK, message)
+}
+
+/// The sign-in page (with `message`, answered with `status`) and a fresh CSRF cookie for it.
+pub(crate) fn login_response(
+    app: &App,
+    next: &str,
+    status: StatusCode,
+    message: Option<&str>,
+) -> Response {
     let csrf = random_secret();
-    let mut response = login_form(&next, &csrf, message).into_response();
+    let sso = super::sso::enabled(app);
+    let mut response = (status, login_form(next, &csrf, message, sso)).into_response();
     set_cookie(&mut response, LOGIN_COOKIE, &csrf, 600);
     response
+}
+
+/// Sets the cookie of a new session (and clears the sign-in form's).
+pub(crate) fn set_session_cookie(app: &App, response: &mut Response, value: &str) {
+    set_cookie(response, LOGIN_COOKIE, "", 0);
+    set_cookie(
+        response,
+        SESSION_COOKIE,
+        value,
+        i64::try_from(app.config.console.session_ttl.as_secs()).unwrap_or(i64::MAX),
+    );
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,10 +410,7 @@ pub(crate) async fn login(
                 _ => (StatusCode::UNAUTHORIZED, "This token is not valid here."),
             };
             audit(&app, None, "login", status, &source);
-            let csrf = random_secret();
-            let mut response = (status, login_form(&next, &csrf, Some(message))).into_response();
-            set_cookie(&mut response, LOGIN_COOKIE, &csrf, 600);
-            return response;
+            return login_response(&app, &next, status, Some(message));
         }
     };
     let subject = SessionSubject::Token {
@@ -338,13 +426,7 @@ pub(crate) async fn login(
                 &source,
             );
             let mut response = Redirect::to(&next).into_response();
-            set_cookie(&mut response, LOGIN_COOKIE, "", 0);
-            set_cookie(
-                &mut response,
-                SESSION_COOKIE,
-                &cookie_value,
-                i64::try_from(app.config.console.session_ttl.as_secs()).unwrap_or(i64::MAX),
-            );
+            set_session_cookie(&app, &mut response, &cookie_value);
             response
         }
         Err(e) => {
@@ -422,7 +504,13 @@ pub(crate) async fn logout(
     response
 }
 
-fn audit(app: &App, who: Option<&Principal>, verb: &str, status: StatusCode, source: &str) {
+pub(crate) fn audit(
+    app: &App,
+    who: Option<&Principal>,
+    verb: &str,
+    status: StatusCode,
+    source: &str,
+) {
     app.audit.record(AuditEntry {
         at: crate::clock::now_millis(),
         kind: AuditKind::Console,

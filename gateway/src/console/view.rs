@@ -9,6 +9,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
 use super::{Ui, assets};
+use crate::auth::Principal;
 
 /// The sections of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,18 @@ pub(crate) fn layout(ui: &Ui, title: &str, active: Nav, body: Markup) -> Markup 
                         }
                     }
                     div.who {
-                        span.user title="Signed in" { (ui.principal.name()) }
+                        @match &ui.principal {
+                            Principal::Person(person) => {
+                                span.user #who title={ "Signed in through single sign-on; groups: "
+                                    (if person.groups.is_empty() { "none".to_owned() } else { person.groups.join(", ") }) } {
+                                    (person.username)
+                                }
+                                span.badge { "SSO" }
+                            }
+                            Principal::Token(token) => {
+                                span.user #who title="Signed in with a Portico token" { (token.name) }
+                            }
+                        }
                         @if ui.is_admin() { span.badge.admin { "admin" } }
                         form method="post" action="/ui/logout" {
                             (csrf_field(ui))

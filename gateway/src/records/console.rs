@@ -9,6 +9,9 @@ pub enum SessionSubject {
     Person {
         username: String,
         groups: Vec<String>,
+        /// Unix milliseconds: the `exp` of the ID token that asserted them. Past it the
+        /// session renews the identity with its refresh token (the sealed secret), or ends.
+        identity_expires_at: i64,
     },
 }
 
@@ -17,7 +20,8 @@ pub enum SessionSubject {
 pub struct ConsoleSession {
     pub id_hash: String,
     pub subject: SessionSubject,
-    /// The sign-in credential, sealed with the secret key (bound to `id_hash`).
+    /// The sign-in credential, sealed with the secret key (bound to `id_hash`): the Portico
+    /// token of a token session, the refresh token of a person's session.
     pub sealed_secret: Option<Vec<u8>>,
     pub csrf: String,
     /// Unix milliseconds.

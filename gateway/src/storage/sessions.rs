@@ -12,6 +12,7 @@ struct SessionRow {
     token_id: Option<String>,
     username: Option<String>,
     groups_json: Option<String>,
+    identity_expires_at: Option<i64>,
     sealed_secret: Option<Vec<u8>>,
     csrf: String,
     created_at: i64,
@@ -32,6 +33,9 @@ impl TryFrom<SessionRow> for ConsoleSession {
                     Some(json) => serde_json::from_str(json).map_err(|_| corrupt("groups_json"))?,
                     None => Vec::new(),
                 },
+                identity_expires_at: row
+                    .identity_expires_at
+                    .ok_or_else(|| corrupt("identity_expires_at"))?,
             },
             _ => return Err(corrupt("kind")),
         };
@@ -49,25 +53,33 @@ impl TryFrom<SessionRow> for ConsoleSession {
 
 impl Db {
     pub async fn insert_session(&self, session: &ConsoleSession) -> Result<()> {
-        let (kind, token_id, username, groups) = match &session.subject {
-            SessionSubject::Token { token_id } => ("token", Some(token_id.as_str()), None, None),
-            SessionSubject::Person { username, groups } => (
+        let (kind, token_id, username, groups, identity_expires_at) = match &session.subject {
+            SessionSubject::Token { token_id } => {
+                ("token", Some(token_id.as_str()), None, None, None)
+            }
+            SessionSubject::Person {
+                username,
+                groups,
+                identity_expires_at,
+            } => (
                 "oidc",
                 None,
                 Some(username.as_str()),
                 Some(serde_json::to_string(groups).expect("strings serialize")),
+                Some(*identity_expires_at),
             ),
         };
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, kind, token_id, username, groups_json, \
-             sealed_secret, csrf, created_at, expires_at, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             identity_expires_at, sealed_secret, csrf, created_at, expires_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&session.id_hash)
         .bind(kind)
         .bind(token_id)
         .bind(username)
         .bind(groups)
+        .bind(identity_expires_at)
         .bind(&session.sealed_secret)
         .bind(&session.csrf)
         .bind(session.created_at)
@@ -82,8 +94,9 @@ impl Db {
     /// caller judges expiry).
     pub async fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT id_hash, kind, token_id, username, groups_json, sealed_secret, csrf, \
-             created_at, expires_at, last_seen_at FROM console_sessions WHERE id_hash = $1",
+            "SELECT id_hash, kind, token_id, username, groups_json, identity_expires_at, \
+             sealed_secret, csrf, created_at, expires_at, last_seen_at FROM console_sessions \
+             WHERE id_hash = $1",
         )
         .bind(id_hash)
         .fetch_optional(self.pool())
@@ -99,6 +112,32 @@ impl Db {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Stores a person's renewed identity, if the session still holds the identity that
+    /// expired at `renewed_from` (another request may have renewed it first): returns whether
+    /// it did.
+    pub async fn renew_person_session(
+        &self,
+        id_hash: &str,
+        renewed_from: i64,
+        groups: &[String],
+        identity_expires_at: i64,
+        sealed_secret: Option<&[u8]>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE console_sessions SET groups_json = $1, identity_expires_at = $2, \
+             sealed_secret = $3 WHERE id_hash = $4 AND kind = 'oidc' \
+             AND identity_expires_at = $5",
+        )
+        .bind(serde_json::to_string(groups).expect("strings serialize"))
+        .bind(identity_expires_at)
+        .bind(sealed_secret)
+        .bind(id_hash)
+        .bind(renewed_from)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<bool> {

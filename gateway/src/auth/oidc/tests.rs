@@ -231,7 +231,7 @@ async fn registered_claims_are_checked() {
 }
 
 #[tokio::test]
-async fn another_clients_tokens_verify_only_for_that_audience() {
+async fn a_sign_in_token_verifies_only_for_its_client_and_nonce() {
     let f = Fixture::start().await;
     let oidc = f.verifier();
     let console = sign(
@@ -239,6 +239,7 @@ async fn another_clients_tokens_verify_only_for_that_audience() {
         KEY_1,
         &f.claims(|c| {
             c.insert("aud".into(), json!("portico-console"));
+            c.insert("nonce".into(), json!("n-0123456789"));
         }),
     );
     assert_eq!(
@@ -246,15 +247,39 @@ async fn another_clients_tokens_verify_only_for_that_audience() {
         OidcError::WrongAudience(CLIENT.into())
     );
     let identity = oidc
-        .verify_for_audience(&console, "portico-console")
+        .verify_sign_in(&console, "portico-console", Some("n-0123456789"))
         .await
         .unwrap();
     assert_eq!(identity.username, "alice@example.com");
+    // A sign-in's token must carry that sign-in's nonce.
+    assert_eq!(
+        oidc.verify_sign_in(&console, "portico-console", Some("n-other"))
+            .await
+            .unwrap_err(),
+        OidcError::Nonce
+    );
+    let no_nonce = sign(
+        "k1",
+        KEY_1,
+        &f.claims(|c| {
+            c.insert("aud".into(), json!("portico-console"));
+        }),
+    );
+    assert_eq!(
+        oidc.verify_sign_in(&no_nonce, "portico-console", Some("n-0123456789"))
+            .await
+            .unwrap_err(),
+        OidcError::Nonce
+    );
+    // A renewal sends no nonce.
+    oidc.verify_sign_in(&no_nonce, "portico-console", None)
+        .await
+        .unwrap();
     // Not cached: the bearer-token path still refuses it.
     assert!(oidc.verify(&console).await.is_err());
     let cli = sign("k1", KEY_1, &f.claims(|_| {}));
     assert_eq!(
-        oidc.verify_for_audience(&cli, "portico-console")
+        oidc.verify_sign_in(&cli, "portico-console", None)
             .await
             .unwrap_err(),
         OidcError::WrongAudience("portico-console".into())
