@@ -355,15 +355,25 @@ pub(crate) fn login_response(
     response
 }
 
-/// Sets the cookie of a new session (and clears the sign-in form's).
-pub(crate) fn set_session_cookie(app: &App, response: &mut Response, value: &str) {
-    set_cookie(response, LOGIN_COOKIE, "", 0);
+/// The answer to a sign-in that opened a session: audited, the session's cookie set (the
+/// sign-in form's cleared), on to `next`.
+pub(crate) fn signed_in_redirect(
+    app: &App,
+    principal: &Principal,
+    next: &str,
+    cookie_value: &str,
+    source: &str,
+) -> Response {
+    audit(app, Some(principal), "login", StatusCode::SEE_OTHER, source);
+    let mut response = Redirect::to(next).into_response();
+    set_cookie(&mut response, LOGIN_COOKIE, "", 0);
     set_cookie(
-        response,
+        &mut response,
         SESSION_COOKIE,
-        value,
+        cookie_value,
         i64::try_from(app.config.console.session_ttl.as_secs()).unwrap_or(i64::MAX),
     );
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,18 +427,7 @@ pub(crate) async fn login(
         token_id: principal.id().to_owned(),
     };
     match start(&app, subject, Some(token), principal.expires_at()).await {
-        Ok(cookie_value) => {
-            audit(
-                &app,
-                Some(&principal),
-                "login",
-                StatusCode::SEE_OTHER,
-                &source,
-            );
-            let mut response = Redirect::to(&next).into_response();
-            set_session_cookie(&app, &mut response, &cookie_value);
-            response
-        }
+        Ok(cookie_value) => signed_in_redirect(&app, &principal, &next, &cookie_value, &source),
         Err(e) => {
             tracing::warn!(error = %e, "cannot store a console session");
             error_page(

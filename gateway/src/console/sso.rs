@@ -198,16 +198,7 @@ pub(crate) async fn callback(
         .unwrap_or_default();
     let mut response = match finish(&app, &headers, callback).await {
         Ok((next, principal, cookie_value)) => {
-            session::audit(
-                &app,
-                Some(&principal),
-                "login",
-                StatusCode::SEE_OTHER,
-                &source,
-            );
-            let mut response = Redirect::to(&next).into_response();
-            session::set_session_cookie(&app, &mut response, &cookie_value);
-            response
+            session::signed_in_redirect(&app, &principal, &next, &cookie_value, &source)
         }
         Err(refused) => {
             session::audit(&app, None, "login", refused.status, &source);
@@ -388,6 +379,7 @@ pub(crate) async fn renew(
     session: &ConsoleSession,
 ) -> Result<ConsoleSession, NotRenewed> {
     let SessionSubject::Person {
+        username,
         identity_expires_at: expired_at,
         ..
     } = &session.subject
@@ -441,9 +433,6 @@ pub(crate) async fn renew(
             tracing::info!(reason = %refused.message, "a renewed console identity is refused");
             NotRenewed::Ended
         })?;
-    let SessionSubject::Person { username, .. } = &session.subject else {
-        return Err(NotRenewed::Ended);
-    };
     if identity.username != *username {
         tracing::warn!("a renewed console identity names another person; the session ends");
         return Err(NotRenewed::Ended);

@@ -205,6 +205,22 @@ impl TestGateway {
             .expect("a JSON body")
     }
 
+    /// `POST {path}` with `body` and the admin token; fails unless the answer is a success.
+    pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> Result<()> {
+        let response = self
+            .as_admin(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "{path}: {status} {}",
+            response.text().await?
+        );
+        Ok(())
+    }
+
     /// Gracefully stops the gateway.
     pub async fn stop(mut self) {
         if let Some(gateway) = self.gateway.take() {

@@ -431,6 +431,24 @@ impl OidcProvider {
         self.ca_file.as_deref()
     }
 
+    /// The flags of a gateway that accepts this provider's ID tokens issued to the CLI client,
+    /// with group names prefixed `oidc:` (HTTPS only).
+    pub fn gateway_args(&self) -> Vec<String> {
+        let ca = self.ca_file().expect("the provider serves HTTPS");
+        [
+            "--oidc-issuer-url",
+            self.issuer(),
+            "--oidc-client-id",
+            CLI_CLIENT_ID,
+            "--oidc-groups-prefix",
+            "oidc:",
+            "--oidc-ca-file",
+            &ca.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     /// The CA certificate, PEM (HTTPS only).
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()

@@ -10,10 +10,8 @@ use portico::testing::{now_millis, token_hash};
 use portico_e2e::browser::{Browser, Locator};
 use portico_e2e::console::{Console, Page};
 use portico_e2e::gateway::TestGateway;
-use portico_e2e::oidc::{
-    CLI_CLIENT_ID, CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, OidcOptions, OidcProvider,
-};
-use reqwest::{Method, StatusCode};
+use portico_e2e::oidc::{CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, OidcOptions, OidcProvider};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SESSION: &str = "__Host-portico_session";
@@ -23,19 +21,11 @@ const FLOW: &str = "__Host-portico_sso";
 /// file), and whose API accepts the CLI client's ID tokens; groups prefixed `oidc:`. The
 /// provider learns the gateway's callback URL.
 async fn gateway(op: &OidcProvider, dir: &tempfile::TempDir) -> Result<TestGateway> {
-    let ca = op.ca_file().context("the provider serves HTTPS")?;
     let secret_file = dir.path().join("console-client-secret");
     std::fs::write(&secret_file, format!("{CONSOLE_CLIENT_SECRET}\n"))?;
     let gw = TestGateway::builder()
+        .args(op.gateway_args())
         .args([
-            "--oidc-issuer-url",
-            op.issuer(),
-            "--oidc-client-id",
-            CLI_CLIENT_ID,
-            "--oidc-groups-prefix",
-            "oidc:",
-            "--oidc-ca-file",
-            &ca.display().to_string(),
             "--console-oidc-client-id",
             CONSOLE_CLIENT_ID,
             "--console-oidc-client-secret-file",
@@ -87,44 +77,16 @@ async fn sign_in(gw: &TestGateway, op: &OidcProvider, user: &str, next: &str) ->
     Ok(browser)
 }
 
-async fn add_cluster(gw: &TestGateway, id: &str, sim: &KubeSim) -> Result<()> {
-    let response = gw
-        .as_admin(Method::POST, "/api/v1/clusters")
-        .json(&json!({"id": id, "kubeconfig": sim.kubeconfig()}))
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::CREATED,
-        "{}",
-        response.text().await?
-    );
-    Ok(())
-}
-
-async fn grant(gw: &TestGateway, body: Value) -> Result<()> {
-    let response = gw
-        .as_admin(Method::POST, "/api/v1/grants")
-        .json(&body)
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::CREATED,
-        "{}",
-        response.text().await?
-    );
-    Ok(())
-}
-
 #[tokio::test]
 async fn a_person_signs_in_through_the_provider_and_sees_what_their_groups_grant() -> Result<()> {
     let op = OidcProvider::start(OidcOptions::default()).await?;
     let dir = tempfile::tempdir()?;
     let gw = gateway(&op, &dir).await?;
     let sim = KubeSim::start().await?;
-    add_cluster(&gw, "dev-a", &sim).await?;
-    add_cluster(&gw, "prod-a", &sim).await?;
-    grant(
-        &gw,
+    gw.register_cluster("dev-a", &sim.kubeconfig()).await?;
+    gw.register_cluster("prod-a", &sim.kubeconfig()).await?;
+    gw.admin_post(
+        "/api/v1/grants",
         json!({"subject": {"kind": "group", "name": "oidc:dev"}, "cluster": "dev-a",
                "access": "read"}),
     )
@@ -221,8 +183,8 @@ async fn a_person_signs_in_through_the_provider_and_sees_what_their_groups_grant
     assert!(signed_in(&audit), "{audit}");
 
     // alice is in `dev` and `ops`; a grant for her name alone makes her an admin.
-    grant(
-        &gw,
+    gw.admin_post(
+        "/api/v1/grants",
         json!({"subject": {"kind": "user", "name": "alice@example.com"}, "cluster": "*",
                "access": "admin"}),
     )
@@ -435,9 +397,9 @@ async fn a_person_signs_in_through_the_provider_in_a_browser() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let gw = gateway(&op, &dir).await?;
     let sim = KubeSim::start().await?;
-    add_cluster(&gw, "dev-a", &sim).await?;
-    grant(
-        &gw,
+    gw.register_cluster("dev-a", &sim.kubeconfig()).await?;
+    gw.admin_post(
+        "/api/v1/grants",
         json!({"subject": {"kind": "group", "name": "oidc:dev"}, "cluster": "*",
                "access": "read"}),
     )

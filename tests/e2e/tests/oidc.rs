@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use kube_sim::KubeSim;
 use portico_e2e::gateway::TestGateway;
-use portico_e2e::oidc::{CLI_CLIENT_ID, OidcOptions, OidcProvider, jwt_header};
+use portico_e2e::oidc::{OidcOptions, OidcProvider, jwt_header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,20 +16,7 @@ const PODS: &str = "api/v1/namespaces/default/pods";
 /// A gateway that accepts the provider's ID tokens (issued to the CLI client), with group
 /// names prefixed `oidc:`.
 async fn gateway(op: &OidcProvider) -> TestGateway {
-    let ca = op.ca_file().expect("the provider serves HTTPS");
-    TestGateway::builder()
-        .args([
-            "--oidc-issuer-url",
-            op.issuer(),
-            "--oidc-client-id",
-            CLI_CLIENT_ID,
-            "--oidc-groups-prefix",
-            "oidc:",
-            "--oidc-ca-file",
-            &ca.display().to_string(),
-        ])
-        .start()
-        .await
+    TestGateway::builder().args(op.gateway_args()).start().await
 }
 
 /// Registers the simulator as cluster `id` with `labels` and connects it.

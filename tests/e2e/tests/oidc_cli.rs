@@ -472,34 +472,7 @@ async fn kubectl_gets_pods_with_portico_credential_as_its_exec_plugin() -> Resul
 /// A gateway that accepts the provider's ID tokens (issued to the CLI client), with group
 /// names prefixed `oidc:`.
 async fn oidc_gateway(op: &OidcProvider) -> Result<TestGateway> {
-    let ca = op.ca_file().context("the provider serves HTTPS")?;
-    Ok(TestGateway::builder()
-        .args([
-            "--oidc-issuer-url",
-            op.issuer(),
-            "--oidc-client-id",
-            CLI_CLIENT_ID,
-            "--oidc-groups-prefix",
-            "oidc:",
-            "--oidc-ca-file",
-            &ca.display().to_string(),
-        ])
-        .start()
-        .await)
-}
-
-async fn admin_post(gw: &TestGateway, path: &str, body: Value) -> Result<()> {
-    let response = gw
-        .as_admin(reqwest::Method::POST, path)
-        .json(&body)
-        .send()
-        .await?;
-    ensure!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.text().await?
-    );
-    Ok(())
+    Ok(TestGateway::builder().args(op.gateway_args()).start().await)
 }
 
 #[tokio::test]
@@ -558,24 +531,22 @@ async fn login_through_the_gateway_writes_a_kubeconfig_kubectl_uses_on_two_clust
     let (dev, prod) = (KubeSim::start().await?, KubeSim::start().await?);
     let gw = oidc_gateway(&op).await?;
     for (id, sim, env) in [("dev-eu", &dev, "dev"), ("prod-eu", &prod, "prod")] {
-        admin_post(
-            &gw,
+        gw.admin_post(
             "/api/v1/clusters",
             json!({"id": id, "kubeconfig": sim.kubeconfig(), "labels": {"env": env}}),
         )
         .await?;
-        admin_post(&gw, &format!("/api/v1/clusters/{id}/connect"), json!({})).await?;
+        gw.admin_post(&format!("/api/v1/clusters/{id}/connect"), json!({}))
+            .await?;
     }
     // Developers reach dev clusters; ops (alice, not bob) also production.
-    admin_post(
-        &gw,
+    gw.admin_post(
         "/api/v1/grants",
         json!({"subject": {"kind": "group", "name": "oidc:dev"}, "selector": "env=dev",
                "access": "write"}),
     )
     .await?;
-    admin_post(
-        &gw,
+    gw.admin_post(
         "/api/v1/grants",
         json!({"subject": {"kind": "group", "name": "oidc:ops"}, "cluster": "prod-eu",
                "access": "read"}),
