@@ -242,12 +242,18 @@ impl<L: LeaseApi> LeaseSync<L> {
 
     // ---- the leader's cleanup ----
 
-    /// Every `interval`, forever (the caller drops it when the term ends): expired cluster
-    /// leases of wanted clusters are taken over (holder = this replica), the others deleted.
-    /// Each pass is recorded as activity of leader term `term_row` (see `leader_terms`).
+    /// At once, then every `interval`, forever (the caller drops it when the term ends):
+    /// expired cluster leases of wanted clusters are taken over (holder = this replica), the
+    /// others deleted. Each pass is recorded as activity of leader term `term_row` (see
+    /// `leader_terms`).
+    ///
+    /// The first pass runs as the term starts: a term often starts because the previous leader
+    /// died, and the cluster leases it held expire about when its leader lease does. Waiting a
+    /// whole interval first would add that interval to the takeover of every one of them. A
+    /// replica that has just started sees no lease as expired yet (expiry counts from when this
+    /// replica first saw each lease), so an early pass takes nothing over too soon.
     pub async fn cleanup_loop(&self, interval: Duration, term_row: Option<i64>) {
         loop {
-            tokio::time::sleep(interval).await;
             if let Some(row) = term_row
                 && let Err(e) = self.db.touch_term(row).await
             {
@@ -259,6 +265,7 @@ impl<L: LeaseApi> LeaseSync<L> {
                     tracing::warn!(error = %e, "expired lease cleanup failed");
                 }
             }
+            tokio::time::sleep(interval).await;
         }
     }
 

@@ -240,6 +240,49 @@ async fn a_killed_holder_and_leader_is_replaced_without_disconnecting() {
     c.stop().await;
 }
 
+/// The leader's cleanup runs once as its term starts, not only a cleanup interval later: when
+/// the leader dies with cluster leases, they have expired by the time a new leader is elected,
+/// and the new leader takes them over at once. Here the interval is an hour, and the cluster
+/// leases (2 s) expire well before the leader lease (5 s), so only that first pass can take
+/// the lease over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_takes_over_expired_leases_as_its_term_starts() {
+    let Some(fleet) = Fleet::start("a_new_leader_takes_over_expired_leases_at_once").await else {
+        return;
+    };
+    let start = |name: &'static str| {
+        fleet
+            .replica(name, ADMIN)
+            .env("LEASE_DURATION_SECONDS", "2")
+            .env("LEASE_RENEW_INTERVAL_SECONDS", "1")
+            .env("LEADER_LEASE_DURATION_SECONDS", "5")
+            .env("LEADER_RENEW_DEADLINE_SECONDS", "4")
+            .env("LEADER_RETRY_PERIOD_SECONDS", "1")
+            .env("LEASE_CLEANUP_INTERVAL_SECONDS", "3600")
+            .start()
+    };
+    let a = start("replica-a").await;
+    eventually("A leads", || async { is_leader(&a).then_some(()) }).await;
+    let b = start("replica-b").await;
+    a.register_cluster("managed", &fleet.managed.kubeconfig())
+        .await
+        .unwrap();
+    post(&a, "/api/v1/clusters/managed/connect").await;
+    wait_state(&[&a, &b], "managed", "connected").await;
+
+    // A (leader and holder) dies without releasing anything.
+    a.gateway_crash().await;
+
+    eventually("B leads", || async { is_leader(&b).then_some(()) }).await;
+    eventually("B takes the lease over", || async {
+        let lease = cluster_lease(&fleet.host)?;
+        (lease["spec"]["holderIdentity"] == "replica-b").then_some(())
+    })
+    .await;
+    assert_eq!(state(&b, "managed").await["state"], "connected");
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_lease_of_an_unwanted_cluster_is_deleted() {
     let Some(fleet) = Fleet::start("an_expired_lease_of_an_unwanted_cluster_is_deleted").await

@@ -24,8 +24,12 @@ pub(super) struct Known {
 pub(super) struct SyncState {
     /// When this replica last saw each lease (cluster and instance) change.
     pub observations: Observations,
-    /// Cluster leases by lease name, as last listed, watched or written.
+    /// Cluster leases by lease name, as last listed, watched or written. Changed only through
+    /// [`SyncState::remember`] and [`SyncState::forget`], which keep `names` in step.
     pub known: HashMap<String, Known>,
+    /// The name of each cluster's known lease, by cluster id: lookups by cluster (the holder
+    /// shown for each of thousands of clusters in a list) without a scan of `known`.
+    names: HashMap<String, String>,
     /// Cluster leases this replica holds and renews: cluster id → lease name.
     pub held: HashMap<String, String>,
     /// The name of this replica's own instance lease, renewed with the cluster leases once
@@ -48,34 +52,43 @@ impl SyncState {
     pub fn remember(&mut self, cluster_id: &str, lease: Lease) {
         self.observations.observe(&lease);
         let name = lease.metadata.name.clone().unwrap_or_default();
-        self.known.insert(
-            name,
+        self.names.insert(cluster_id.to_owned(), name.clone());
+        let before = self.known.insert(
+            name.clone(),
             Known {
                 cluster_id: cluster_id.to_owned(),
                 lease,
             },
         );
+        // The name was another cluster's lease before (deleted, then created for this one).
+        if let Some(before) = before
+            && before.cluster_id != cluster_id
+            && self.names.get(&before.cluster_id) == Some(&name)
+        {
+            self.names.remove(&before.cluster_id);
+        }
     }
 
     /// Drops a cluster lease that is gone.
     pub fn forget(&mut self, name: &str) {
-        self.known.remove(name);
+        if let Some(known) = self.known.remove(name)
+            && self.names.get(&known.cluster_id).map(String::as_str) == Some(name)
+        {
+            self.names.remove(&known.cluster_id);
+        }
         self.observations.forget(name);
     }
 
     /// The name of the known lease of a cluster.
     pub fn lease_name_of(&self, cluster_id: &str) -> Option<String> {
-        self.known
-            .iter()
-            .find(|(_, k)| k.cluster_id == cluster_id)
-            .map(|(name, _)| name.clone())
+        self.names.get(cluster_id).cloned()
     }
 
     /// The holder of a cluster's lease, as last seen.
     pub fn holder_of(&self, cluster_id: &str) -> Option<String> {
+        let name = self.names.get(cluster_id)?;
         self.known
-            .values()
-            .find(|k| k.cluster_id == cluster_id)
+            .get(name)
             .and_then(|k| holder(&k.lease).map(str::to_owned))
     }
 

@@ -401,15 +401,63 @@ async fn renewal_stops_for_a_lease_now_validly_held_by_another() {
     let fake = FakeLeases::new();
     let (leases, state) = cluster_leases(&fake, "a");
     leases.ensure("prod", 3).await.unwrap();
-    fake.write_as_other(PROD, |lease| {
+    let taken = fake.write_as_other(PROD, |lease| {
         lease.spec.as_mut().unwrap().holder_identity = Some("b".to_owned());
     });
-    let written = writes(&fake);
 
     leases.renew("prod", PROD).await.unwrap();
-    assert_eq!(writes(&fake), written);
+    // The write on the lease as last seen here answered 409: nothing was written.
+    assert_eq!(
+        stored(&fake, PROD).metadata.resource_version,
+        taken.metadata.resource_version
+    );
     assert_eq!(holder_of(&fake, PROD).as_deref(), Some("b"));
     assert!(!state.lock().held.contains_key("prod"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewing_a_lease_unchanged_since_this_replica_wrote_it_is_one_write_and_no_read() {
+    let fake = FakeLeases::new();
+    let (leases, state) = cluster_leases(&fake, "a");
+    leases.ensure("prod", 3).await.unwrap();
+    let (gets, replaces) = (fake.calls(Op::Get), fake.calls(Op::Replace));
+
+    for tick in 1..=3 {
+        tokio::time::advance(Duration::from_secs(20)).await;
+        leases.renew("prod", PROD).await.unwrap();
+        assert_eq!(fake.calls(Op::Get), gets, "tick {tick}");
+        assert_eq!(fake.calls(Op::Replace), replaces + tick, "tick {tick}");
+    }
+    assert_eq!(holder_of(&fake, PROD).as_deref(), Some("a"));
+    // What the next tick writes on: the lease as this tick left it.
+    let known = state.lock().known[PROD].lease.clone();
+    assert_eq!(known, stored(&fake, PROD));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_whose_lease_changed_meanwhile_reads_it_and_renews_it_if_still_held() {
+    let fake = FakeLeases::new();
+    let (leases, state) = cluster_leases(&fake, "a");
+    leases.ensure("prod", 3).await.unwrap();
+    // A change this replica has not seen (say, a new revision published by another replica).
+    renew_as_other(&fake, PROD);
+    let changed = stored(&fake, PROD);
+
+    leases.renew("prod", PROD).await.unwrap();
+    let renewed = stored(&fake, PROD);
+    let version = |lease: &Lease| -> u64 {
+        let version = lease.metadata.resource_version.as_deref();
+        version
+            .and_then(|v| v.parse().ok())
+            .expect("a numeric resourceVersion")
+    };
+    assert!(
+        version(&renewed) > version(&changed)
+            && spec(&renewed).renew_time != spec(&changed).renew_time,
+        "written again with a new renewTime: {renewed:?}"
+    );
+    assert_eq!(spec(&renewed).holder_identity.as_deref(), Some("a"));
+    assert!(state.lock().held.contains_key("prod"));
 }
 
 #[tokio::test(start_paused = true)]
