@@ -363,13 +363,18 @@ fn render_list(
         });
         return render(200, format, &list);
     }
+    bytes_response(200, "application/json", list_json(res, items, &meta))
+}
+
+/// A list as JSON, items without `kind`/`apiVersion`.
+fn list_json(res: &ResourceInfo, items: &[Arc<Value>], meta: &Value) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256 + items.len() * 512);
     buf.extend_from_slice(b"{\"kind\":");
     serde_json::to_writer(&mut buf, &res.list_kind()).expect("write");
     buf.extend_from_slice(b",\"apiVersion\":");
     serde_json::to_writer(&mut buf, &res.api_version()).expect("write");
     buf.extend_from_slice(b",\"metadata\":");
-    serde_json::to_writer(&mut buf, &meta).expect("write");
+    serde_json::to_writer(&mut buf, meta).expect("write");
     buf.extend_from_slice(b",\"items\":[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -378,7 +383,7 @@ fn render_list(
         write_without_type(&mut buf, item);
     }
     buf.extend_from_slice(b"]}");
-    bytes_response(200, "application/json", buf)
+    buf
 }
 
 fn strip_type(obj: &Value) -> Value {
@@ -588,6 +593,18 @@ async fn resource(
                 }
             }
             let page = store.list(res, ns, &sel, q.number("limit")?, q.get("continue"))?;
+            // A full list, not a page: fixed by the request and the store's version.
+            let cache = shared.list_cache.as_ref().filter(|_| {
+                format == Format::Json
+                    && page.continue_token.is_none()
+                    && q.get("continue").is_none_or(str::is_empty)
+            });
+            let cache_key = cache.and_then(|_| req.uri().path_and_query().map(|pq| pq.as_str()));
+            if let (Some(cache), Some(key)) = (cache, cache_key)
+                && let Some(body) = cache.get(key, page.resource_version)
+            {
+                return Ok(bytes_response(200, "application/json", body));
+            }
             let mut meta =
                 serde_json::json!({"resourceVersion": page.resource_version.to_string()});
             if let Some(c) = &page.continue_token {
@@ -595,6 +612,11 @@ async fn resource(
             }
             if let Some(r) = page.remaining {
                 meta["remainingItemCount"] = r.into();
+            }
+            if let (Some(cache), Some(key)) = (cache, cache_key) {
+                let body = Bytes::from(list_json(res, &page.items, &meta));
+                cache.put(key.to_owned(), page.resource_version, body.clone());
+                return Ok(bytes_response(200, "application/json", body));
             }
             Ok(render_list(res, format, &page.items, meta))
         }

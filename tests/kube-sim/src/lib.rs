@@ -118,6 +118,7 @@ pub mod exec;
 pub mod faults;
 pub mod files;
 pub mod kubeconfig;
+pub mod listcache;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;

@@ -60,6 +60,10 @@ struct Args {
     /// Serve only legacy discovery documents (no apidiscovery.k8s.io/v2).
     #[arg(long)]
     no_aggregated_discovery: bool,
+    /// Keep full JSON lists encoded while nothing changes (for benchmarks of proxies in
+    /// front: the simulator's own share stays small; clients get the same bytes).
+    #[arg(long)]
+    cache_lists: bool,
     /// Log filter (tracing syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -78,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
         .client_cert_auth(args.client_cert_auth)
         .bookmark_interval(Duration::from_millis(args.bookmark_interval_ms))
         .watch_history(args.watch_history)
-        .aggregated_discovery(!args.no_aggregated_discovery);
+        .aggregated_discovery(!args.no_aggregated_discovery)
+        .cache_lists(args.cache_lists);
     if let Some(t) = &args.token {
         builder = builder.token(t.clone());
     }

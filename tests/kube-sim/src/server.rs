@@ -81,6 +81,8 @@ pub struct Shared {
     pub aggregated_discovery: bool,
     /// The bound address (the port is kept when the listener is re-bound).
     pub addr: SocketAddr,
+    /// Full JSON lists kept encoded while the store is unchanged (off by default).
+    pub list_cache: Option<crate::listcache::ListCache>,
 }
 
 impl Shared {

@@ -34,6 +34,7 @@ pub struct KubeSimBuilder {
     watch_timeout: Duration,
     request_log_limit: usize,
     aggregated_discovery: bool,
+    cache_lists: bool,
 }
 
 impl Default for KubeSimBuilder {
@@ -49,6 +50,7 @@ impl Default for KubeSimBuilder {
             watch_timeout: Duration::from_secs(1800),
             request_log_limit: 100_000,
             aggregated_discovery: true,
+            cache_lists: false,
         }
     }
 }
@@ -111,6 +113,14 @@ impl KubeSimBuilder {
         self
     }
 
+    /// Keep full JSON lists encoded while the store is unchanged (default off), so a
+    /// benchmark of a proxy in front sees little of the simulator's own encoding work. Clients
+    /// get the same bytes either way (see [`crate::listcache`]).
+    pub fn cache_lists(mut self, on: bool) -> Self {
+        self.cache_lists = on;
+        self
+    }
+
     /// Starts the server on the current tokio runtime.
     pub async fn start(self) -> Result<KubeSim, Error> {
         let listener = server::bind(self.listen).map_err(|source| Error::Bind {
@@ -155,6 +165,7 @@ impl KubeSimBuilder {
             default_watch_timeout: self.watch_timeout,
             aggregated_discovery: self.aggregated_discovery,
             addr,
+            list_cache: self.cache_lists.then(Default::default),
         });
         let task = tokio::spawn(server::serve(shared.clone(), listener, acceptor));
         Ok(KubeSim {
