@@ -30,7 +30,7 @@ mod manifest;
 mod pool;
 mod registry;
 
-pub use engine::{HostSettings, PluginHost, engine_config};
+pub use engine::{HostSettings, PluginHost, engine_config, pool_sizes};
 pub use host::{CallReport, ClusterInfo, LogLine, RepositoryAuth, RepositoryInfo};
 pub use http::{CaPemError, parse_ca_pem};
 pub use kube::{KubeApi, KubeFuture, KubeGetError, ResourcePathError, RestKubeApi, resource_path};

@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use portico::plugin::{HostSettings, engine_config};
+use portico::plugin::{HostSettings, engine_config, pool_sizes};
 use serde_json::{Value, json};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -225,13 +225,7 @@ async fn measure(plugin_dir: &Path, calls: usize) -> wasmtime::Result<Value> {
     let on_fiber = time_async(&engine, &component, calls).await?;
 
     // The host's pool as it was: the same sizes, the allocator's default slot reset.
-    let n = settings.max_concurrent_calls.max(1);
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(n)
-        .total_core_instances(n * 16)
-        .total_memories(n * 4)
-        .total_tables(n * 8)
-        .max_memory_size((settings.max_memory_mib as usize) << 20);
+    let pool = pool_sizes(&settings);
     let mut config = engine_config(&settings);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let defaults = Engine::new(&config)?;

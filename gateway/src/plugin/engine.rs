@@ -337,6 +337,19 @@ pub fn engine_config(settings: &HostSettings) -> Config {
     config.max_wasm_stack(1 << 20);
     // Calls run on a fiber (async): the guest's 1 MiB plus room for the host's imports.
     config.async_stack_size(4 << 20);
+    let mut pool = pool_sizes(settings);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(Enabled::Yes);
+    }
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// The pooling allocator sized for `settings`: `max_concurrent_calls` component instances,
+/// memories capped at `max_memory_mib`; the allocator's defaults for everything else.
+pub fn pool_sizes(settings: &HostSettings) -> PoolingAllocationConfig {
     let n = settings.max_concurrent_calls.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
@@ -345,13 +358,7 @@ pub fn engine_config(settings: &HostSettings) -> Config {
         .total_tables(n * 8)
         .total_stacks(n * 2)
         .max_memory_size((settings.max_memory_mib as usize) << 20);
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
-        pool.linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT)
-            .pagemap_scan(Enabled::Yes);
-    }
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
+    pool
 }
 
 /// Bytes of a linear memory (and of a table) a pool slot keeps resident between calls.
