@@ -164,7 +164,7 @@ fn time_sync(engine: &Engine, component: &Component, calls: usize) -> wasmtime::
     let pre =
         sync_bindings::LifecycleHookPre::new(linker(engine, true)?.instantiate_pre(component)?)?;
     let target = cluster();
-    let mut call = || -> wasmtime::Result<Duration> {
+    let call = || -> wasmtime::Result<Duration> {
         let started = Instant::now();
         let mut store = store(engine);
         let instance = pre.instantiate(&mut store)?;
