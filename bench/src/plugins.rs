@@ -7,7 +7,10 @@
 //!    `Plugins::lifecycle` await: registry lookup, fresh store, instantiation, the call and the
 //!    host's bookkeeping. Calls in a row find the plugin's row in the registry's cache (read
 //!    at most every 2 s); what a cache miss adds (the database read and the manifest parse)
-//!    and the hop to the blocking pool are timed on their own as well.
+//!    and a hop to the blocking pool (which short calls no longer take) are timed on their own
+//!    as well. The floor beside it (`plugins/floor.rs`): wasmtime's own pooled instantiate +
+//!    call of the same component with the same engine configuration and no host, timed the
+//!    same way right after.
 //! 2. **Inspection** (only with `--sim-url`): `builtin-checks` over a simulator (the driver
 //!    starts `kube-sim --pods 10000 --nodes 50`), read through `RestKubeApi` (reqwest) wrapped
 //!    in a meter. Host time is the wall time spent inside `KubeApi::get` (round trip and body);
@@ -31,14 +34,16 @@
 //!     "plugin": "connect-logger", "hook": "on-disconnect",
 //!     "firstCallUs",                      // the warm-up call, compile included
 //!     "compileCacheMisses", "compileCacheHits",
+//!     "floor": { summary (µs), "engine", "pagemapScan",   // see plugins/floor.rs
+//!       "variants": {"sync", "async", "syncPoolDefaults"} },  // summaries
+//!     "p50VsFloor",                       // p50 of the call / p50 of the floor
 //!     "portico": {                        // Portico's own work around wasmtime, timed alone
 //!       "dbPluginRead": summary,          //   Db::plugin(name): the row a cache miss reads
 //!       "registryGet": summary,           //   Plugins::get: that read + manifest TOML parse,
 //!                                         //   about what a row-cache miss adds to a call
 //!       "spawnBlocking": summary,         //   an empty spawn_blocking round trip
-//!       "manifestParseEstimateUs",        //   median of paired (registryGet − dbPluginRead)
-//!       "estimatedRestUs"                 //   p50 call − p50 spawnBlocking: store, WASI
-//!     } },                                //   context, instantiate, call, logs
+//!       "manifestParseEstimateUs"         //   median of paired (registryGet − dbPluginRead)
+//!     } },
 //!   "inspection": {                       // absent without --sim-url
 //!     "plugin": "builtin-checks", "kubeApi": "RestKubeApi (reqwest)", "simUrl", "runs",
 //!     "limits": the manifest's limits,
@@ -101,6 +106,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::{percentile_us, summary};
+
+mod floor;
 
 const HOOK: &str = "connect-logger";
 const INSPECTOR: &str = "builtin-checks";
@@ -245,13 +252,16 @@ async fn trivial_call(plugins: &Plugins, db: &Db, calls: usize) -> anyhow::Resul
         hops.push(started.elapsed());
     }
     let p50 = |samples: &[Duration]| percentile_us(samples, 50.0);
-    let rest = p50(&samples) - p50(&hops);
+    let floor = floor::run(&portico_e2e::plugins::plugin_dir(), calls).await?;
+    let vs_floor = p50(&samples) / floor["p50"].as_f64().unwrap_or(f64::NAN);
 
     let mut result = summary(&samples);
     let object = result.as_object_mut().expect("summary is an object");
     object.insert("plugin".to_owned(), json!(HOOK));
     object.insert("hook".to_owned(), json!("on-disconnect"));
     object.insert("firstCallUs".to_owned(), json!(micros(first_call)));
+    object.insert("floor".to_owned(), floor);
+    object.insert("p50VsFloor".to_owned(), json!(vs_floor));
     object.insert(
         "compileCacheMisses".to_owned(),
         json!(plugins.host().cache_misses()),
@@ -267,7 +277,6 @@ async fn trivial_call(plugins: &Plugins, db: &Db, calls: usize) -> anyhow::Resul
             "registryGet": summary(&registry_gets),
             "spawnBlocking": summary(&hops),
             "manifestParseEstimateUs": manifest_parse,
-            "estimatedRestUs": rest,
         }),
     );
     Ok(result)

@@ -9,8 +9,11 @@
 //!                      compile once per digest, cached on disk; InstancePre + pooling allocator
 //! ```
 //!
-//! Every call gets a fresh store, runs on the blocking thread pool (never on the proxy's
-//! request path) under an epoch deadline, a memory cap and per-host-call timeouts, with caps on
+//! Every call gets a fresh store and runs on a fiber: its first slice on the caller's thread
+//! (a short call ends there, without a thread hop), and from its first wait (the next epoch
+//! tick, or a host call on the network) on the blocking thread pool, so a long guest never
+//! holds one of the runtime's threads (the proxy's) for more than one tick. It runs under an
+//! epoch deadline, a memory cap and per-host-call timeouts, with caps on
 //! output size and log volume. Errors have two levels: a host call the guest may not make
 //! (undeclared capability, host not allow-listed, timeout, cap exceeded) is an `error` the
 //! guest sees; a guest that runs too long, exceeds its memory, writes past its log cap or
@@ -27,7 +30,7 @@ mod manifest;
 mod pool;
 mod registry;
 
-pub use engine::{HostSettings, PluginHost};
+pub use engine::{HostSettings, PluginHost, engine_config, pool_sizes};
 pub use host::{CallReport, ClusterInfo, LogLine, RepositoryAuth, RepositoryInfo};
 pub use http::{CaPemError, parse_ca_pem};
 pub use kube::{KubeApi, KubeFuture, KubeGetError, ResourcePathError, RestKubeApi, resource_path};

@@ -1,6 +1,9 @@
 //! Host bindings generated from `wit/`. The three worlds share one set of import interfaces,
 //! generated with the `inspector` world and reused by the others; `config-checker` is the
 //! optional `config-check` export alone.
+//!
+//! Calls are async (they run on a fiber, see `engine/call.rs`): every export, and the imports
+//! that wait on the network (`kube`, `http`); `log` and `config` answer at once.
 
 #![allow(missing_docs, missing_debug_implementations)]
 
@@ -8,8 +11,13 @@ pub mod inspector {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "inspector",
-        // A line past the call's log budget stops the guest.
-        imports: { "portico:plugin/log.log": trappable },
+        imports: {
+            // A line past the call's log budget stops the guest.
+            "portico:plugin/log.log": trappable,
+            "portico:plugin/kube": async,
+            "portico:plugin/http": async,
+        },
+        exports: { default: async },
     });
 }
 
@@ -23,6 +31,7 @@ pub mod repo_sync {
             "portico:plugin/config": super::inspector::portico::plugin::config,
             "portico:plugin/http": super::inspector::portico::plugin::http,
         },
+        exports: { default: async },
     });
 }
 
@@ -37,6 +46,7 @@ pub mod lifecycle_hook {
             "portico:plugin/config": super::inspector::portico::plugin::config,
             "portico:plugin/http": super::inspector::portico::plugin::http,
         },
+        exports: { default: async },
     });
 }
 
@@ -48,6 +58,7 @@ pub mod config_checker {
         with: {
             "portico:plugin/types": super::inspector::portico::plugin::types,
         },
+        exports: { default: async },
     });
 }
 

@@ -51,7 +51,6 @@ pub(super) struct CallContext {
     /// The host's shared client, and for a repo-sync call whose repository has a CA, one
     /// trusting it for that repository's host.
     pub http_clients: HttpClients,
-    pub runtime: tokio::runtime::Handle,
     pub deadline: Instant,
 }
 
@@ -123,15 +122,18 @@ impl HostState {
         }
     }
 
-    /// Runs `future` on the gateway's runtime under the host-call timeout (and never past the
-    /// call's deadline).
-    fn block_on<T>(
+    /// `future` under the host-call timeout (and never past the call's deadline). The
+    /// returned future does not borrow the state.
+    fn host_call<T, F>(
         &self,
-        future: impl Future<Output = Result<T, types::Error>>,
-    ) -> Result<T, types::Error> {
+        future: F,
+    ) -> impl Future<Output = Result<T, types::Error>> + use<T, F>
+    where
+        F: Future<Output = Result<T, types::Error>>,
+    {
         let remaining = self.call.deadline.saturating_duration_since(Instant::now());
         let limit = self.call.limits.host_call_timeout().min(remaining);
-        self.call.runtime.block_on(async move {
+        async move {
             tokio::time::timeout(limit, future)
                 .await
                 .unwrap_or_else(|_| {
@@ -140,7 +142,7 @@ impl HostState {
                         format!("host call timed out after {} ms", limit.as_millis()),
                     ))
                 })
-        })
+        }
     }
 }
 

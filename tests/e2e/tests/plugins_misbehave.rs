@@ -211,6 +211,46 @@ async fn an_infinite_loop_times_out() {
     f.still_serving().await;
 }
 
+/// Every call gets a fresh instance: a global and a heap value an earlier call changed are
+/// back to the module's image. A reused store or instance would count 2, 3 and list the
+/// earlier clusters; a memory slot reset that missed a page the last call wrote would too.
+#[tokio::test]
+async fn state_does_not_leak_between_calls() {
+    let f = Fixture::new("state_does_not_leak_between_calls").await;
+    f.install("counter", "count", ALL, "").await;
+    for id in ["c1", "c2", "c3"] {
+        let findings =
+            f.gw.gateway()
+                .app()
+                .plugins
+                .inspect("counter", &cluster(id), f.kube.clone())
+                .await
+                .expect("the counter runs");
+        assert_eq!(findings.value.len(), 1);
+        assert_eq!(
+            findings.value[0].message,
+            format!("call 1, clusters seen {id}")
+        );
+    }
+    f.still_serving().await;
+}
+
+/// A guest that keeps running leaves the caller's thread at the next epoch tick: on this
+/// test's single-threaded runtime, a timer set beside the call fires long before the call's
+/// 20 s deadline, which it could not while the guest held the thread.
+#[tokio::test]
+async fn a_long_call_leaves_the_callers_thread() {
+    let f = Fixture::new("a_long_call_leaves_the_callers_thread").await;
+    f.install("spinner", "loop", ALL, "").await;
+    let call = f.run("spinner");
+    tokio::select! {
+        result = call => panic!("the call ended before the timer: {result:?}"),
+        () = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    // Dropping the call cancelled it (the guest stops at the next tick).
+    f.still_serving().await;
+}
+
 #[tokio::test]
 async fn a_memory_bomb_hits_the_memory_cap() {
     let f = Fixture::new("a_memory_bomb_hits_the_memory_cap").await;

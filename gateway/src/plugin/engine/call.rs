@@ -1,12 +1,23 @@
-//! The call path: a fresh store per call on the blocking pool, under the epoch deadline, the
-//! memory cap and the log budget, and how a trap is explained.
+//! The call path: a fresh store per call, under the epoch deadline, the memory cap and the
+//! log budget, and how a trap is explained.
+//!
+//! A call runs on a fiber (wasmtime's async support). Its first slice runs on the caller's
+//! thread: a short call (a lifecycle hook, most configuration checks) is over before it would
+//! pay for a hop to another thread. At the first point where it waits (the next epoch tick,
+//! at most [`HostSettings::epoch_tick`] away, or a host call that waits on the network) the
+//! call is handed to the blocking thread pool and finishes there, as every call did before:
+//! a long guest never holds one of the runtime's threads for more than one tick.
+//!
+//! [`HostSettings::epoch_tick`]: super::HostSettings::epoch_tick
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use super::{PluginHost, Prepared};
 use crate::plugin::bindings::types;
@@ -23,8 +34,14 @@ enum Interrupt {
     Cancelled,
 }
 
+/// What a call runs against its fresh store: instantiate, then call one export.
+pub(in crate::plugin) type CallFuture<'a, R> = Pin<
+    Box<dyn Future<Output = wasmtime::Result<std::result::Result<R, types::Error>>> + Send + 'a>,
+>;
+
 impl PluginHost {
-    /// Runs `f` against a fresh instance on the blocking pool, under the call's limits.
+    /// Runs `f` against a fresh instance under the call's limits: its first slice on this
+    /// thread, the rest (if any) on the blocking pool.
     pub(in crate::plugin) async fn call<R, F>(
         &self,
         prepared: Arc<Prepared>,
@@ -34,14 +51,11 @@ impl PluginHost {
     ) -> Result<CallReport<R>>
     where
         R: Send + 'static,
-        F: FnOnce(
-                &mut Store<HostState>,
-                &Prepared,
-            ) -> wasmtime::Result<std::result::Result<R, types::Error>>
+        F: for<'a> FnOnce(&'a mut Store<HostState>, &'a Prepared) -> CallFuture<'a, R>
             + Send
             + 'static,
     {
-        // Held by the blocking task: an abandoned call keeps its pool slot until the guest
+        // Held by the call's future: an abandoned call keeps its pool slot until the guest
         // has stopped (at the next epoch tick).
         let permit = self
             .inner
@@ -56,16 +70,14 @@ impl PluginHost {
         let plugin = context.plugin.clone();
         let engine = self.inner.engine.clone();
         let guard = cancel.clone().drop_guard();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let max_log_bytes = limits.max_log_bytes;
+        let run = async move {
             let _permit = permit;
             // Log lines, stdout and stderr share the call's `max-log-bytes`.
-            let log_budget = LogBudget::new(limits.max_log_bytes);
+            let log_budget = LogBudget::new(max_log_bytes);
             let stdio = StdioPipe::new(log_budget.clone());
-            let wasi = WasiCtxBuilder::new()
-                .stdout(stdio.clone())
-                .stderr(stdio.clone())
-                .build();
             let deadline = context.deadline;
+            let wasi = wasi_context(&stdio);
             let mut store = Store::new(&engine, HostState::new(context, wasi, log_budget));
             store.limiter(|state| &mut state.limiter);
             store.set_epoch_deadline(1);
@@ -75,17 +87,27 @@ impl PluginHost {
                 } else if Instant::now() >= deadline {
                     Err(Interrupt::Deadline.into())
                 } else {
-                    Ok(UpdateDeadline::Continue(1))
+                    // Yielding is what moves a call still running after its first slice to
+                    // the blocking pool; there, it only lets `block_on` poll again.
+                    Ok(UpdateDeadline::Yield(1))
                 }
             });
-            let result = f(&mut store, &prepared);
+            let result = f(&mut store, &prepared).await;
             let state = store.into_data();
             (result, state, stdio.contents())
-        })
-        .await;
+        };
+        let mut run = Box::pin(run);
+        let outcome = match futures::poll!(run.as_mut()) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => {
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || runtime.block_on(run))
+                    .await
+                    .map_err(|e| Error::Host(format!("plugin call task: {e}")))?
+            }
+        };
         guard.disarm();
-        let (result, mut state, stdio) =
-            outcome.map_err(|e| Error::Host(format!("plugin call task: {e}")))?;
+        let (result, mut state, stdio) = outcome;
         let stdio = String::from_utf8_lossy(&stdio).into_owned();
         if result.is_ok() && state.log_budget.exceeded() {
             // Every write past the budget traps; this only guards against one that did not.
@@ -117,6 +139,15 @@ impl PluginHost {
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
+}
+
+/// The WASI context of one call: stdout and stderr go to the call's pipe; no environment, no
+/// arguments, no preopened folders, no sockets (WASI's defaults).
+fn wasi_context(stdio: &StdioPipe) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(stdio.clone())
+        .stderr(stdio.clone())
+        .build()
 }
 
 /// Explains a trap: our own interrupts first, then the memory cap, then the log cap, then a

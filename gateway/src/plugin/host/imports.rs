@@ -7,13 +7,19 @@ use crate::plugin::http::{self, HttpError, OutboundRequest};
 use crate::plugin::kube::{self, KubeError};
 
 impl HostState {
-    fn kube_get(&self, path: String, what: String) -> Result<(u16, bytes::Bytes), types::Error> {
-        let api = self.call.kube.clone().ok_or_else(|| {
-            guest_error(types::ErrorKind::Unavailable, "no cluster for this call")
-        })?;
+    /// A GET through the call's `KubeApi`; the future does not borrow the state.
+    fn kube_get(
+        &self,
+        path: String,
+        what: String,
+    ) -> impl Future<Output = Result<(u16, bytes::Bytes), types::Error>> + Send + use<> {
+        let api =
+            self.call.kube.clone().ok_or_else(|| {
+                guest_error(types::ErrorKind::Unavailable, "no cluster for this call")
+            });
         let max = self.call.limits.max_kube_response_bytes;
-        self.block_on(async move {
-            let (status, body) = api
+        self.host_call(async move {
+            let (status, body) = api?
                 .get(path)
                 .await
                 .map_err(|e| guest_error(types::ErrorKind::Unavailable, format!("{what}: {e}")))?;
@@ -50,7 +56,7 @@ fn http_error(e: HttpError) -> types::Error {
 impl types::Host for HostState {}
 
 impl wit_kube::Host for HostState {
-    fn get(
+    async fn get(
         &mut self,
         api_version: String,
         kind: String,
@@ -61,7 +67,7 @@ impl wit_kube::Host for HostState {
         let path = kube::resource_path(&api_version, &kind, namespace.as_deref(), Some(&name))
             .map_err(|e| guest_error(types::ErrorKind::Invalid, e.to_string()))?;
         let what = format!("get {kind} {}/{name}", namespace.as_deref().unwrap_or(""));
-        let (status, body) = self.kube_get(path, what.clone())?;
+        let (status, body) = self.kube_get(path, what.clone()).await?;
         match status {
             200..=299 => kube::object_json(&api_version, &kind, &body)
                 .map(Some)
@@ -71,7 +77,7 @@ impl wit_kube::Host for HostState {
         }
     }
 
-    fn list(
+    async fn list(
         &mut self,
         api_version: String,
         kind: String,
@@ -87,14 +93,14 @@ impl wit_kube::Host for HostState {
         )
         .map_err(kube_error)?;
         let what = format!("list {kind} in {api_version}");
-        let (status, body) = self.kube_get(path, what.clone())?;
+        let (status, body) = self.kube_get(path, what.clone()).await?;
         match status {
             200..=299 => kube::list_items(&api_version, &kind, &body).map_err(kube_error),
             _ => Err(kube_error(kube::status_error(status, &body, &what))),
         }
     }
 
-    fn pod_logs(
+    async fn pod_logs(
         &mut self,
         namespace: String,
         name: String,
@@ -111,7 +117,7 @@ impl wit_kube::Host for HostState {
         )
         .map_err(kube_error)?;
         let what = format!("logs of pod {namespace}/{name}");
-        let (status, body) = self.kube_get(path, what.clone())?;
+        let (status, body) = self.kube_get(path, what.clone()).await?;
         match status {
             200..=299 => Ok(String::from_utf8_lossy(&body).into_owned()),
             _ => Err(kube_error(kube::status_error(status, &body, &what))),
@@ -165,7 +171,10 @@ impl config::Host for HostState {
 }
 
 impl wit_http::Host for HostState {
-    fn send(&mut self, request: wit_http::Request) -> Result<wit_http::Response, types::Error> {
+    async fn send(
+        &mut self,
+        request: wit_http::Request,
+    ) -> Result<wit_http::Response, types::Error> {
         self.require(self.call.capabilities.http.is_some(), "http")?;
         let clients = self.call.http_clients.clone();
         let allow = self.call.http_allow.clone();
@@ -176,11 +185,13 @@ impl wit_http::Host for HostState {
             headers: request.headers,
             body: request.body,
         };
-        let response = self.block_on(async move {
-            http::send(&clients, &allow, outbound, max)
-                .await
-                .map_err(http_error)
-        })?;
+        let response = self
+            .host_call(async move {
+                http::send(&clients, &allow, outbound, max)
+                    .await
+                    .map_err(http_error)
+            })
+            .await?;
         Ok(wit_http::Response {
             status: response.status,
             headers: response.headers,

@@ -48,11 +48,13 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let WorldPre::Inspector(pre) = &prepared.world else {
-                        return Err(wasmtime::Error::msg("not an inspector"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    instance.call_inspect(&mut *store, &target)
+                    Box::pin(async move {
+                        let WorldPre::Inspector(pre) = &prepared.world else {
+                            return Err(wasmtime::Error::msg("not an inspector"));
+                        };
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.call_inspect(&mut *store, &target).await
+                    })
                 },
             )
             .await?;
@@ -104,11 +106,13 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let WorldPre::RepoSync(pre) = &prepared.world else {
-                        return Err(wasmtime::Error::msg("not a repo-sync plugin"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    instance.call_sync(&mut *store, &repo)
+                    Box::pin(async move {
+                        let WorldPre::RepoSync(pre) = &prepared.world else {
+                            return Err(wasmtime::Error::msg("not a repo-sync plugin"));
+                        };
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.call_sync(&mut *store, &repo).await
+                    })
                 },
             )
             .await?;
@@ -152,15 +156,17 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let WorldPre::LifecycleHook(pre) = &prepared.world else {
-                        return Err(wasmtime::Error::msg("not a lifecycle hook"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    if connected {
-                        instance.call_on_connect(&mut *store, &target)
-                    } else {
-                        instance.call_on_disconnect(&mut *store, &target)
-                    }
+                    Box::pin(async move {
+                        let WorldPre::LifecycleHook(pre) = &prepared.world else {
+                            return Err(wasmtime::Error::msg("not a lifecycle hook"));
+                        };
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        if connected {
+                            instance.call_on_connect(&mut *store, &target).await
+                        } else {
+                            instance.call_on_disconnect(&mut *store, &target).await
+                        }
+                    })
                 },
             )
             .await
@@ -189,13 +195,16 @@ impl Plugins {
                 context,
                 self.shutdown.child_token(),
                 move |store, prepared| {
-                    let Some(pre) = &prepared.config_check else {
-                        return Err(wasmtime::Error::msg("no config-check export"));
-                    };
-                    let instance = pre.instantiate(&mut *store)?;
-                    instance
-                        .portico_plugin_config_check()
-                        .call_validate_config(&mut *store, &text)
+                    Box::pin(async move {
+                        let Some(pre) = &prepared.config_check else {
+                            return Err(wasmtime::Error::msg("no config-check export"));
+                        };
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance
+                            .portico_plugin_config_check()
+                            .call_validate_config(&mut *store, &text)
+                            .await
+                    })
                 },
             )
             .await?;
@@ -330,7 +339,6 @@ impl Plugins {
             kube,
             http_allow,
             http_clients: self.host.http_clients(),
-            runtime: tokio::runtime::Handle::current(),
             deadline: Instant::now(),
         };
         Ok((manifest, prepared, context))

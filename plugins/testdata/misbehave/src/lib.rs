@@ -2,6 +2,8 @@
 //! gateway's tests check that each misbehaviour fails only its own call, with a clear error.
 
 use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use portico_plugin_sdk::http::Request;
 use portico_plugin_sdk::k8s::api::core::v1::Pod;
@@ -16,6 +18,12 @@ struct Config {
 
 struct Misbehave;
 
+/// Calls this instance has seen: a global in the module's data and one on its heap. A fresh
+/// instance per call starts both from the module's image, so every call sees itself as the
+/// first.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 impl Inspector for Misbehave {
     fn inspect(cluster: Cluster) -> Result<Vec<Finding>, Error> {
         let config: Config = config::get()?;
@@ -25,6 +33,16 @@ impl Inspector for Misbehave {
                 "misbehave-ok",
                 format!("hello {}", cluster.id),
             )]),
+            // Reports what earlier calls left in this instance's memory.
+            "count" => {
+                let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut seen = SEEN.lock().map_err(|_| Error::invalid("poisoned"))?;
+                seen.push(cluster.id.clone());
+                Ok(vec![Finding::pass(
+                    "misbehave-count",
+                    format!("call {calls}, clusters seen {}", seen.join(",")),
+                )])
+            }
             "loop" => {
                 let mut i = 0u64;
                 loop {
