@@ -9,7 +9,7 @@
 //! over rustls with `--tls-cert`/`--tls-key`, as Portico does. It prints
 //! `portico-floor listening on <url>` once it accepts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +25,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ServerBuilder;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use portico::testing::ServerTls;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -148,19 +149,10 @@ fn client(
         .build(connector))
 }
 
-fn acceptor(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<TlsAcceptor> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+/// The listener's TLS, built as Portico builds its own (`ServerTls`: rustls with ring, the safe
+/// default protocol versions, ALPN `h2` then `http/1.1`).
+fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    Ok(ServerTls::from_files(cert, key)?.acceptor)
 }
 
 #[tokio::main]
