@@ -590,3 +590,53 @@ async fn binary_seeds_and_writes_a_kubeconfig() {
     assert_eq!(cm["data"]["k"], "v");
     child.kill().await.unwrap();
 }
+
+/// `--cache-lists` keeps an encoded list only while the store is unchanged: every write is seen
+/// by the next list, and pages (`limit`, `continue`) are answered as without the cache.
+#[tokio::test]
+async fn a_cached_list_follows_every_write() {
+    let sim = kube_sim::KubeSim::builder()
+        .cache_lists(true)
+        .start()
+        .await
+        .expect("simulator starts");
+    let c = support::client(&sim);
+    let path = "/api/v1/namespaces/default/configmaps";
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, first) = get(&c, &sim, path).await;
+    let (_, again) = get(&c, &sim, path).await;
+    assert_eq!(first, again, "unchanged store, same list");
+    for name in ["a", "b"] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        let (code, _) = post(&c, &sim, path, cm).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (_, list) = get(&c, &sim, path).await;
+        assert!(names(&list).contains(&name.to_owned()), "{name} listed");
+        assert_ne!(
+            list["metadata"]["resourceVersion"],
+            first["metadata"]["resourceVersion"]
+        );
+    }
+    let (code, _) = call(&c, &sim, Method::DELETE, &format!("{path}/a"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let (_, list) = get(&c, &sim, path).await;
+    assert!(!names(&list).contains(&"a".to_owned()), "a deleted");
+    assert!(names(&list).contains(&"b".to_owned()));
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    assert_eq!(post(&c, &sim, path, cm).await.0, StatusCode::CREATED);
+    // A page is not a full list: it carries its continue token.
+    let (_, page) = get(&c, &sim, &format!("{path}?limit=1")).await;
+    assert_eq!(names(&page).len(), 1);
+    assert!(
+        page["metadata"]["continue"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+}
