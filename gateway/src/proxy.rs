@@ -27,7 +27,7 @@ use crate::auth::Authenticator;
 use crate::cluster::{ClusterError, ClusterManager, Connection};
 use crate::peer::ClientAddr;
 use headers::is_upgrade;
-use metrics::ClusterLabel;
+use metrics::ClusterSeries;
 pub use metrics::ProxyMetrics;
 pub use path::{Target, parse_target};
 pub use status::StatusError;
@@ -72,26 +72,31 @@ impl Proxy {
     }
 }
 
-/// The proxy handler.
+/// The proxy handler, for the router. The listeners serve the proxy's routes through
+/// [`Proxy::serve`] without the router (see `server::listener`); this is the same request path.
 pub async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
-    let raw_path = request.uri().path().to_owned();
-    let target = match parse_target(&raw_path) {
-        Ok(target) => target,
-        Err(e) => return e.into_response(),
-    };
-    let mut registered = false;
-    let response = match forward(&proxy, &target, &mut registered, request).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    };
-    // Only registered clusters get a series of their own: anyone can send any id.
-    let label = if registered {
-        target.cluster
-    } else {
-        UNREGISTERED
-    };
-    proxy.metrics.count(label, response.status());
-    response
+    proxy.serve(request).await
+}
+
+impl Proxy {
+    /// Serves one request for `/k8s/clusters/…`.
+    pub async fn serve(&self, request: Request) -> Response {
+        // A clone of the request's own bytes (no copy): the target borrows from it.
+        let uri = request.uri().clone();
+        let target = match parse_target(uri.path()) {
+            Ok(target) => target,
+            Err(e) => return e.into_response(),
+        };
+        let mut series = None;
+        let response = match self.forward(&target, &mut series, request).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+        // Only registered clusters get a series of their own: anyone can send any id.
+        let series = series.unwrap_or_else(|| self.metrics.series(UNREGISTERED));
+        self.metrics.count(&series, response.status());
+        response
+    }
 }
 
 /// The metric label of requests for ids that are not registered clusters (or not known to be,
@@ -124,56 +129,64 @@ impl<'a> Call<'a> {
             client: request.extensions().get::<ClientAddr>().copied(),
         }
     }
-
-    fn cluster_label(&self) -> ClusterLabel {
-        ClusterLabel {
-            cluster: self.target.cluster.to_owned(),
-        }
-    }
-}
-
-/// One proxied request, phase by phase.
-async fn forward(
-    proxy: &Proxy,
-    target: &Target<'_>,
-    registered: &mut bool,
-    mut request: Request,
-) -> Result<Response, StatusError> {
-    let call = Call::new(target, &request);
-    // In memory and bounded by the registry: safe before authentication.
-    let local = proxy.clusters.connection(target.cluster);
-    *registered = local.is_some();
-
-    // 1. Who is calling, and may they do this here?
-    let admitted = proxy.admit(&call, request.headers()).await?;
-    // 2. Is the cluster connected here?
-    let connection = proxy.connected(target.cluster, local, registered).await?;
-    // 3. A long-lived request holds one of the token's stream slots.
-    let stream = proxy.stream_slot(&call, &admitted.principal)?;
-    // 4. The upstream request: the cluster's credentials, the caller's identity if the grant
-    //    impersonates, nothing of the caller's own credentials or identity claims.
-    let client_upgrade = call.upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request = upstream_request(&call, &connection, admitted.impersonation, request)?;
-    // 5. Send, bounded until the response head; audit the outcome.
-    let (upstream_response, in_flight) = proxy
-        .send(&call, &connection, &admitted.principal, upstream_request)
-        .await?;
-    // 6. Hand the answer back: splice an upgrade, or stream the body as it arrives.
-    Ok(proxy.respond(
-        &call,
-        upstream_response,
-        client_upgrade,
-        (in_flight, stream),
-    ))
 }
 
 impl Proxy {
+    /// One proxied request, phase by phase. `series` is set once the cluster is known to be
+    /// registered.
+    async fn forward(
+        &self,
+        target: &Target<'_>,
+        series: &mut Option<Arc<ClusterSeries>>,
+        mut request: Request,
+    ) -> Result<Response, StatusError> {
+        let call = Call::new(target, &request);
+        // In memory and bounded by the registry: safe before authentication.
+        let local = self.clusters.connection(target.cluster);
+        if local.is_some() {
+            *series = Some(self.metrics.series(target.cluster));
+        }
+
+        // 1. Who is calling, and may they do this here?
+        let admitted = self.admit(&call, request.headers()).await?;
+        // 2. Is the cluster connected here?
+        let connection = self.connected(target.cluster, local, series).await?;
+        let series = series
+            .clone()
+            .unwrap_or_else(|| self.metrics.series(target.cluster));
+        // 3. A long-lived request holds one of the token's stream slots.
+        let stream = self.stream_slot(&call, &admitted.principal)?;
+        // 4. The upstream request: the cluster's credentials, the caller's identity if the grant
+        //    impersonates, nothing of the caller's own credentials or identity claims.
+        let client_upgrade = call.upgrade.then(|| hyper::upgrade::on(&mut request));
+        let upstream_request =
+            upstream_request(&call, &connection, admitted.impersonation, request)?;
+        // 5. Send, bounded until the response head; audit the outcome.
+        let (upstream_response, in_flight) = self
+            .send(
+                &call,
+                &series,
+                &connection,
+                &admitted.principal,
+                upstream_request,
+            )
+            .await?;
+        // 6. Hand the answer back: splice an upgrade, or stream the body as it arrives.
+        Ok(self.respond(
+            &call,
+            &series,
+            upstream_response,
+            client_upgrade,
+            (in_flight, stream),
+        ))
+    }
+
     /// This replica's connection to the cluster, if it is connected.
     async fn connected(
         &self,
         cluster: &str,
         local: Option<Arc<Connection>>,
-        registered: &mut bool,
+        series: &mut Option<Arc<ClusterSeries>>,
     ) -> Result<Arc<Connection>, StatusError> {
         match local {
             Some(c) if c.is_connected() => Ok(c),
@@ -193,7 +206,7 @@ impl Proxy {
                     )
                 }
                 Ok(_) => {
-                    *registered = true;
+                    *series = Some(self.metrics.series(cluster));
                     not_connected(cluster, None)
                 }
             }),

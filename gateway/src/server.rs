@@ -32,7 +32,7 @@ mod conn;
 mod listener;
 mod startup;
 
-use listener::{ConnectionMetrics, Listener, serve_connections};
+use listener::{ConnectionMetrics, Listener, ProxyRoute, serve_connections};
 pub use startup::{SECRET_KEY_FILE, settle_secret_key};
 use startup::{certificate_names, register_in_cluster};
 
@@ -303,6 +303,7 @@ impl Gateway {
                 Listener {
                     tls: None,
                     router: api::metrics_router(app.metrics.clone()),
+                    proxy: None,
                     limits,
                     slots: Arc::new(Semaphore::new(METRICS_CONNECTIONS)),
                     metrics: connection_metrics.clone(),
@@ -316,6 +317,10 @@ impl Gateway {
             Listener {
                 tls: app.tls.clone(),
                 router: api::router(app.clone(), crate::console::router(app.clone())),
+                proxy: Some(Arc::new(ProxyRoute {
+                    proxy: app.proxy.clone(),
+                    metrics: app.metrics.clone(),
+                })),
                 limits,
                 slots: Arc::new(Semaphore::new(limits.max_connections)),
                 metrics: connection_metrics,

@@ -1,6 +1,7 @@
 //! Logs (tracing, text or JSON) and Prometheus metrics.
 
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -47,14 +48,14 @@ pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), BadLogFilter>
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    route: String,
-    method: String,
+    route: Cow<'static, str>,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: Cow<'static, str>,
 }
 
 /// Every metric the gateway exports, registered once.
@@ -109,24 +110,41 @@ impl Metrics {
         out
     }
 
-    fn observe(&self, route: String, method: &str, status: u16, seconds: f64) {
+    /// Counts and times one request by its route template (never the raw path, which would
+    /// make a series per object).
+    pub fn observe(
+        &self,
+        route: Cow<'static, str>,
+        method: &http::Method,
+        status: u16,
+        started: Instant,
+    ) {
+        let method = match method.as_str() {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
+            _ => "other",
+        };
         self.http_duration
             .get_or_create(&RouteLabels {
                 route: route.clone(),
             })
-            .observe(seconds);
+            .observe(started.elapsed().as_secs_f64());
         self.http_requests
             .get_or_create(&HttpLabels {
                 route,
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();
     }
 }
 
-/// Middleware: counts every request by its route template (never the raw path, which would
-/// make a series per object) and times it to the response head.
+/// Middleware: counts every request by its route template and times it to the response head.
 pub async fn track_http(
     State(metrics): State<std::sync::Arc<Metrics>>,
     request: Request,
@@ -135,20 +153,12 @@ pub async fn track_http(
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+        .map_or(Cow::Borrowed("unmatched"), |p| {
+            Cow::Owned(p.as_str().to_owned())
+        });
+    let method = request.method().clone();
     let start = Instant::now();
     let response = next.run(request).await;
-    let method = match method.as_str() {
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
-        _ => "other".to_owned(),
-    };
-    metrics.observe(
-        route,
-        &method,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    metrics.observe(route, &method, response.status().as_u16(), start);
     response
 }

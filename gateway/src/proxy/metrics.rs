@@ -1,8 +1,11 @@
 //! Per-cluster proxy metrics. Only registered clusters get a label of their own.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use http::StatusCode;
+use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,6 +30,20 @@ pub struct ProxyMetrics {
     pub(super) upstream_latency: Family<ClusterLabel, Histogram>,
     pub(super) in_flight: Family<ClusterLabel, Gauge<i64, AtomicI64>>,
     pub(super) open_upgrades: Family<ClusterLabel, Gauge<i64, AtomicI64>>,
+    /// Each cluster's series, found by `&str`: a request builds no label and takes no
+    /// family lock once its cluster has been seen.
+    series: RwLock<HashMap<String, Arc<ClusterSeries>>>,
+}
+
+/// One cluster's series (clones of the families' entries: they count into the same place).
+#[derive(Debug)]
+pub(super) struct ClusterSeries {
+    label: String,
+    pub(super) upstream_latency: Histogram,
+    pub(super) in_flight: Gauge<i64, AtomicI64>,
+    pub(super) open_upgrades: Gauge<i64, AtomicI64>,
+    /// `proxy_requests` by status code; a cluster sees a handful of codes.
+    codes: RwLock<Vec<(u16, Counter)>>,
 }
 
 impl ProxyMetrics {
@@ -38,6 +55,7 @@ impl ProxyMetrics {
             }),
             in_flight: Family::default(),
             open_upgrades: Family::default(),
+            series: RwLock::default(),
         };
         metrics.register(|registry| {
             registry.register(
@@ -64,13 +82,47 @@ impl ProxyMetrics {
         this
     }
 
-    pub(super) fn count(&self, cluster: &str, code: StatusCode) {
-        self.requests
+    /// The series of `cluster` (a registered cluster, or [`super::UNREGISTERED`]).
+    pub(super) fn series(&self, cluster: &str) -> Arc<ClusterSeries> {
+        if let Some(series) = self.series.read().get(cluster) {
+            return series.clone();
+        }
+        let label = ClusterLabel {
+            cluster: cluster.to_owned(),
+        };
+        let series = Arc::new(ClusterSeries {
+            label: cluster.to_owned(),
+            upstream_latency: self.upstream_latency.get_or_create(&label).clone(),
+            in_flight: self.in_flight.get_or_create(&label).clone(),
+            open_upgrades: self.open_upgrades.get_or_create(&label).clone(),
+            codes: RwLock::default(),
+        });
+        self.series
+            .write()
+            .entry(label.cluster)
+            .or_insert(series)
+            .clone()
+    }
+
+    /// Counts one answered request.
+    pub(super) fn count(&self, series: &ClusterSeries, code: StatusCode) {
+        let code = code.as_u16();
+        if let Some((_, counter)) = series.codes.read().iter().find(|(c, _)| *c == code) {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .requests
             .get_or_create(&CodeLabels {
-                cluster: cluster.to_owned(),
-                code: code.as_u16(),
+                cluster: series.label.clone(),
+                code,
             })
-            .inc();
+            .clone();
+        counter.inc();
+        let mut codes = series.codes.write();
+        if !codes.iter().any(|(c, _)| *c == code) {
+            codes.push((code, counter));
+        }
     }
 }
 

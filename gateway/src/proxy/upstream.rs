@@ -15,7 +15,7 @@ use super::admit::is_watch;
 use super::headers::{
     X_FORWARDED_FOR, head_timeout, strip_hop_by_hop, strip_request_headers, verb,
 };
-use super::metrics::GaugeGuard;
+use super::metrics::{ClusterSeries, GaugeGuard};
 use super::status::StatusError;
 use super::stream::{Revocable, splice};
 use super::{Call, Proxy};
@@ -68,12 +68,12 @@ impl Proxy {
     pub(super) async fn send(
         &self,
         call: &Call<'_>,
+        series: &ClusterSeries,
         connection: &Connection,
         principal: &Principal,
         request: http::Request<Body>,
     ) -> Result<(http::Response<hyper::body::Incoming>, GaugeGuard), StatusError> {
-        let cluster_label = call.cluster_label();
-        let in_flight = self.metrics.in_flight.get_or_create(&cluster_label).clone();
+        let in_flight = series.in_flight.clone();
         in_flight.inc();
         let guard = GaugeGuard(in_flight);
         let timeout = head_timeout(self.upstream_timeout, call.query.as_deref());
@@ -85,9 +85,8 @@ impl Proxy {
                 .send_with_credentials(request, call.upgrade),
         )
         .await;
-        self.metrics
+        series
             .upstream_latency
-            .get_or_create(&cluster_label)
             .observe(started.elapsed().as_secs_f64());
         let cluster = call.target.cluster;
         let outcome = match sent {
@@ -127,6 +126,7 @@ impl Proxy {
     pub(super) fn respond(
         &self,
         call: &Call<'_>,
+        series: &ClusterSeries,
         mut upstream_response: http::Response<hyper::body::Incoming>,
         client_upgrade: Option<OnUpgrade>,
         (guard, stream): (GaugeGuard, Option<StreamGuard>),
@@ -135,11 +135,7 @@ impl Proxy {
             && let Some(client_upgrade) = client_upgrade
         {
             let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
-            let open = self
-                .metrics
-                .open_upgrades
-                .get_or_create(&call.cluster_label())
-                .clone();
+            let open = series.open_upgrades.clone();
             self.drain.spawn_upgrade(splice(
                 call.target.cluster.to_owned(),
                 client_upgrade,

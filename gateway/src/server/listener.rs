@@ -1,8 +1,12 @@
 //! The accept loop: TLS handshakes, the connection cap, and one task per connection.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::future::Either;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use super::conn::{self, Activity, Verdict};
 use crate::config::ConnectionLimits;
 use crate::peer::ClientAddr;
+use crate::proxy::{PREFIX, Proxy};
 use crate::telemetry::Metrics;
 use crate::tls::ServerTls;
 
@@ -31,10 +36,43 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Listener {
     pub(super) tls: Option<ServerTls>,
     pub(super) router: axum::Router,
+    /// `/k8s/clusters/…`, served without the router (on the API listener only).
+    pub(super) proxy: Option<Arc<ProxyRoute>>,
     pub(super) limits: ConnectionLimits,
     /// Open connections; accepting waits for a permit.
     pub(super) slots: Arc<Semaphore>,
     pub(super) metrics: Arc<ConnectionMetrics>,
+}
+
+/// The proxy's routes, served straight from the connection: every `kubectl` call comes this
+/// way, and the router's matching and middleware would add a fifth to its CPU cost. The
+/// request path is the router's own (`proxy::handle` calls the same [`Proxy::serve`]); the
+/// HTTP metrics are kept here as `telemetry::track_http` keeps them for every other route.
+#[derive(Debug)]
+pub(super) struct ProxyRoute {
+    pub(super) proxy: Proxy,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// The route template the proxy is counted under, as the router names it.
+const PROXY_ROUTE: &str = "/k8s/clusters/{*rest}";
+
+impl ProxyRoute {
+    async fn serve(
+        self: Arc<Self>,
+        request: http::Request<Incoming>,
+    ) -> Result<axum::response::Response, Infallible> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let response = self.proxy.serve(request.map(axum::body::Body::new)).await;
+        self.metrics.observe(
+            Cow::Borrowed(PROXY_ROUTE),
+            &method,
+            response.status().as_u16(),
+            started,
+        );
+        Ok(response)
+    }
 }
 
 /// Accepts connections until `stop`, serving HTTP/1.1 (with upgrades) and HTTP/2 over plain TCP
@@ -124,10 +162,16 @@ async fn serve_one<I>(
     use hyper::service::Service as _;
     let router = TowerToHyperService::new(config.router.clone());
     let requests = activity.clone();
+    let proxy = config.proxy.clone();
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(ClientAddr(peer));
         let guard = requests.request_started();
-        let response = router.call(request);
+        let response = match &proxy {
+            Some(proxy) if request.uri().path().starts_with(PREFIX) => {
+                Either::Left(proxy.clone().serve(request))
+            }
+            _ => Either::Right(router.call(request)),
+        };
         async move {
             let response = response.await?;
             Ok::<_, std::convert::Infallible>(

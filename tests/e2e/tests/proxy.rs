@@ -219,6 +219,20 @@ async fn kubectl_works_through_the_gateway() -> anyhow::Result<()> {
         metrics.contains(r#"portico_proxy_open_upgrades{cluster="sim"} 0"#),
         "{metrics}"
     );
+    // The listener serves the proxy without the router: its requests still count under the
+    // route template, as every other route's do.
+    assert!(
+        metrics.contains(
+            r#"portico_http_requests_total{route="/k8s/clusters/{*rest}",method="GET",status="200"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"portico_http_request_duration_seconds_count{route="/k8s/clusters/{*rest}"}"#
+        ),
+        "{metrics}"
+    );
     gw.stop().await;
     Ok(())
 }
