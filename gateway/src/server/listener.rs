@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::Either;
@@ -17,9 +18,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::conn::{self, Activity, Verdict};
 use crate::config::ConnectionLimits;
@@ -181,37 +182,91 @@ async fn serve_one<I>(
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut check = tokio::time::interval(conn::check_interval(&config.limits));
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The timeouts, the stop and the forced close are watched by a task of their own: polled
+    // here, next to the connection, they would be polled on every wake of every request, and
+    // the stop signals are shared by all connections.
+    let signal = Arc::new(Signal::default());
+    let _watch = AbortOnDropHandle::new(tokio::spawn(watch(
+        activity,
+        config.limits,
+        config.metrics.clone(),
+        peer,
+        (stop, force),
+        signal.clone(),
+    )));
     let mut closing = false;
     loop {
+        let notified = signal.notify.notified();
         tokio::select! {
+            biased;
             result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            () = stop.cancelled(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = force.cancelled() => return,
-            _ = check.tick() => match activity.verdict(&config.limits) {
-                Verdict::Keep => {}
-                Verdict::HeaderTimeout => {
-                    tracing::debug!(%peer, "request headers not complete in time: closing");
-                    config.metrics.closed("header_timeout");
-                    return;
-                }
-                Verdict::Idle if !closing => {
-                    config.metrics.closed("idle");
+            () = notified => match signal.action.load(Ordering::Acquire) {
+                CLOSE => return,
+                GRACEFUL if !closing => {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                // Still idle after a graceful close was asked for: close at once.
-                Verdict::Idle => return,
+                _ => {}
             },
+        }
+    }
+}
+
+/// What a connection's watch asks of it: [`GRACEFUL`] or [`CLOSE`].
+#[derive(Debug, Default)]
+struct Signal {
+    action: AtomicU8,
+    notify: Notify,
+}
+
+/// Finish the requests in flight, then close (HTTP/1: at once when idle, HTTP/2: `GOAWAY`).
+const GRACEFUL: u8 = 1;
+/// Close at once.
+const CLOSE: u8 = 2;
+
+/// Watches one connection until it must close at once: a graceful close when the gateway
+/// stops or the connection idles, at once when `force` fires, the client misbehaves (header
+/// timeout) or it is still idle after a graceful close was asked for.
+async fn watch(
+    activity: Arc<Activity>,
+    limits: ConnectionLimits,
+    metrics: Arc<ConnectionMetrics>,
+    peer: SocketAddr,
+    (stop, force): (CancellationToken, CancellationToken),
+    signal: Arc<Signal>,
+) {
+    let mut check = tokio::time::interval(conn::check_interval(&limits));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = false;
+    loop {
+        let action = tokio::select! {
+            () = stop.cancelled(), if !closing => GRACEFUL,
+            () = force.cancelled() => CLOSE,
+            _ = check.tick() => match activity.verdict(&limits) {
+                Verdict::Keep => continue,
+                Verdict::HeaderTimeout => {
+                    tracing::debug!(%peer, "request headers not complete in time: closing");
+                    metrics.closed("header_timeout");
+                    CLOSE
+                }
+                Verdict::Idle if !closing => {
+                    metrics.closed("idle");
+                    GRACEFUL
+                }
+                // Still idle after a graceful close was asked for: close at once.
+                Verdict::Idle => CLOSE,
+            },
+        };
+        closing = true;
+        signal.action.store(action, Ordering::Release);
+        signal.notify.notify_one();
+        if action == CLOSE {
+            return;
         }
     }
 }
