@@ -296,7 +296,7 @@ pub fn router(app: App, console: Router<App>) -> Router {
         // Before the token check: `portico login --sso` asks it before anyone has a token.
         .route("/api/v1/auth/oidc", get(sso::announce))
         .nest("/api/v1", v1(app.clone()))
-        .route("/k8s/clusters/{*rest}", any(crate::proxy::handle))
+        .route(crate::proxy::ROUTE, any(crate::proxy::handle))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(
             app.metrics.clone(),

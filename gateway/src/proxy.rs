@@ -38,6 +38,10 @@ use upstream::upstream_request;
 /// Where the proxy is mounted.
 pub const PREFIX: &str = "/k8s/clusters/";
 
+/// The proxy's route template: the router's route, and the `route` label of its HTTP metrics
+/// when the listener serves it without the router.
+pub const ROUTE: &str = "/k8s/clusters/{*rest}";
+
 /// What the proxy works with: callers' tokens, this replica's connections, the audit log and
 /// its own metrics. Cheap to clone; the router hands it to [`handle`] as its state.
 #[derive(Debug, Clone)]

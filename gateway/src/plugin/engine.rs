@@ -1,6 +1,6 @@
-//! The wasmtime engine: configuration, the epoch ticker, compilation (once per digest, cached
-//! on disk by wasmtime's own cache, done by a throwaway engine) and pre-instantiation. The host-wide settings are in
-//! `engine/settings.rs`, the call path in `engine/call.rs`.
+//! The wasmtime engine: configuration, the epoch ticker, compilation (once per digest, by a
+//! throwaway engine, cached on disk by wasmtime's own cache) and pre-instantiation. The
+//! host-wide settings are in `engine/settings.rs`, the call path in `engine/call.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
