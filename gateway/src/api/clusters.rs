@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::{Admin, ApiError, ApiResult};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::cluster::{ClusterError, ClusterUpdate, NewCluster};
-use crate::storage::clusters::{ClusterRecord, DesiredState};
+use crate::cluster::{ClusterError, ClusterUpdate, ClusterView, LocalState, NewCluster, Phase};
+use crate::storage::clusters::{ClusterEntry, ClusterRecord, DesiredState};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -24,6 +24,7 @@ pub fn routes() -> Router<App> {
         .route("/clusters/{id}/connect", post(connect))
         .route("/clusters/{id}/disconnect", post(disconnect))
         .route("/replica-states", get(replica_states))
+        .route("/cluster-counts", get(counts))
 }
 
 impl From<crate::coord::CoordError> for ApiError {
@@ -40,18 +41,22 @@ impl From<crate::coord::CoordError> for ApiError {
 }
 
 /// A cluster's view with the lease holder as this replica last saw it.
-pub fn view_of(app: &App, record: ClusterRecord) -> crate::cluster::ClusterView {
+pub fn view_of(app: &App, record: impl Into<ClusterEntry>) -> ClusterView {
+    let record = record.into();
+    let local = app.clusters.local_state(&record.id);
+    view_with(app, record, local)
+}
+
+/// [`view_of`] with this replica's state already read.
+fn view_with(app: &App, record: ClusterEntry, local: LocalState) -> ClusterView {
     let holder = app.coord.lease_holder(&record.id);
-    let mut view = app.clusters.view(record);
+    let mut view = crate::cluster::ClusterManager::view_with(record, local);
     view.lease_holder = holder;
     view
 }
 
 /// [`view_of`] with every replica's published state of the cluster.
-pub async fn full_view(
-    app: &App,
-    record: crate::storage::clusters::ClusterRecord,
-) -> ApiResult<crate::cluster::ClusterView> {
+pub async fn full_view(app: &App, record: ClusterRecord) -> ApiResult<ClusterView> {
     let mut replicas = app.replicas.of(&record.id).await?;
     let mut view = view_of(app, record);
     overlay_local(app, &view.id, &mut replicas);
@@ -89,28 +94,6 @@ fn overlay_local(
             replicas.insert(at, row);
         }
     }
-}
-
-/// Views of `records` with their rows of `replicas` (every replica's states by cluster, as
-/// `app.replicas.all()` returns them: one query for any number of clusters).
-pub fn with_replicas(
-    app: &App,
-    records: Vec<crate::storage::clusters::ClusterRecord>,
-    mut replicas: std::collections::HashMap<
-        String,
-        Vec<crate::storage::replica_states::ReplicaState>,
-    >,
-) -> Vec<crate::cluster::ClusterView> {
-    records
-        .into_iter()
-        .map(|record| {
-            let mut states = replicas.remove(&record.id).unwrap_or_default();
-            let mut view = view_of(app, record);
-            overlay_local(app, &view.id, &mut states);
-            view.replicas = states;
-            view
-        })
-        .collect()
 }
 
 impl From<ClusterError> for ApiError {
@@ -186,15 +169,135 @@ async fn create(
     Ok((StatusCode::CREATED, Json(with_warnings(view, warnings))))
 }
 
-async fn list(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
-    // Both reads at once: the list's cost is one round trip, not two.
-    let (records, replicas) = tokio::try_join!(app.db.clusters(), app.replicas.all())?;
-    let records: Vec<_> = records
+/// `GET /clusters` parameters, all optional: without `limit`, every cluster the caller may
+/// see.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    /// Only clusters in this state on this replica.
+    state: Option<String>,
+    /// Only clusters with this text (any case) in their id, name, server, a label
+    /// (`key=value`), server version or last error.
+    q: Option<String>,
+    /// At most this many items; the answer's `continue` asks for the next page.
+    limit: Option<usize>,
+    /// The `continue` of the page before: the items after it.
+    #[serde(rename = "continue")]
+    after: Option<String>,
+}
+
+/// Pages up to this size read their replicas' states by id; larger ones read them all.
+const PAGE_BY_ID: usize = 500;
+
+/// The caller's clusters, by id, filtered and paged; each with every replica's state.
+/// `total` counts the items the filters match (every page); `continue` is there when more
+/// follow.
+async fn list(
+    State(app): State<App>,
+    principal: Principal,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let state = match params.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(parse_phase(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown state `{s}`: expected connecting, connected, failed or disconnected"
+            ))
+        })?),
+    };
+    if params.limit == Some(0) {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
+    let needle = params.q.as_deref().unwrap_or_default().to_lowercase();
+    let mut matching: Vec<(ClusterEntry, LocalState)> = app
+        .db
+        .cluster_entries()
+        .await?
         .into_iter()
         .filter(|c| principal.grant_for_labels(&c.id, &c.labels).is_some())
+        .map(|c| {
+            let local = app.clusters.local_state(&c.id);
+            (c, local)
+        })
+        .filter(|(_, local)| state.is_none_or(|s| local.phase == s))
+        .filter(|(c, local)| needle.is_empty() || mentions(c, local, &needle))
         .collect();
-    let items = with_replicas(&app, records, replicas);
-    Ok(Json(json!({ "items": items })))
+    let total = matching.len();
+    if let Some(after) = params.after.as_deref() {
+        // Sorted by id: the page starts after the last id of the one before.
+        let start = matching.partition_point(|(c, _)| c.id.as_str() <= after);
+        matching.drain(..start);
+    }
+    let more = params.limit.is_some_and(|limit| matching.len() > limit);
+    if let Some(limit) = params.limit {
+        matching.truncate(limit);
+    }
+    let mut replicas = if matching.len() <= PAGE_BY_ID && params.limit.is_some() {
+        let ids: Vec<&str> = matching.iter().map(|(c, _)| c.id.as_str()).collect();
+        app.replicas.of_many(&ids).await?
+    } else {
+        app.replicas.all().await?
+    };
+    let items: Vec<ClusterView> = matching
+        .into_iter()
+        .map(|(record, local)| {
+            let mut states = replicas.remove(&record.id).unwrap_or_default();
+            let mut view = view_with(&app, record, local);
+            overlay_local(&app, &view.id, &mut states);
+            view.replicas = states;
+            view
+        })
+        .collect();
+    let mut answer = json!({ "items": items, "total": total });
+    if more && let Some(last) = items.last() {
+        answer["continue"] = json!(last.id);
+    }
+    Ok(Json(answer))
+}
+
+fn parse_phase(name: &str) -> Option<Phase> {
+    [
+        Phase::Connecting,
+        Phase::Connected,
+        Phase::Failed,
+        Phase::Disconnected,
+    ]
+    .into_iter()
+    .find(|p| crate::coord::replicas::phase_name(*p) == name)
+}
+
+/// Whether `needle` (lower case) is in the cluster's id, name, server, a `key=value` label,
+/// server version or last error.
+fn mentions(c: &ClusterEntry, local: &LocalState, needle: &str) -> bool {
+    let has = |text: &str| text.to_lowercase().contains(needle);
+    has(&c.id)
+        || has(&c.name)
+        || has(&c.server)
+        || c.labels.iter().any(|(k, v)| has(&format!("{k}={v}")))
+        || local.server_version.as_deref().is_some_and(has)
+        || local.last_error.as_deref().is_some_and(has)
+}
+
+/// How many clusters the caller may see, in all and by this replica's state:
+/// `{"registered": n, "states": {"connected": n, "connecting": n, "failed": n, "disconnected": n}}`.
+async fn counts(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
+    let mut states: BTreeMap<&str, usize> = ["connecting", "connected", "failed", "disconnected"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    let mut registered = 0;
+    for c in app.db.cluster_entries().await? {
+        if principal.grant_for_labels(&c.id, &c.labels).is_none() {
+            continue;
+        }
+        registered += 1;
+        let phase = app.clusters.local_state(&c.id).phase;
+        *states
+            .entry(crate::coord::replicas::phase_name(phase))
+            .or_default() += 1;
+    }
+    Ok(Json(json!({ "registered": registered, "states": states })))
 }
 
 /// The matrix of every replica's state of every cluster the caller may see, in one query:

@@ -19,7 +19,7 @@ use super::upstream::{PoolOptions, Upstream};
 use super::{ClusterError, ClusterOptions, Result, validate_id};
 use crate::clock;
 use crate::crypto::SecretKey;
-use crate::storage::clusters::{ClusterRecord, DesiredState};
+use crate::storage::clusters::{ClusterEntry, ClusterRecord, DesiredState};
 use crate::storage::replica_states::ReplicaState;
 use crate::storage::{Db, StorageError};
 use crate::telemetry::Metrics;
@@ -386,8 +386,13 @@ impl ClusterManager {
     }
 
     /// The view of one stored cluster, with this replica's state.
-    pub fn view(&self, record: ClusterRecord) -> ClusterView {
+    pub fn view(&self, record: ClusterEntry) -> ClusterView {
         let local = self.local_state(&record.id);
+        Self::view_with(record, local)
+    }
+
+    /// The view of one stored cluster with `local`, this replica's state of it.
+    pub fn view_with(record: ClusterEntry, local: LocalState) -> ClusterView {
         ClusterView {
             id: record.id,
             name: record.name,

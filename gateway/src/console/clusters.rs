@@ -28,10 +28,29 @@ pub(crate) fn routes() -> Router<App> {
         .route("/clusters/{id}/kubeconfig", get(kubeconfig))
 }
 
+/// Clusters per page of `/ui/clusters`.
+const PAGE: usize = 100;
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
     state: Option<String>,
     q: Option<String>,
+    /// The page after this cluster id (the API's `continue`).
+    #[serde(rename = "continue")]
+    after: Option<String>,
+}
+
+impl ListQuery {
+    /// `&state=…&q=…` of the filters that are set, for the API call and the page links.
+    fn filters(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in [("state", &self.state), ("q", &self.q)] {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                out.push_str(&format!("&{name}={}", enc(value)));
+            }
+        }
+        out
+    }
 }
 
 fn labels(cluster: &Value) -> Markup {
@@ -72,18 +91,19 @@ fn replica_summary(cluster: &Value) -> Markup {
 }
 
 async fn list(ui: Ui, Query(query): Query<ListQuery>) -> Result<Response, UiError> {
-    let clusters = ui.get("/clusters").await?;
-    let needle = query.q.as_deref().unwrap_or_default().to_lowercase();
-    let shown: Vec<&Value> = items(&clusters)
-        .iter()
-        .filter(|c| {
-            query
-                .state
-                .as_deref()
-                .is_none_or(|s| s.is_empty() || text(c, "state") == s)
-        })
-        .filter(|c| needle.is_empty() || c.to_string().to_lowercase().contains(&needle))
-        .collect();
+    // One page, filtered by the API: at thousands of clusters the whole list is megabytes.
+    let filters = query.filters();
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| format!("&continue={}", enc(a)))
+        .unwrap_or_default();
+    let clusters = ui
+        .get(&format!("/clusters?limit={PAGE}{filters}{after}"))
+        .await?;
+    let shown = items(&clusters);
+    let total = clusters.get("total").and_then(Value::as_u64).unwrap_or(0);
+    let next = clusters.get("continue").and_then(Value::as_str);
     let body = html! {
         h1 { "Clusters" }
         form.filters method="get" action="/ui/clusters" {
@@ -104,7 +124,7 @@ async fn list(ui: Ui, Query(query): Query<ListQuery>) -> Result<Response, UiErro
         }
         (live("clusters-live", 5, html! {
             @if shown.is_empty() {
-                (empty(if items(&clusters).is_empty() { "No cluster is registered yet." } else { "No cluster matches." }))
+                (empty(if total == 0 && filters.is_empty() { "No cluster is registered yet." } else { "No cluster matches." }))
             } @else {
                 table #clusters-table {
                     thead { tr {
@@ -112,7 +132,7 @@ async fn list(ui: Ui, Query(query): Query<ListQuery>) -> Result<Response, UiErro
                         th { "Last error" } th { "Labels" } th { "Lease holder" }
                     } }
                     tbody {
-                        @for cluster in &shown {
+                        @for cluster in shown {
                             tr {
                                 td {
                                     a href={ "/ui/clusters/" (enc(text(cluster, "id"))) } { strong { (text(cluster, "id")) } }
@@ -130,7 +150,15 @@ async fn list(ui: Ui, Query(query): Query<ListQuery>) -> Result<Response, UiErro
                         }
                     }
                 }
-                p.muted.small { (shown.len()) " of " (items(&clusters).len()) " clusters" }
+                p.muted.small {
+                    (shown.len()) " of " (total) " clusters"
+                    @if query.after.is_some() {
+                        " · " a href={ "/ui/clusters?" (filters.trim_start_matches('&')) } { "first page" }
+                    }
+                    @if let Some(next) = next {
+                        " · " a href={ "/ui/clusters?continue=" (enc(next)) (filters) } { "next page" }
+                    }
+                }
             }
         }))
         @if ui.is_admin() {

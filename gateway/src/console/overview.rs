@@ -1,7 +1,7 @@
 //! `/ui/`: clusters by state, replicas and the leader, failing findings of the latest runs,
 //! recent audit entries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use axum::response::Response;
 use maud::{Markup, html};
@@ -14,7 +14,7 @@ const LATEST_JOBS: usize = 5;
 const FINDINGS_PER_RUN: usize = 8;
 
 pub(crate) async fn page_handler(ui: Ui) -> Result<Response, UiError> {
-    let clusters = ui.get("/clusters").await?;
+    let counts = ui.get("/cluster-counts").await?;
     let instances = ui.get("/instances").await?;
     let leader = ui.get("/leader").await?;
     let (runs, audit) = if ui.is_admin() {
@@ -28,7 +28,7 @@ pub(crate) async fn page_handler(ui: Ui) -> Result<Response, UiError> {
         h1 { "Overview" }
         (live("overview-live", 5, html! {
             h2 { "Clusters" }
-            (cluster_cards(&clusters))
+            (cluster_cards(&counts))
             h2 { "Replicas" }
             (replicas(&instances, &leader))
         }))
@@ -44,12 +44,11 @@ pub(crate) async fn page_handler(ui: Ui) -> Result<Response, UiError> {
     Ok(page(&ui, "Overview", Nav::Overview, body))
 }
 
-fn cluster_cards(clusters: &Value) -> Markup {
-    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-    for cluster in items(clusters) {
-        *by_state.entry(text(cluster, "state")).or_default() += 1;
-    }
-    let total = items(clusters).len();
+/// The cards of `/api/v1/cluster-counts`: registered, and by this replica's state.
+fn cluster_cards(counts: &Value) -> Markup {
+    let count = |n: Option<&Value>| n.and_then(Value::as_u64).unwrap_or(0);
+    let total = count(counts.get("registered"));
+    let by_state = |state: &str| count(counts.get("states").and_then(|s| s.get(state)));
     html! {
         div.cards {
             a.card href="/ui/clusters" {
@@ -58,7 +57,7 @@ fn cluster_cards(clusters: &Value) -> Markup {
             }
             @for (state, class) in [("connected", "good"), ("connecting", "busy"), ("failed", "bad"), ("disconnected", "")] {
                 a class={ "card " (class) } href={ "/ui/clusters?state=" (state) } {
-                    div.num { (by_state.get(state).copied().unwrap_or(0)) }
+                    div.num { (by_state(state)) }
                     div.label { (state) }
                 }
             }

@@ -92,11 +92,21 @@ impl ReplicaStates {
         self.db.replica_states(None, self.stale_after_ms()).await
     }
 
+    /// Every replica's state of the clusters in `ids`, by cluster id: one query.
+    pub async fn of_many(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<ReplicaState>>, StorageError> {
+        self.db
+            .replica_states(Some(ids), self.stale_after_ms())
+            .await
+    }
+
     /// Every replica's state of one cluster.
     pub async fn of(&self, cluster_id: &str) -> Result<Vec<ReplicaState>, StorageError> {
         Ok(self
             .db
-            .replica_states(Some(cluster_id), self.stale_after_ms())
+            .replica_states(Some(&[cluster_id]), self.stale_after_ms())
             .await?
             .remove(cluster_id)
             .unwrap_or_default())

@@ -65,17 +65,27 @@ macro_rules! cluster_columns {
     };
 }
 
+/// A cluster's labels and desired state from their stored text.
+fn parse_stored(
+    id: &str,
+    labels: &str,
+    desired_state: &str,
+) -> Result<(BTreeMap<String, String>, DesiredState)> {
+    let corrupt = |what: &str| StorageError::Corrupt(format!("clusters.{what} of {id}"));
+    let labels = serde_json::from_str(labels).map_err(|_| corrupt("labels"))?;
+    let desired_state = match desired_state {
+        "connected" => DesiredState::Connected,
+        "disconnected" => DesiredState::Disconnected,
+        _ => return Err(corrupt("desired_state")),
+    };
+    Ok((labels, desired_state))
+}
+
 impl TryFrom<ClusterRow> for ClusterRecord {
     type Error = StorageError;
 
     fn try_from(row: ClusterRow) -> Result<Self> {
-        let corrupt = |what: &str| StorageError::Corrupt(format!("clusters.{what} of {}", row.id));
-        let labels = serde_json::from_str(&row.labels).map_err(|_| corrupt("labels"))?;
-        let desired_state = match row.desired_state.as_str() {
-            "connected" => DesiredState::Connected,
-            "disconnected" => DesiredState::Disconnected,
-            _ => return Err(corrupt("desired_state")),
-        };
+        let (labels, desired_state) = parse_stored(&row.id, &row.labels, &row.desired_state)?;
         Ok(Self {
             id: row.id,
             name: row.name,
@@ -83,6 +93,73 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             context: row.context,
             namespace: row.namespace,
             sealed_credentials: row.credentials,
+            labels,
+            desired_state,
+            config_revision: row.config_revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A stored cluster without its credentials: what lists show. A list never opens
+/// credentials, and at thousands of clusters reading them would move megabytes per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEntry {
+    pub id: String,
+    pub name: String,
+    pub server: String,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub desired_state: DesiredState,
+    pub config_revision: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<ClusterRecord> for ClusterEntry {
+    fn from(record: ClusterRecord) -> Self {
+        Self {
+            id: record.id,
+            name: record.name,
+            server: record.server,
+            context: record.context,
+            namespace: record.namespace,
+            labels: record.labels,
+            desired_state: record.desired_state,
+            config_revision: record.config_revision,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct EntryRow {
+    id: String,
+    name: String,
+    server: String,
+    context: Option<String>,
+    namespace: Option<String>,
+    labels: String,
+    desired_state: String,
+    config_revision: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<EntryRow> for ClusterEntry {
+    type Error = StorageError;
+
+    fn try_from(row: EntryRow) -> Result<Self> {
+        let (labels, desired_state) = parse_stored(&row.id, &row.labels, &row.desired_state)?;
+        Ok(Self {
+            id: row.id,
+            name: row.name,
+            server: row.server,
+            context: row.context,
+            namespace: row.namespace,
             labels,
             desired_state,
             config_revision: row.config_revision,
@@ -137,6 +214,14 @@ impl Db {
         const SQL: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters ORDER BY id");
         let rows: Vec<ClusterRow> = sqlx::query_as(SQL).fetch_all(self.pool()).await?;
         rows.into_iter().map(ClusterRecord::try_from).collect()
+    }
+
+    /// Every cluster, by id, without credentials ([`ClusterEntry`]).
+    pub async fn cluster_entries(&self) -> Result<Vec<ClusterEntry>> {
+        const SQL: &str = "SELECT id, name, server, context, namespace, labels, desired_state, \
+                           config_revision, created_at, updated_at FROM clusters ORDER BY id";
+        let rows: Vec<EntryRow> = sqlx::query_as(SQL).fetch_all(self.pool()).await?;
+        rows.into_iter().map(ClusterEntry::try_from).collect()
     }
 
     /// Replaces a cluster's configuration and bumps its revision; returns the new record, or

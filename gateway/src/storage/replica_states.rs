@@ -156,18 +156,22 @@ impl Db {
         Ok(false)
     }
 
-    /// Every replica's state for `cluster` (all clusters with `None`; rows of deleted clusters
-    /// left out), in one query, grouped by cluster id and sorted by instance. Rows whose replica's heartbeat is older than
-    /// `stale_after_ms` (by the database's clock) are marked stale.
+    /// Every replica's state of the clusters in `clusters` (all clusters with `None`; rows
+    /// of deleted clusters left out), in one query, grouped by cluster id and sorted by
+    /// instance. Rows whose replica's heartbeat is older than `stale_after_ms` (by the
+    /// database's clock) are marked stale.
     pub async fn replica_states(
         &self,
-        cluster: Option<&str>,
+        clusters: Option<&[&str]>,
         stale_after_ms: i64,
     ) -> Result<HashMap<String, Vec<ReplicaState>>> {
-        let filter = if cluster.is_some() {
-            "WHERE s.cluster_id = $1 "
-        } else {
-            ""
+        let filter = match clusters {
+            None => String::new(),
+            Some([]) => return Ok(HashMap::new()),
+            Some(ids) => {
+                let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                format!("WHERE s.cluster_id IN ({}) ", marks.join(", "))
+            }
         };
         let sql = format!(
             "SELECT s.cluster_id, s.instance_id, s.state, s.last_error, s.since, s.updated_at, \
@@ -178,8 +182,8 @@ impl Db {
             now = self.now_sql()
         );
         let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
-        if let Some(cluster) = cluster {
-            query = query.bind(cluster);
+        for id in clusters.unwrap_or_default() {
+            query = query.bind(*id);
         }
         let rows = query.fetch_all(self.pool()).await?;
         let mut by_cluster: HashMap<String, Vec<ReplicaState>> = HashMap::new();

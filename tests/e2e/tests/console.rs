@@ -515,3 +515,56 @@ async fn a_session_made_on_one_replica_works_on_another() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_cluster_list_comes_in_pages_and_the_overview_counts_every_cluster() {
+    let gw = TestGateway::builder().start().await;
+    // Registered, not connected: 101 clusters are one more than a page.
+    let kubeconfig = KubeSim::start().await.unwrap().kubeconfig();
+    for i in 0..101 {
+        gw.register_cluster(&format!("p{i:03}"), &kubeconfig)
+            .await
+            .unwrap();
+    }
+    let mut browser = admin(&gw).await;
+
+    let overview = browser.get("/ui").await.unwrap();
+    assert_eq!(overview.status, StatusCode::OK);
+    overview
+        .assert_contains(r#"<div class="num">101</div><div class="label">registered</div>"#)
+        .assert_contains(r#"<div class="num">101</div><div class="label">disconnected</div>"#)
+        .assert_contains(r#"<div class="num">0</div><div class="label">connected</div>"#);
+
+    // The first page: 100 rows, and a link to the next page (which keeps the filters).
+    let first = browser.get("/ui/clusters").await.unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body.matches(r#"href="/ui/clusters/p"#).count(), 100);
+    first
+        .assert_contains("100 of 101 clusters")
+        .assert_contains(r#"href="/ui/clusters/p099""#)
+        .assert_lacks(r#"href="/ui/clusters/p100""#)
+        .assert_contains(r#"href="/ui/clusters?continue=p099""#)
+        .assert_lacks("first page");
+    let second = browser.get("/ui/clusters?continue=p099").await.unwrap();
+    assert_eq!(second.body.matches(r#"href="/ui/clusters/p"#).count(), 1);
+    second
+        .assert_contains(r#"href="/ui/clusters/p100""#)
+        .assert_contains("1 of 101 clusters")
+        .assert_contains("first page")
+        .assert_lacks("next page");
+
+    // A search runs over every cluster, not only the page shown.
+    let found = browser.get("/ui/clusters?q=P09").await.unwrap();
+    assert_eq!(found.body.matches(r#"href="/ui/clusters/p"#).count(), 10);
+    found
+        .assert_contains(r#"href="/ui/clusters/p090""#)
+        .assert_contains(r#"href="/ui/clusters/p099""#)
+        .assert_contains("10 of 10 clusters")
+        .assert_lacks("next page");
+    let none = browser
+        .get("/ui/clusters?state=connected&q=p1")
+        .await
+        .unwrap();
+    none.assert_contains("No cluster matches");
+    gw.stop().await;
+}

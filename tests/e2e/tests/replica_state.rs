@@ -89,21 +89,36 @@ async fn exercise_replica_states(db: &Db) {
     db.publish_replica_states("a", &[published("c0001", "failed", Some("timeout"))], 8)
         .await
         .unwrap();
-    let one = db.replica_states(Some("c0001"), 30_000).await.unwrap();
+    let one = db.replica_states(Some(&["c0001"]), 30_000).await.unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one["c0001"].len(), 1);
     assert_eq!(one["c0001"][0].state, "failed");
     assert_eq!(one["c0001"][0].error.as_deref(), Some("timeout"));
+    // A page of clusters: exactly those asked for, in one query; an empty page reads nothing.
+    let page = db
+        .replica_states(Some(&["c0000", "c0001", "c1199", "absent"]), 30_000)
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = page.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["c0000", "c0001", "c1199"]);
+    assert_eq!(page["c0000"].len(), 2);
+    assert!(
+        db.replica_states(Some(&[]), 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A replica silent for longer than the stale window is shown stale; the others are not.
     db.age_replica_heartbeat("b", 60_000).await.unwrap();
-    let first = &db.replica_states(Some("c0000"), 30_000).await.unwrap()["c0000"];
+    let first = &db.replica_states(Some(&["c0000"]), 30_000).await.unwrap()["c0000"];
     assert!(!first[0].stale && first[1].stale, "{first:?}");
 
     // The leader's cleanup: nothing within the retention, then the silent replica's rows.
     assert_eq!(db.prune_replica_states(120_000).await.unwrap(), 0);
     assert_eq!(db.prune_replica_states(30_000).await.unwrap(), 1);
-    let first = &db.replica_states(Some("c0000"), 30_000).await.unwrap()["c0000"];
+    let first = &db.replica_states(Some(&["c0000"]), 30_000).await.unwrap()["c0000"];
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].instance, "a");
     // Its heartbeat went too: a replica that comes back publishes everything again.
