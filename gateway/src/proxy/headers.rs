@@ -12,32 +12,27 @@ pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwar
 /// Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1), plus the
 /// caller's credentials and identity claims, which the cluster must not see.
 pub(super) fn strip_request_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
-    strip_hop_by_hop(headers, keep_upgrade);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::HOST);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    // Portico's own session, never the cluster's business.
-    headers.remove(header::COOKIE);
-    // Claims about the client's address: X-Forwarded-For is set from the TCP peer.
-    headers.remove(header::FORWARDED);
-    headers.remove(X_FORWARDED_FOR);
-    headers.remove("x-real-ip");
-    // Identity claims: impersonation, and the apiserver's front-proxy headers
-    // (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`).
-    let claims: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name.starts_with("impersonate-") || name.starts_with("x-remote-")
-        })
-        .cloned()
-        .collect();
-    for name in claims {
-        headers.remove(name);
-    }
+    strip(headers, keep_upgrade, |name| match name {
+        "authorization" | "host" | "proxy-authorization" => true,
+        // Portico's own session, never the cluster's business.
+        "cookie" => true,
+        // Claims about the client's address: X-Forwarded-For is set from the TCP peer.
+        "forwarded" | "x-forwarded-for" | "x-real-ip" => true,
+        // Identity claims: impersonation, and the apiserver's front-proxy headers
+        // (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`).
+        _ => name.starts_with("impersonate-") || name.starts_with("x-remote-"),
+    });
 }
 
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (and the names the `Connection` header lists).
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    strip(headers, keep_upgrade, |_| false);
+}
+
+/// Removes the hop-by-hop headers and those `also` names (lower case, as `HeaderName`s are),
+/// in one pass over the names present: a request carries a handful of headers, and removing
+/// each name that could be there (a hash and a probe each) cost more than the pass.
+fn strip(headers: &mut HeaderMap, keep_upgrade: bool, also: impl Fn(&str) -> bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -45,24 +40,18 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        if !(keep_upgrade && name == header::UPGRADE) {
-            headers.remove(name);
-        }
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::PROXY_AUTHENTICATE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
+    let goes = |name: &HeaderName| {
+        let hop = match name.as_str() {
+            "connection" | "te" | "trailer" | "transfer-encoding" | "proxy-authenticate"
+            | "keep-alive" | "proxy-connection" => true,
+            "upgrade" => !keep_upgrade,
+            _ => named.contains(name),
+        };
+        hop || also(name.as_str())
+    };
+    let gone: Vec<HeaderName> = headers.keys().filter(|n| goes(n)).cloned().collect();
+    for name in gone {
         headers.remove(name);
-    }
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
     }
 }
 

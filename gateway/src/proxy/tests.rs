@@ -3,7 +3,9 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::admit::is_long_lived;
-use super::headers::{head_timeout, parse_go_duration, strip_request_headers, verb};
+use super::headers::{
+    head_timeout, parse_go_duration, strip_hop_by_hop, strip_request_headers, verb,
+};
 use super::path::is_dot_segment;
 use super::*;
 use http::header::{self, HeaderValue};
@@ -119,6 +121,48 @@ fn credentials_identity_and_hop_headers_are_stripped() {
     strip_request_headers(&mut upgrade, true);
     assert_eq!(upgrade["upgrade"], "websocket");
     assert!(upgrade.get("authorization").is_none());
+}
+
+#[test]
+fn hop_headers_named_in_any_connection_line_in_any_case_are_stripped() {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("connection", "X-Hop-One"),
+        ("connection", " x-hop-two ,Upgrade"),
+        ("x-hop-one", "1"),
+        ("x-hop-two", "2"),
+        ("upgrade", "SPDY/3.1"),
+        ("trailer", "x-checksum"),
+        ("transfer-encoding", "chunked"),
+        ("proxy-connection", "keep-alive"),
+        ("proxy-authenticate", "Basic"),
+        ("proxy-authorization", "Basic eA=="),
+        ("authorization", "Bearer cluster"),
+        ("cookie", "a=1"),
+        ("content-type", "application/json"),
+    ] {
+        headers.append(name, HeaderValue::from_static(value));
+    }
+    // A response: only the hop-by-hop headers go; the rest is the cluster's answer.
+    let mut response = headers.clone();
+    strip_hop_by_hop(&mut response, false);
+    let mut left: Vec<&str> = response.keys().map(|k| k.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        [
+            "authorization",
+            "content-type",
+            "cookie",
+            "proxy-authorization"
+        ]
+    );
+    // An upgrade keeps `Upgrade` (which its `Connection` names), and nothing else of the hop.
+    let mut upgrade = headers;
+    strip_request_headers(&mut upgrade, true);
+    let mut left: Vec<&str> = upgrade.keys().map(|k| k.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["content-type", "upgrade"]);
 }
 
 #[test]
