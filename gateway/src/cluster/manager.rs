@@ -385,12 +385,6 @@ impl ClusterManager {
         }
     }
 
-    /// The view of one stored cluster, with this replica's state.
-    pub fn view(&self, record: ClusterEntry) -> ClusterView {
-        let local = self.local_state(&record.id);
-        Self::view_with(record, local)
-    }
-
     /// The view of one stored cluster with `local`, this replica's state of it.
     pub fn view_with(record: ClusterEntry, local: LocalState) -> ClusterView {
         ClusterView {
