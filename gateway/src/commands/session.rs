@@ -51,7 +51,7 @@ fn login_token(args: &GatewayArgs) -> Result<String, CommandError> {
     Ok(token)
 }
 
-/// `portico login`: checks the token with `GET /api/v1/clusters` (any valid token may call
+/// `portico login`: checks the token with `GET /api/v1/clusters?limit=1` (any valid token may call
 /// it), then stores the context and makes it current. With `--sso`: [`super::sso::login`].
 pub async fn login(args: &LoginArgs) -> Result<Output, CommandError> {
     let gateway = &args.gateway;
@@ -105,10 +105,15 @@ pub async fn login(args: &LoginArgs) -> Result<Output, CommandError> {
         token: Some(token.clone()),
         ca_pem: certificate_authority.clone(),
     })?;
-    let clusters = client
-        .json(reqwest::Method::GET, client.url(&["clusters"]), None)
-        .await?;
-    let visible = clusters["items"].as_array().map_or(0, Vec::len);
+    // One item is enough to check the token; `total` counts every cluster it may see (a
+    // gateway without paging answers the whole list, and its length is the count).
+    let mut url = client.url(&["clusters"]);
+    url.set_query(Some("limit=1"));
+    let clusters = client.json(reqwest::Method::GET, url, None).await?;
+    let visible = clusters["total"].as_u64().map_or_else(
+        || clusters["items"].as_array().map_or(0, Vec::len),
+        |n| n as usize,
+    );
     let context = Context {
         name: name.clone(),
         server: server.clone(),

@@ -157,6 +157,33 @@ async fn login_contexts_clusters_and_tokens() {
     assert!(exported.contains("/k8s/clusters/sim"), "{exported}");
     assert!(exported.contains(&admin), "{exported}");
 
+    // A second cluster (registered only): logging in again counts both, from one item of the
+    // list and its `total`.
+    cli.ok(&[
+        "cluster",
+        "add",
+        "sim-2",
+        "-f",
+        kubeconfig.to_str().unwrap(),
+    ])
+    .await;
+    let again = cli
+        .ok(&[
+            "login",
+            "--server",
+            &gw.url,
+            "--token",
+            &admin,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--context",
+            "local",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(again.value()["clustersVisible"], 2, "{}", again.json());
+
     // A read-only token: created with `token create`, shown once, listed without its secret.
     let created = cli
         .ok(&[
@@ -177,16 +204,20 @@ async fn login_contexts_clusters_and_tokens() {
     assert!(shown.contains(&token_id), "{shown}");
 
     // Log in with it as a second context (now current): it lists, it cannot delete.
-    cli.ok(&[
-        "login",
-        "--server",
-        &gw.url,
-        "--token",
-        &secret,
-        "--context",
-        "viewer",
-    ])
-    .await;
+    let viewer = cli
+        .ok(&[
+            "login",
+            "--server",
+            &gw.url,
+            "--token",
+            &secret,
+            "--context",
+            "viewer",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(viewer.value()["clustersVisible"], 1, "{}", viewer.json());
     let contexts = cli.ok(&["context", "list"]).await.table();
     assert_eq!(
         header(&contexts),
