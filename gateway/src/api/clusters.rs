@@ -186,7 +186,7 @@ struct ListParams {
     after: Option<String>,
 }
 
-/// Pages up to this size read their replicas' states by id; larger ones read them all.
+/// Answers of up to this many clusters read their replicas' states by id; larger ones read them all.
 const PAGE_BY_ID: usize = 500;
 
 /// The caller's clusters, by id, filtered and paged; each with every replica's state.
@@ -233,7 +233,7 @@ async fn list(
     if let Some(limit) = params.limit {
         matching.truncate(limit);
     }
-    let mut replicas = if matching.len() <= PAGE_BY_ID && params.limit.is_some() {
+    let mut replicas = if matching.len() <= PAGE_BY_ID {
         let ids: Vec<&str> = matching.iter().map(|(c, _)| c.id.as_str()).collect();
         app.replicas.of_many(&ids).await?
     } else {
