@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::cluster::{ClusterError, ClusterUpdate, ClusterView, LocalState, NewCluster, Phase};
 use crate::storage::clusters::{ClusterEntry, ClusterRecord, DesiredState};
+use crate::storage::replica_states::STATES;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -210,12 +211,9 @@ async fn list(
         return Err(ApiError::bad_request("limit must be at least 1"));
     }
     let needle = params.q.as_deref().unwrap_or_default().to_lowercase();
-    let mut matching: Vec<(ClusterEntry, LocalState)> = app
-        .db
-        .cluster_entries()
+    let mut matching: Vec<(ClusterEntry, LocalState)> = visible_entries(&app, &principal)
         .await?
         .into_iter()
-        .filter(|c| principal.grant_for_labels(&c.id, &c.labels).is_some())
         .map(|c| {
             let local = app.clusters.local_state(&c.id);
             (c, local)
@@ -256,6 +254,13 @@ async fn list(
     Ok(Json(answer))
 }
 
+/// Every stored cluster `principal` has a grant for, by id, without credentials.
+async fn visible_entries(app: &App, principal: &Principal) -> ApiResult<Vec<ClusterEntry>> {
+    let mut entries = app.db.cluster_entries().await?;
+    entries.retain(|c| principal.grant_for_labels(&c.id, &c.labels).is_some());
+    Ok(entries)
+}
+
 fn parse_phase(name: &str) -> Option<Phase> {
     [
         Phase::Connecting,
@@ -282,15 +287,9 @@ fn mentions(c: &ClusterEntry, local: &LocalState, needle: &str) -> bool {
 /// How many clusters the caller may see, in all and by this replica's state:
 /// `{"registered": n, "states": {"connected": n, "connecting": n, "failed": n, "disconnected": n}}`.
 async fn counts(State(app): State<App>, principal: Principal) -> ApiResult<Json<Value>> {
-    let mut states: BTreeMap<&str, usize> = ["connecting", "connected", "failed", "disconnected"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
+    let mut states: BTreeMap<&str, usize> = STATES.into_iter().map(|s| (s, 0)).collect();
     let mut registered = 0;
-    for c in app.db.cluster_entries().await? {
-        if principal.grant_for_labels(&c.id, &c.labels).is_none() {
-            continue;
-        }
+    for c in visible_entries(&app, &principal).await? {
         registered += 1;
         let phase = app.clusters.local_state(&c.id).phase;
         *states

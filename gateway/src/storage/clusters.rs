@@ -46,58 +46,41 @@ pub struct ClusterRecord {
 
 #[derive(FromRow)]
 struct ClusterRow {
-    id: String,
-    name: String,
-    server: String,
-    context: Option<String>,
-    namespace: Option<String>,
+    #[sqlx(flatten)]
+    entry: EntryRow,
     credentials: Vec<u8>,
-    labels: String,
-    desired_state: String,
-    config_revision: i64,
-    created_at: i64,
-    updated_at: i64,
+}
+
+/// The columns of a [`ClusterEntry`]; [`cluster_columns`] adds the credentials.
+macro_rules! entry_columns {
+    () => {
+        "id, name, server, context, namespace, labels, desired_state, config_revision, created_at, updated_at"
+    };
 }
 
 macro_rules! cluster_columns {
     () => {
-        "id, name, server, context, namespace, credentials, labels, desired_state, config_revision, created_at, updated_at"
+        concat!(entry_columns!(), ", credentials")
     };
-}
-
-/// A cluster's labels and desired state from their stored text.
-fn parse_stored(
-    id: &str,
-    labels: &str,
-    desired_state: &str,
-) -> Result<(BTreeMap<String, String>, DesiredState)> {
-    let corrupt = |what: &str| StorageError::Corrupt(format!("clusters.{what} of {id}"));
-    let labels = serde_json::from_str(labels).map_err(|_| corrupt("labels"))?;
-    let desired_state = match desired_state {
-        "connected" => DesiredState::Connected,
-        "disconnected" => DesiredState::Disconnected,
-        _ => return Err(corrupt("desired_state")),
-    };
-    Ok((labels, desired_state))
 }
 
 impl TryFrom<ClusterRow> for ClusterRecord {
     type Error = StorageError;
 
     fn try_from(row: ClusterRow) -> Result<Self> {
-        let (labels, desired_state) = parse_stored(&row.id, &row.labels, &row.desired_state)?;
+        let entry = ClusterEntry::try_from(row.entry)?;
         Ok(Self {
-            id: row.id,
-            name: row.name,
-            server: row.server,
-            context: row.context,
-            namespace: row.namespace,
+            id: entry.id,
+            name: entry.name,
+            server: entry.server,
+            context: entry.context,
+            namespace: entry.namespace,
             sealed_credentials: row.credentials,
-            labels,
-            desired_state,
-            config_revision: row.config_revision,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+            labels: entry.labels,
+            desired_state: entry.desired_state,
+            config_revision: entry.config_revision,
+            created_at: entry.created_at,
+            updated_at: entry.updated_at,
         })
     }
 }
@@ -153,7 +136,13 @@ impl TryFrom<EntryRow> for ClusterEntry {
     type Error = StorageError;
 
     fn try_from(row: EntryRow) -> Result<Self> {
-        let (labels, desired_state) = parse_stored(&row.id, &row.labels, &row.desired_state)?;
+        let corrupt = |what: &str| StorageError::Corrupt(format!("clusters.{what} of {}", row.id));
+        let labels = serde_json::from_str(&row.labels).map_err(|_| corrupt("labels"))?;
+        let desired_state = match row.desired_state.as_str() {
+            "connected" => DesiredState::Connected,
+            "disconnected" => DesiredState::Disconnected,
+            _ => return Err(corrupt("desired_state")),
+        };
         Ok(Self {
             id: row.id,
             name: row.name,
@@ -218,8 +207,7 @@ impl Db {
 
     /// Every cluster, by id, without credentials ([`ClusterEntry`]).
     pub async fn cluster_entries(&self) -> Result<Vec<ClusterEntry>> {
-        const SQL: &str = "SELECT id, name, server, context, namespace, labels, desired_state, \
-                           config_revision, created_at, updated_at FROM clusters ORDER BY id";
+        const SQL: &str = concat!("SELECT ", entry_columns!(), " FROM clusters ORDER BY id");
         let rows: Vec<EntryRow> = sqlx::query_as(SQL).fetch_all(self.pool()).await?;
         rows.into_iter().map(ClusterEntry::try_from).collect()
     }

@@ -553,7 +553,12 @@ async fn the_cluster_list_comes_in_pages_and_the_overview_counts_every_cluster()
         .assert_contains("first page")
         .assert_lacks("next page");
 
-    // A search runs over every cluster, not only the page shown.
+    // A search runs over every cluster, not only the page shown: p100 is on the second page.
+    let found = browser.get("/ui/clusters?q=P100").await.unwrap();
+    assert_eq!(found.body.matches(r#"href="/ui/clusters/p"#).count(), 1);
+    found
+        .assert_contains(r#"href="/ui/clusters/p100""#)
+        .assert_contains("1 of 1 clusters");
     let found = browser.get("/ui/clusters?q=P09").await.unwrap();
     assert_eq!(found.body.matches(r#"href="/ui/clusters/p"#).count(), 10);
     found
